@@ -1,0 +1,415 @@
+"""The GestSync network (published RGB variant): video and audio encoders, scaled cosine.
+
+Module and parameter names follow the published checkpoint `model_rgb.pth` exactly (181
+state-dict entries, see docs/reference.md), so it loads with `strict=True`.
+
+Video: `B x 3 x 25 x 270 x 480` RGB windows in [0, 1] -> conv stack (`net_vid`, only its
+first conv mixes time) -> 21 tokens of 512 -> positional encoding -> transformer ->
+`ff_vid` -> `B x 1024 x 21` -> mean over tokens -> `B x 1024`.
+Audio: `B x 1 x 80 x 100` log-mel windows -> conv stack (`net_aud`) -> `ff_aud` -> `B x 1024`.
+
+For whole clips use `embed_video_clip`: it runs the conv stack once per frame (not once
+per window and frame, as the authors' code does: about 21x less work) in bounded memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gestsync.audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES
+
+FRAME_HEIGHT = 270  # model input frame size in pixels (the conv stack reduces it to 1 x 1)
+FRAME_WIDTH = 480
+D_MODEL = 512  # channels out of both conv stacks = transformer width
+TEMPORAL_KERNEL = 5  # net_vid.conv1 spans 5 frames with no temporal padding (the only time mixing)
+TEMPORAL_CONTEXT = TEMPORAL_KERNEL - 1  # 4: a clip of T frames gives T - 4 conv-stack outputs
+VARIANTS = ("rgb",)  # video encoders this code can build; a keypoint variant can be added here
+
+# progress(step, completed, total): total is None when the clip length is not known up front
+Progress = Callable[[str, int, Union[int, None]], None]
+# A clip: float 3 x T x H x W in [0, 1], uint8 T x H x W x 3, or an iterable of uint8 H x W x 3 frames
+Frames = Union[torch.Tensor, np.ndarray, Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a GestSync model; the defaults are the published RGB model.
+
+    The conv stacks and the frame size (270 x 480) are fixed by the published weights;
+    the fields below are what a retrained model may change.
+    """
+
+    variant: str = "rgb"  # video encoder; only "rgb" (published) for now
+    window_frames: int = WINDOW_FRAMES  # 25 video frames (1 s) per window -> 21 tokens
+    n_layers: int = 6  # transformer encoder layers
+    n_heads: int = 8
+    d_ff: int = 2048  # transformer feed-forward width
+    dropout: float = 0.1  # positional encoding and transformer dropout (training only)
+    embed_dim: int = 1024  # output embedding size, video and audio
+    max_positions: int = 50  # rows of the positional-encoding table `pos_encoder.pe`
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown model variant {self.variant!r}: this gestsync builds {', '.join(VARIANTS)}")
+        if D_MODEL % self.n_heads:
+            raise ValueError(f"n_heads={self.n_heads} must divide the model width {D_MODEL}")
+        if not TEMPORAL_KERNEL <= self.window_frames <= self.max_positions + TEMPORAL_CONTEXT:
+            raise ValueError(
+                f"window_frames={self.window_frames} must be {TEMPORAL_KERNEL} .. "
+                f"{self.max_positions + TEMPORAL_CONTEXT} (max_positions + {TEMPORAL_CONTEXT})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+
+    @property
+    def tokens_per_window(self) -> int:
+        """Conv-stack outputs (transformer tokens) per window: 21 for 25 frames."""
+        return self.window_frames - TEMPORAL_CONTEXT
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON- and weights_only-safe), stored next to the weights by our training."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Inverse of `to_dict`; unknown fields raise ValueError naming the valid ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields {unknown}; valid fields: {sorted(known)}")
+        return cls(**values)
+
+
+class _Block(NamedTuple):
+    """One conv stage: conv, batch-norm, ReLU, optional max-pool. (time,) height, width."""
+
+    out: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    pool: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (kernel, stride)
+
+
+# net_vid on B x 3 x T x 270 x 480; spatial size after each block in the comments.
+VIDEO_BLOCKS = (
+    _Block(64, (5, 7, 7), (1, 3, 3), (0, 0, 0), ((1, 3, 3), (1, 2, 2))),  # 88x158 -> pool 43x78
+    _Block(128, (1, 5, 5), (1, 2, 2), (0, 0, 0)),  # 20x37
+    _Block(256, (1, 3, 3), (1, 2, 2), (0, 1, 1)),  # 10x19
+    _Block(256, (1, 3, 3), (1, 1, 2), (0, 1, 1)),  # 10x10
+    _Block(256, (1, 3, 3), (1, 1, 1), (0, 1, 1), ((1, 3, 3), (1, 2, 2))),  # 10x10 -> pool 4x4
+    _Block(D_MODEL, (1, 4, 4), (1, 1, 1), (0, 0, 0)),  # fc6: 1x1
+)
+# net_aud on B x 1 x 80 x 100 (mel x time).
+AUDIO_BLOCKS = (
+    _Block(64, (3, 3), (2, 2), (1, 1), ((3, 3), (2, 2))),  # 40x50 -> pool 19x24
+    _Block(192, (3, 3), (1, 2), (1, 1), ((3, 3), (2, 2))),  # 19x12 -> pool 9x5
+    _Block(384, (3, 3), (1, 1), (1, 1)),  # 9x5
+    _Block(256, (3, 3), (1, 1), (1, 1)),  # 9x5
+    _Block(256, (3, 3), (1, 1), (1, 1), ((2, 3), (2, 2))),  # 9x5 -> pool 4x2
+    _Block(D_MODEL, (4, 2), (1, 1), (0, 0)),  # fc6: 1x1
+)
+
+
+class ConvStack(nn.Module):
+    """Blocks named conv1, bn1, mp1, ..., fc6, bn6 (the published names), 2-D or 3-D."""
+
+    def __init__(self, in_channels: int, blocks: tuple[_Block, ...], dims: int) -> None:
+        super().__init__()
+        conv, norm, pool = (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d) if dims == 3 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+        self.stages: list[tuple[str, str, str | None]] = []
+        for i, b in enumerate(blocks, start=1):
+            conv_name = "fc6" if i == len(blocks) else f"conv{i}"
+            setattr(self, conv_name, conv(in_channels, b.out, b.kernel, b.stride, b.padding))
+            setattr(self, f"bn{i}", norm(b.out))
+            if b.pool is not None:
+                setattr(self, f"mp{i}", pool(*b.pool))
+            self.stages.append((conv_name, f"bn{i}", f"mp{i}" if b.pool is not None else None))
+            in_channels = b.out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv_name, bn_name, pool_name in self.stages:
+            x = F.relu(getattr(self, bn_name)(getattr(self, conv_name)(x)), inplace=True)
+            if pool_name is not None:
+                x = getattr(self, pool_name)(x)
+        return x
+
+
+class PositionalEncoding(nn.Module):
+    """Adds the table `pe` (1 x max_len x d, a buffer loaded with the weights), then dropout."""
+
+    def __init__(self, d_model: int, max_len: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("pe", sinusoid_table(max_len, d_model).unsqueeze(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: B x N x d tokens, N <= max_len."""
+        return self.dropout(x + self.pe[:, : x.shape[1]])
+
+
+def sinusoid_table(max_len: int, d_model: int) -> torch.Tensor:
+    """max_len x d_model: even channels sin(pos * f_i), odd cos(pos * f_i), f_i = 10000^(-2i/d)."""
+    pos = torch.arange(max_len, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(max_len, d_model)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    return table
+
+
+class GestSyncModel(nn.Module):
+    """GestSync audio-visual embedding network (RGB video encoder).
+
+    Build with `gestsync.load_model(path)` for the published weights. Inputs go to the
+    model's device at call time; outputs are float32 on that device unless noted.
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or ModelConfig()
+        # Registration order = the published state-dict order.
+        self.net_vid = ConvStack(3, VIDEO_BLOCKS, dims=3)
+        self.ff_vid = nn.Sequential(nn.Linear(D_MODEL, D_MODEL), nn.ReLU(), nn.Linear(D_MODEL, config.embed_dim))
+        self.pos_encoder = PositionalEncoding(D_MODEL, config.max_positions, config.dropout)
+        layer = nn.TransformerEncoderLayer(
+            D_MODEL, config.n_heads, config.d_ff, config.dropout, activation="relu", batch_first=True, norm_first=False
+        )
+        self.transformer_encoder = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.net_aud = ConvStack(1, AUDIO_BLOCKS, dims=2)
+        # Unused by the forward pass but present in the published file (strict loading needs them).
+        self.lstm = nn.LSTM(D_MODEL, D_MODEL // 2, batch_first=True, bidirectional=True)
+        self.ff_aud = nn.Sequential(OrderedDict(
+            fc7=nn.Conv2d(D_MODEL, D_MODEL, 1), bn7=nn.BatchNorm2d(D_MODEL), relu=nn.ReLU(),
+            fc8=nn.Conv2d(D_MODEL, config.embed_dim, 1),
+        ))  # fmt: skip
+        self.logits_scale = nn.Linear(1, 1, bias=False)  # similarity scale, starts at 1
+        nn.init.ones_(self.logits_scale.weight)
+        self.fc = nn.Linear(1, 1)  # unused, present in the published file
+
+    @property
+    def device(self) -> torch.device:
+        return self.logits_scale.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.logits_scale.weight.dtype
+
+    # ---- video ----------------------------------------------------------------------------
+
+    def video_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Conv-stack output: `B x 3 x T x 270 x 480` in [0, 1] -> `B x 512 x (T - 4)`.
+
+        Output t depends on frames t .. t + 4 only.
+        """
+        _check_video(frames, min_frames=TEMPORAL_KERNEL)
+        x = self.net_vid(frames.to(self.device, self.dtype))  # B x 512 x (T - 4) x 1 x 1
+        return x.flatten(2)
+
+    def tokens_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Transformer head: `B x 512 x N` conv features -> `B x embed_dim x N` tokens (N <= 50)."""
+        x = self.pos_encoder(features.to(self.device, self.dtype).transpose(1, 2))  # B x N x 512
+        x = self.ff_vid(self.transformer_encoder(x))  # B x N x 1024
+        return x.transpose(1, 2)
+
+    def video_tokens(self, windows: torch.Tensor) -> torch.Tensor:
+        """Per-token embeddings: `B x 3 x 25 x 270 x 480` in [0, 1] -> `B x 1024 x 21`."""
+        _check_video(windows, exact_frames=self.config.window_frames)
+        return self.tokens_from_features(self.video_features(windows))
+
+    def embed_video(self, windows: torch.Tensor) -> torch.Tensor:
+        """Window embeddings: `B x 3 x 25 x 270 x 480` in [0, 1] -> `B x 1024`.
+
+        Mean over the 21 tokens, not normalised (as the published model).
+        """
+        return self.video_tokens(windows).mean(dim=2)
+
+    @torch.no_grad()
+    def clip_features(self, frames: Frames, chunk: int = 32, progress: Progress | None = None) -> torch.Tensor:
+        """Conv-stack output for every frame position of a clip, computed once per frame.
+
+        Args:
+            frames: float `3 x T x 270 x 480` in [0, 1] (tensor or array), uint8
+                `T x 270 x 480 x 3` RGB, or an iterable of uint8 `270 x 480 x 3` RGB frames
+                (read lazily: only `chunk + 4` frames are held at a time).
+            chunk: conv-stack outputs per pass; memory grows about 10 MB per unit.
+            progress: called as `progress("video features", frames_read, total_or_None)`.
+        Returns:
+            float32 `(T - 4) x 512` on the CPU; row t covers frames t .. t + 4.
+        """
+        _require_eval(self)
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {chunk}")
+        total, read, out = _clip_length(frames), 0, []
+        for block in _frame_chunks(frames, chunk):
+            out.append(self.video_features(block.unsqueeze(0))[0].T.float().cpu())
+            read += block.shape[1] - (TEMPORAL_CONTEXT if read else 0)
+            if progress is not None:
+                progress("video features", read, total)
+        if not out:
+            raise ValueError(f"the clip has fewer than {TEMPORAL_KERNEL} frames")
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def embed_clip_features(self, features: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """Window embeddings from `clip_features`: `(T - 4) x 512` -> `(T - 24) x 1024`.
+
+        Row s is the embedding of the window of frames s .. s + 24. float32 on the CPU.
+        """
+        _require_eval(self)
+        n_tokens = self.config.tokens_per_window
+        if features.ndim != 2 or features.shape[1] != D_MODEL or features.shape[0] < n_tokens:
+            raise ValueError(
+                f"expected (T - {TEMPORAL_CONTEXT}) x {D_MODEL} clip features with T >= "
+                f"{self.config.window_frames} frames, got {tuple(features.shape)}"
+            )
+        windows = features.unfold(0, n_tokens, 1)  # (T - 24) x 512 x 21, a view
+        out = torch.empty(windows.shape[0], self.config.embed_dim)
+        for s in range(0, windows.shape[0], batch):
+            out[s : s + batch] = self.tokens_from_features(windows[s : s + batch]).mean(dim=2).float().cpu()
+        return out
+
+    def embed_video_clip(
+        self, frames: Frames, chunk: int = 32, batch: int = 64, progress: Progress | None = None
+    ) -> torch.Tensor:
+        """Embedding of the window starting at every frame of a clip.
+
+        Equal to `embed_video` on each 25-frame window, but the conv stack runs once per
+        frame over overlapping chunks (`chunk` + 4 frames) and the transformer runs on
+        `batch` windows at a time, so memory does not grow with the clip (outputs aside:
+        6 KB per frame). Needs the model in eval mode.
+
+        Args:
+            frames: see `clip_features` (float `3 x T x 270 x 480` in [0, 1], uint8
+                `T x 270 x 480 x 3`, or an iterable of uint8 `270 x 480 x 3` frames).
+            chunk: conv-stack outputs per pass (about 10 MB of CPU memory each).
+            batch: windows per transformer pass.
+            progress: `progress(step, completed, total_or_None)` hook.
+        Returns:
+            float32 `(T - 24) x 1024` on the CPU; row s is the window of frames s .. s + 24.
+        """
+        n = _clip_length(frames)
+        if n is not None and n < self.config.window_frames:
+            raise ValueError(f"the clip has {n} frames: need at least {self.config.window_frames} (one window)")
+        return self.embed_clip_features(self.clip_features(frames, chunk, progress), batch)
+
+    # ---- audio ----------------------------------------------------------------------------
+
+    def embed_audio(self, mel_windows: torch.Tensor) -> torch.Tensor:
+        """Audio embeddings: `B x 1 x 80 x 100` log-mel windows (see `audio.mel_windows`) -> `B x 1024`."""
+        expected = (1, N_MELS, MEL_WINDOW)
+        if mel_windows.ndim != 4 or tuple(mel_windows.shape[1:]) != expected:
+            raise ValueError(f"expected B x {' x '.join(map(str, expected))} log-mel windows, got {tuple(mel_windows.shape)}")
+        x = self.net_aud(mel_windows.to(self.device, self.dtype))  # B x 512 x 1 x 1
+        return self.ff_aud(x).flatten(1)
+
+    # ---- scoring --------------------------------------------------------------------------
+
+    def similarity(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Scaled cosine similarity along the last axis (`... x 1024`, broadcast) -> `...`.
+
+        The scale is the learnt `logits_scale.weight`.
+        """
+        cos = F.cosine_similarity(video.to(self.device, self.dtype), audio.to(self.device, self.dtype), dim=-1)
+        return cos * self.logits_scale.weight.reshape(())
+
+    def forward(self, windows: torch.Tensor, mel_windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(video `B x 1024`, audio `B' x 1024`) embeddings; see `embed_video`, `embed_audio`."""
+        return self.embed_video(windows), self.embed_audio(mel_windows)
+
+
+# ---- input checks and clip chunking ----------------------------------------------------------
+
+
+def _require_eval(model: nn.Module) -> None:
+    if model.training:
+        raise RuntimeError("clip embedding needs the model in eval mode (batch-norm statistics): call model.eval()")
+
+
+def _check_video(x: torch.Tensor, min_frames: int = 1, exact_frames: int | None = None) -> None:
+    """Raise ValueError unless x is B x 3 x T x 270 x 480 with the required T."""
+    frames_ok = x.ndim == 5 and (x.shape[2] == exact_frames if exact_frames else x.shape[2] >= min_frames)
+    if not (frames_ok and x.shape[1] == 3 and tuple(x.shape[3:]) == (FRAME_HEIGHT, FRAME_WIDTH)):
+        want = exact_frames if exact_frames else f"T>={min_frames}"
+        raise ValueError(
+            f"expected video B x 3 x {want} x {FRAME_HEIGHT} x {FRAME_WIDTH} (RGB in [0, 1]), got {tuple(x.shape)}"
+        )
+
+
+def _clip_length(frames: Frames) -> int | None:
+    """Frame count of an array clip (checking its layout), None for an iterable."""
+    if isinstance(frames, (torch.Tensor, np.ndarray)):
+        return _array_layout(frames)
+    return None
+
+
+def _array_layout(frames: torch.Tensor | np.ndarray) -> int:
+    """Validate an array clip; returns T."""
+    shape, is_uint8 = tuple(frames.shape), frames.dtype in (np.uint8, torch.uint8)
+    if is_uint8 and len(shape) == 4 and shape[1:] == (FRAME_HEIGHT, FRAME_WIDTH, 3):
+        return shape[0]
+    if not is_uint8 and len(shape) == 4 and shape[0] == 3 and shape[2:] == (FRAME_HEIGHT, FRAME_WIDTH):
+        return shape[1]
+    raise ValueError(
+        f"expected a clip as uint8 T x {FRAME_HEIGHT} x {FRAME_WIDTH} x 3 or float 3 x T x {FRAME_HEIGHT} x "
+        f"{FRAME_WIDTH} in [0, 1], got {frames.dtype} {shape}"
+    )
+
+
+def _frame_chunks(frames: Frames, chunk: int) -> Iterator[torch.Tensor]:
+    """Yield float32 CPU `3 x n x 270 x 480` blocks in [0, 1], n <= chunk + 4, overlapping by 4 frames.
+
+    Block k starts at frame k * chunk, so the conv-stack outputs of consecutive blocks
+    tile the clip exactly.
+    """
+    if isinstance(frames, (torch.Tensor, np.ndarray)):
+        yield from _array_chunks(frames, chunk)
+    else:
+        yield from _stream_chunks(frames, chunk)
+
+
+def _array_chunks(frames: torch.Tensor | np.ndarray, chunk: int) -> Iterator[torch.Tensor]:
+    n_frames = _array_layout(frames)
+    uint8 = frames.dtype in (np.uint8, torch.uint8)
+    for start in range(0, max(n_frames - TEMPORAL_CONTEXT, 0), chunk):
+        stop = min(start + chunk + TEMPORAL_CONTEXT, n_frames)
+        block = frames[start:stop] if uint8 else frames[:, start:stop]
+        if isinstance(block, np.ndarray):
+            block = torch.tensor(block)  # copies the block only (from_numpy warns on read-only arrays)
+        yield _uint8_to_float(block) if uint8 else block.to(torch.float32)
+
+
+def _stream_chunks(frames: Iterable[Any], chunk: int) -> Iterator[torch.Tensor]:
+    buffer: list[torch.Tensor] = []
+    fresh = 0  # frames in buffer not yet covered by a yielded block's outputs
+    for i, frame in enumerate(frames):
+        buffer.append(_check_frame(frame, i))
+        fresh += 1
+        if len(buffer) == chunk + TEMPORAL_CONTEXT:
+            yield _uint8_to_float(torch.stack(buffer))
+            buffer, fresh = buffer[chunk:], 0
+    if fresh and len(buffer) >= TEMPORAL_KERNEL:
+        yield _uint8_to_float(torch.stack(buffer))
+
+
+def _check_frame(frame: Any, index: int) -> torch.Tensor:
+    # a copy: decoders may reuse their frame buffers, and read-only arrays cannot be shared
+    frame = frame.clone() if isinstance(frame, torch.Tensor) else torch.tensor(np.asarray(frame))
+    if frame.dtype != torch.uint8 or tuple(frame.shape) != (FRAME_HEIGHT, FRAME_WIDTH, 3):
+        raise ValueError(
+            f"frame {index}: expected uint8 {FRAME_HEIGHT} x {FRAME_WIDTH} x 3 RGB, got {frame.dtype} {tuple(frame.shape)}"
+        )
+    return frame
+
+
+def _uint8_to_float(block: torch.Tensor) -> torch.Tensor:
+    """uint8 `n x H x W x 3` -> float32 `3 x n x H x W` in [0, 1] (pixel / 255)."""
+    return block.permute(3, 0, 1, 2).contiguous().to(torch.float32).div_(255.0)
