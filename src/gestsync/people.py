@@ -36,6 +36,8 @@ SMOOTH_FRAMES = 13  # median filter length over box coordinates (about 0.5 s)
 # are always predicted and stable, while arms and legs flicker in and out of view.
 LINK_POINTS = tuple(range(13))  # nose, eyes, ears, mouth, shoulders
 LINK_MARGIN = 0.25  # each side of the link box grows by this fraction of its longer side
+DUPLICATE_IOU = 0.6  # the pose landmarker sometimes returns one person twice: link boxes
+# overlapping more than this are one person (side-by-side people overlap far less)
 VELOCITY_SPAN = 5  # detections over which a track's velocity is averaged (noise)
 
 # Boxes from keypoints.
@@ -214,10 +216,11 @@ class Tracker:
             raise ValueError(f"frames must increase: {frame} after {self._last_frame}")
         self._last_frame = frame
         self._close_stale(frame)
+        poses, links = _drop_duplicates(poses)
         unmatched = set(range(len(poses)))
         if self._open and len(poses):
             predicted = np.stack([t.predict(frame) for t in self._open])
-            overlap = iou(predicted, np.stack([link_box(k) for k in poses]))
+            overlap = iou(predicted, links)
             for ti, di in zip(*linear_sum_assignment(-overlap)):
                 if overlap[ti, di] > self.iou_threshold:
                     self._open[ti].add(frame, poses[di], self.frame_size)
@@ -242,6 +245,21 @@ class Tracker:
             if track.length >= self.min_frames and track.size >= self.min_size:
                 self._done.append(track)
         self._open = keep
+
+
+def _drop_duplicates(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep one of each group of overlapping detections (the most visible one).
+
+    Returns the kept (P', 33, 4) poses and their (P', 4) link boxes.
+    """
+    links = np.stack([link_box(k) for k in poses]) if len(poses) else np.zeros((0, 4))
+    order = np.argsort(-poses[:, list(LINK_POINTS), 3].mean(1)) if len(poses) else []
+    keep: list[int] = []
+    for i in order:
+        if not keep or iou(links[[i]], links[keep]).max() <= DUPLICATE_IOU:
+            keep.append(int(i))
+    keep.sort()
+    return poses[keep], links[keep]
 
 
 def _finalise(t: _Open, frame_size: tuple[int, int], smooth_frames: int) -> Track:
