@@ -112,8 +112,8 @@ def _add_video(out: av.container.OutputContainer, vcodec: str, fps: float, size:
                             options=_VIDEO_OPTIONS.get(name, {}))
     stream.width, stream.height = size
     stream.pix_fmt = "yuv420p"
-    if out.format.name not in ("avi",):
-        stream.time_base = TIME_BASE  # avi keeps 1/fps: constant rate only
+    if out.format.name not in ("avi",):  # avi keeps 1/fps: constant rate only
+        stream.time_base = stream.codec_context.time_base = TIME_BASE
     stream.codec_context.gop_size = 12
     if rotation:
         stream.set_display_rotation(rotation)

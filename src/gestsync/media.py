@@ -85,8 +85,9 @@ def _open(path: Path) -> av.container.InputContainer:
     except PermissionError as e:
         raise MediaError(f"cannot read {path}: permission denied; check its permissions") from e
     except (av.FFmpegError, UnicodeDecodeError) as e:
-        raise MediaError(f"{path} is not a readable video (truncated, corrupt or not media: {e}); "
-                         "give an mp4, mkv, mov, avi or webm file") from e
+        why = getattr(e, "strerror", None) or str(e)
+        raise MediaError(f"{path.name} is not a readable video ({why}; truncated, corrupt or not "
+                         "media): give an mp4, mkv, mov, avi or webm file") from e
 
 
 def _streams(container: av.container.InputContainer, path: Path):
@@ -103,7 +104,8 @@ def _demux(container, streams, path: Path) -> Iterator[av.Packet]:
     try:
         yield from container.demux(streams)
     except av.FFmpegError as e:
-        raise MediaError(f"{path.name} is truncated or corrupt ({e}): re-download or re-encode it") from e
+        raise MediaError(f"{path.name} is truncated or corrupt ({e}): "
+                         "re-download or re-encode it") from e
 
 
 def _decoded(container, stream, path: Path) -> Iterator[av.frame.Frame]:
@@ -146,16 +148,16 @@ def _stream_ends(container, streams, path: Path) -> list[tuple[float, int]]:
 
 
 def _check_complete(container, end: float, last: av.Packet | None, path: Path) -> None:
-    """MediaError if the data stops short: a partly read last packet, or an end well
+    """MediaError if the data stops short: a partly read last packet, or an end (s) well
     before the duration the container declares (more than 1 s and 10% short)."""
-    declared = None
+    declared = math.inf
     if container.duration:
-        declared = (container.start_time or 0) / av.time_base + container.duration / av.time_base
-    short = declared is not None and end < declared - max(1.0, 0.1 * declared)
+        declared = ((container.start_time or 0) + container.duration) / av.time_base
+    short = end < declared - max(1.0, 0.1 * declared)
     if short or (last is not None and last.is_corrupt):
-        found = "no data" if end == -math.inf else f"data up to {end:.2f} s"
-        raise MediaError(f"{path.name} is truncated ({found}"
-                         + (f" of {declared:.2f} s" if declared else "") + "): re-download or re-encode it")
+        of = f" of {declared:.2f} s" if declared < math.inf else ""
+        raise MediaError(f"{path.name} is truncated (data up to {max(end, 0):.2f} s{of}): "
+                         "re-download or re-encode it")
 
 
 def _default_duration(stream) -> float:
@@ -174,6 +176,7 @@ def _first_frame(container, stream, path: Path, what: str) -> av.frame.Frame:
 
 
 def _check_size(stream, path: Path) -> None:
+    """MediaError when the codec parameters give a zero width or height."""
     if not stream.codec_context.width or not stream.codec_context.height:
         raise MediaError(f"zero-size video frames in {path.name}: re-encode the file")
 
@@ -225,7 +228,8 @@ def _info(facts: dict, size: tuple[int, int], rotation: int, video_start: float,
 def _grid_count(info: MediaInfo, start_frame: int, num_frames: int | None) -> int:
     """How many 25 fps frames to deliver from `start_frame` (ValueError on bad arguments)."""
     if start_frame < 0 or (num_frames is not None and num_frames < 0):
-        raise ValueError(f"start_frame and num_frames must be >= 0, got {start_frame}, {num_frames}")
+        raise ValueError(f"start_frame and num_frames must be >= 0, "
+                         f"got {start_frame} and {num_frames}")
     return max(info.num_frames - start_frame, 0) if num_frames is None else num_frames
 
 
@@ -268,40 +272,52 @@ def _to_rgb(frame: av.VideoFrame, size: tuple[int, int] | None, rotation: int,
     return img
 
 
+def _on_grid(frames: Iterator[av.VideoFrame], t0: float, count: int) -> Iterator[av.VideoFrame]:
+    """For k in range(count), the frame on display at t0 + k / FPS (s): the last one whose
+    time is <= that (within PTS_SLACK). Frames must come in display order, the first shown
+    at or before t0; after the last frame, it stays on display."""
+    k, shown = 0, None
+    for frame in frames:
+        t = frame.time
+        if t is None:
+            continue
+        while k < count and shown is not None and t > t0 + k / FPS + PTS_SLACK:
+            yield shown
+            k += 1
+        if k >= count:
+            return
+        shown = frame
+    while k < count and shown is not None:
+        yield shown
+        k += 1
+
+
 def iter_frames(info: MediaInfo, size: tuple[int, int] | None = None, start_frame: int = 0,
                 num_frames: int | None = None) -> Iterator[np.ndarray]:
     """Stream the clip's pictures on the 25 fps grid, in constant memory.
 
-    Frame k is the source picture on display at time info.start + k / FPS: the last
-    picture whose timestamp is <= that time, so pictures are repeated or dropped by
-    timestamp whatever the source rate (constant or variable). Each yielded array is RGB
-    uint8 of shape (h, w, 3), upright, (w, h) = `size` or (info.width, info.height), and is
-    a fresh array. num_frames=None means up to info.num_frames; past the end of the picture
-    stream the last picture repeats.
+    Frame k is the source picture on display at time info.start + (start_frame + k) / FPS:
+    the last picture whose timestamp is <= that time, so pictures are repeated or dropped
+    by timestamp whatever the source rate (constant or variable). Each yielded array is a
+    fresh RGB uint8 array of shape (h, w, 3), upright, with (w, h) = `size` or
+    (info.width, info.height). num_frames=None means up to info.num_frames; past the end
+    of the picture stream the last picture repeats. Seeks when start_frame is over 1 s in.
     """
     count = _grid_count(info, start_frame, num_frames)
     if size is not None and (size[0] <= 0 or size[1] <= 0):
         raise ValueError(f"size must be (width, height) > 0, got {size}")
     t0 = info.start + start_frame / FPS
-    k, shown, img = 0, None, None
-    scaler = VideoReformatter()
+    scaler, last, img = VideoReformatter(), None, None
     frames = _video_frames_from(info, t0)
     try:
-        for frame in frames:
-            t = frame.time
-            while k < count and shown is not None and t is not None and t > t0 + k / FPS + PTS_SLACK:
-                img = _to_rgb(shown, size, info.rotation, scaler) if img is None else img.copy()
-                yield img
-                k += 1
-            if k >= count:
-                return
-            shown, img = frame, None
-        while k < count and shown is not None:  # picture stream ended: hold the last one
-            img = _to_rgb(shown, size, info.rotation, scaler) if img is None else img.copy()
+        for frame in _on_grid(frames, t0, count):
+            if frame is last:
+                yield img.copy()  # a repeated picture: convert once
+                continue
+            last, img = frame, _to_rgb(frame, size, info.rotation, scaler)
             yield img
-            k += 1
     finally:
-        frames.close()
+        frames.close()  # closes the container now, not at garbage collection
 
 
 def read_audio(info: MediaInfo, start_frame: int = 0, num_frames: int | None = None) -> np.ndarray:
@@ -367,7 +383,8 @@ def write_synced(info: MediaInfo, out_path: str | os.PathLike, offset_frames: fl
     return _write_shifted(info, Path(out_path), -offset_frames)
 
 
-def shift_audio_copy(src: str | os.PathLike, out_path: str | os.PathLike, shift_frames: float) -> Path:
+def shift_audio_copy(src: str | os.PathLike, out_path: str | os.PathLike,
+                     shift_frames: float) -> Path:
     """Copy `src` with its sound moved by shift_frames / FPS seconds (> 0: sound later).
 
     The picture is copied packet for packet (same bytes, timestamps, resolution and rate);
@@ -388,7 +405,8 @@ def _write_shifted(info: MediaInfo, out_path: Path, shift_frames: float) -> Path
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=out_path.suffix, dir=folder)
     except OSError as e:
-        raise MediaError(f"cannot write to folder {folder} ({e.strerror}): choose a writable folder") from e
+        raise MediaError(f"cannot write to folder {folder} ({e.strerror}): "
+                         "choose a writable folder") from e
     os.close(fd)
     try:
         _remux(info, Path(tmp), fmt, shift_frames)
@@ -416,14 +434,23 @@ def _remux(info: MediaInfo, tmp: Path, fmt: str, shift_frames: float) -> None:
             with av.open(str(tmp), "w", format=fmt) as out:
                 vout = _copy_stream(out, vin, info, tmp)
                 aout = _audio_stream(out, fmt, info)
-                video = ((_packet_time(p), 0, p) for p in _demux(vsrc, vin, info.path) if p.size)
-                audio = ((_packet_time(p), 1, p) for p in _shifted_packets(asrc, ain, aout, info, shift_frames))
-                for _, kind, packet in heapq.merge(video, audio, key=lambda x: (x[0], x[1])):
+                video = _timed((p for p in _demux(vsrc, vin, info.path) if p.size), 0)
+                audio = _timed(_shifted_packets(asrc, ain, aout, info, shift_frames), 1)
+                for _, kind, packet in heapq.merge(video, audio, key=lambda x: x[:2]):
                     packet.stream = vout if kind == 0 else aout
                     out.mux(packet)
         except av.FFmpegError as e:
             raise MediaError(f"cannot write {tmp.suffix} output for {info.path.name} ({e}): "
                              "try an .mkv output name") from e
+
+
+def _timed(packets: Iterator[av.Packet], kind: int) -> Iterator[tuple[float, int, av.Packet]]:
+    """(decode time in s, kind, packet) in decode order, for interleaving by time."""
+    t = -math.inf
+    for packet in packets:
+        ts = packet.dts if packet.dts is not None else packet.pts
+        t = t if ts is None else float(ts * packet.time_base)
+        yield t, kind, packet
 
 
 def _copy_stream(out, vin, info: MediaInfo, tmp: Path):
