@@ -80,7 +80,7 @@ def test_gap_is_bridged_by_interpolation():
     assert not t.detected[40:50].any() and t.detected[:40].all() and t.detected[50:].all()
     assert (t.keypoints[40:50, :, 3] == 0).all()
     np.testing.assert_allclose(t.keypoints[45, :, :2], people[45][:, :2], atol=1e-3)
-    assert t.visible_hands_ratio == pytest.approx(0.9)
+    assert t.visible_hands_ratio == 1.0  # of the frames where the person was seen
 
 
 def test_long_gap_splits_the_track():
@@ -182,3 +182,13 @@ def test_duplicate_detections_are_merged():
     seq = [[p, p + np.float32([3, 2, 0, -0.2])] for p in walk(100, 300, 60)]
     (t,) = track_people(frames_of(*seq), FRAME)
     assert t.length == 60 and (t.keypoints[:, 0, 3] == 1).all()  # the more visible copy
+
+
+def test_stride_interpolates_skipped_frames():
+    people = walk(100, 400, 100)
+    (t,) = track_people(frames_of(*[[p] for p in people[::3]]), FRAME, stride=3)
+    assert list(t.frames) == list(range(0, 100)[:t.length]) and t.end == 100
+    assert t.detected.sum() == 34 and t.visible_hands_ratio == 1.0
+    np.testing.assert_allclose(t.keypoints[50, :, :2], people[50][:, :2], atol=1e-3)
+    with pytest.raises(ValueError, match="stride"):
+        track_people([], FRAME, stride=30)

@@ -112,8 +112,8 @@ class Track:
 
     @property
     def visible_hands_ratio(self) -> float:
-        """Fraction of the track's frames with a hand in view."""
-        return float(self.hands_visible.mean())
+        """Fraction of the frames where the person was detected that show a hand."""
+        return float(self.hands_visible.sum() / max(int(self.detected.sum()), 1))
 
     def crop_boxes(self) -> np.ndarray:
         """int64 (T, 4) 16:9 crop boxes (see `crop_box`), one per frame."""
@@ -289,7 +289,7 @@ def _interpolate(frames: np.ndarray, seen: np.ndarray, values: np.ndarray) -> np
 def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
                  min_frames: int = MIN_FRAMES, min_size: float = MIN_SIZE,
                  max_gap: int = MAX_GAP, iou_threshold: float = IOU_THRESHOLD,
-                 first_frame: int = 0) -> list[Track]:
+                 first_frame: int = 0, stride: int = 1) -> list[Track]:
     """Link per-frame body landmarks of one scene into people tracks.
 
     Args:
@@ -302,12 +302,18 @@ def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
         iou_threshold: a detection continues a track when the IoU of its head-and-shoulders
             box with the track's predicted one (constant velocity) is above this.
         first_frame: frame index of poses_per_frame[0].
+        stride: poses_per_frame[i] is frame first_frame + i * stride (pose run on every
+            stride-th frame only; the frames between are interpolated like gaps, so
+            stride must not exceed max_gap + 1).
     Returns:
         Tracks ordered by first frame.
     """
+    if not 1 <= stride <= max_gap + 1:
+        raise ValueError(f"stride must be in 1 .. max_gap + 1 = {max_gap + 1}, got {stride}")
     tracker = Tracker(frame_size, min_frames, min_size, max_gap, iou_threshold)
     for i, poses in enumerate(poses_per_frame):
-        tracker.update(first_frame + i, np.asarray(poses, np.float32).reshape(-1, 33, 4))
+        frame = first_frame + i * stride
+        tracker.update(frame, np.asarray(poses, np.float32).reshape(-1, 33, 4))
     return tracker.finish()
 
 
@@ -357,13 +363,12 @@ def crop_frame(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------ main person
 
 def _overlap_frames(a: Track, b: Track) -> int:
-    """Frames on which both a and b were detected."""
-    both = np.intersect1d(a.frames[a.detected], b.frames[b.detected], assume_unique=True)
-    return len(both)
+    """Frames on which both a and b are present (gaps of at most max_gap included)."""
+    return max(0, min(a.end, b.end) - max(a.start, b.start))
 
 
 def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -> Track:
-    """The one person of a single-speaker clip: the track covering the most frames.
+    """The one person of a single-speaker clip: the track spanning the most frames.
 
     Args:
         tracks: from `track_people` (all scenes of the clip).
@@ -379,7 +384,7 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -
             f"no person found in {name}: gestsync needs a visible person, face towards "
             "the camera with head, shoulders and hands in view, for at least "
             f"{MIN_FRAMES / FPS:g} s")
-    main = max(tracks, key=lambda t: (int(t.detected.sum()), t.size))
+    main = max(tracks, key=lambda t: (t.length, t.size))
     others = [t for t in tracks if t is not main and t.size >= SECONDARY_MIN_SCALE * main.size
               and _overlap_frames(main, t) >= MULTI_PERSON_FRACTION * num_frames]
     if others:
