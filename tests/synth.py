@@ -28,8 +28,11 @@ _VIDEO_OPTIONS = {
     "libx264": {"preset": "ultrafast"},
     "libx265": {"preset": "ultrafast", "x265-params": "log-level=none"},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"},
+    "libvpx": {"deadline": "realtime", "cpu-used": "8"},
+    "libsvtav1": {"preset": "12"},
 }
-_VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "mpeg4": "mpeg4"}
+_VIDEO_CODECS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx",
+                 "av1": "libsvtav1", "mpeg4": "mpeg4"}
 _AUDIO_CODECS = {"aac": "aac", "mp3": "libmp3lame", "opus": "libopus", "pcm": "pcm_s16le"}
 
 

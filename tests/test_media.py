@@ -24,7 +24,8 @@ COMBOS = [
     (".mp4", "h264", "aac"), (".mp4", "hevc", "aac"), (".mp4", "mpeg4", "mp3"),
     (".mp4", "h264", "opus"), (".mkv", "vp9", "opus"), (".mkv", "h264", "pcm"),
     (".mkv", "mpeg4", "mp3"), (".avi", "mpeg4", "pcm"), (".mov", "h264", "pcm"),
-    (".mov", "h264", "aac"), (".webm", "vp9", "opus"),
+    (".mov", "h264", "aac"), (".webm", "vp9", "opus"), (".webm", "vp8", "opus"),
+    (".mp4", "av1", "aac"),
 ]
 
 
@@ -243,6 +244,19 @@ def test_shift_audio_copy_containers(tmp_path, suffix, vcodec, acodec, out_suffi
                            clicks=[0.9])
     out = media.shift_audio_copy(src, tmp_path / f"out{out_suffix}", -5)
     assert_shifted(src, out, -5)
+
+
+def test_codec_that_mp4_cannot_hold(tmp_path):
+    need("vp8", "opus")
+    src = synth.make_video(tmp_path / "src.webm", seconds=1.0, vcodec="vp8", acodec="opus",
+                           clicks=[0.5])
+    info = media.probe(src)
+    assert media.output_suffix(info) == ".mkv"
+    with pytest.raises(MediaError, match="cannot hold vp8 video"):
+        media.write_synced(info, tmp_path / "out.mp4", 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.webm"]
+    out = media.write_synced(info, tmp_path / "out.mkv", 2)
+    assert_shifted(src, out, -2)
 
 
 def test_write_synced_undoes_offset(tmp_path):

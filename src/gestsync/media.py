@@ -175,6 +175,11 @@ def _first_frame(container, stream, path: Path, what: str) -> av.frame.Frame:
     raise MediaError(f"no decodable {what} frames in {path.name}: re-encode the file")
 
 
+def _codec_name(stream) -> str:
+    """FFmpeg's name of the format (h264, mp3, av1), not of the decoder (mp3float, libdav1d)."""
+    return stream.codec_context.codec.canonical_name
+
+
 def _check_size(stream, path: Path) -> None:
     """MediaError when the codec parameters give a zero width or height."""
     if not stream.codec_context.width or not stream.codec_context.height:
@@ -193,8 +198,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         v, a = _streams(c, path)
         _check_size(v, path)
         (video_end, count), (audio_end, _) = _stream_ends(c, [v, a], path)
-        facts = dict(path=path, container=c.format.name, video_codec=v.codec_context.name,
-                     audio_codec=a.codec_context.name, audio_rate=a.codec_context.sample_rate,
+        facts = dict(path=path, container=c.format.name, video_codec=_codec_name(v),
+                     audio_codec=_codec_name(a), audio_rate=a.codec_context.sample_rate,
                      audio_channels=a.codec_context.layout.nb_channels,
                      video_end=video_end, audio_end=audio_end)
     with _open(path) as c:
@@ -373,6 +378,12 @@ def is_silent(audio: np.ndarray) -> bool:
 # ----------------------------------------------------------------------------- writing
 
 
+def output_suffix(info: MediaInfo) -> str:
+    """".mp4" when the clip's picture codec can be copied into mp4, else ".mkv"."""
+    with av.open(os.devnull, "w", format="mp4") as out:
+        return ".mp4" if info.video_codec in out.supported_codecs else ".mkv"
+
+
 def write_synced(info: MediaInfo, out_path: str | os.PathLike, offset_frames: float) -> Path:
     """Write a copy of the clip with its sound brought into sync with the picture.
 
@@ -390,7 +401,8 @@ def shift_audio_copy(src: str | os.PathLike, out_path: str | os.PathLike,
     The picture is copied packet for packet (same bytes, timestamps, resolution and rate);
     the sound keeps its rate, span and start time, is silence-padded or trimmed to its
     original length and re-encoded (AAC; Opus for .webm). The output container follows the
-    suffix of out_path (.mp4, .m4v, .mov, .mkv, .webm). Written atomically: a temp file
+    suffix of out_path (.mp4, .m4v, .mov, .mkv, .webm; `output_suffix` says whether mp4
+    can hold the picture codec). Written atomically: a temp file
     in the same folder, then os.replace. Returns out_path.
     """
     return _write_shifted(probe(src), Path(out_path), shift_frames)
@@ -455,8 +467,8 @@ def _timed(packets: Iterator[av.Packet], kind: int) -> Iterator[tuple[float, int
 
 def _copy_stream(out, vin, info: MediaInfo, tmp: Path):
     """Output stream that takes vin's packets unchanged (codec parameters, time base)."""
-    if vin.codec_context.name not in out.supported_codecs:
-        raise MediaError(f"{out.format.name} cannot hold {vin.codec_context.name} video: "
+    if _codec_name(vin) not in out.supported_codecs:
+        raise MediaError(f"{out.format.name} cannot hold {_codec_name(vin)} video: "
                          "give an output name ending in .mkv")
     vout = out.add_stream_from_template(vin)
     vout.time_base = vin.time_base
