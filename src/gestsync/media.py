@@ -43,7 +43,8 @@ class MediaInfo:
 
     width, height: displayed size (after rotation); rotation: counter-clockwise degrees
     (0, 90, 180, 270) that the stored picture is turned by for display, from the display
-    matrix (a phone clip tagged "rotate=90" has 270); video_fps: average rate of the source;
+    matrix (a phone clip tagged "rotate=90" has 270; flips and a non-square sample aspect
+    ratio are ignored); video_fps: average rate of the source (shown pictures per second);
     container: FFmpeg's demuxer name; start: analysis origin, where frame 0 of the 25 fps grid
     lies; num_frames: 25 fps frames in [start, min(video_end, audio_end)).
     """
@@ -402,8 +403,8 @@ def shift_audio_copy(src: str | os.PathLike, out_path: str | os.PathLike,
     the sound keeps its rate, span and start time, is silence-padded or trimmed to its
     original length and re-encoded (AAC; Opus for .webm). The output container follows the
     suffix of out_path (.mp4, .m4v, .mov, .mkv, .webm; `output_suffix` says whether mp4
-    can hold the picture codec). Written atomically: a temp file
-    in the same folder, then os.replace. Returns out_path.
+    can hold the picture codec). Written atomically: a temp file in the same folder, then
+    os.replace, so a failure leaves nothing behind. Returns out_path.
     """
     return _write_shifted(probe(src), Path(out_path), shift_frames)
 
@@ -443,8 +444,9 @@ def _remux(info: MediaInfo, tmp: Path, fmt: str, shift_frames: float) -> None:
     with _open(info.path) as vsrc, _open(info.path) as asrc:
         vin, ain = vsrc.streams.video[0], asrc.streams.audio[0]
         try:
-            with av.open(str(tmp), "w", format=fmt) as out:
-                vout = _copy_stream(out, vin, info, tmp)
+            options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}  # web players
+            with av.open(str(tmp), "w", format=fmt, options=options) as out:
+                vout = _copy_stream(out, vin)
                 aout = _audio_stream(out, fmt, info)
                 video = _timed((p for p in _demux(vsrc, vin, info.path) if p.size), 0)
                 audio = _timed(_shifted_packets(asrc, ain, aout, info, shift_frames), 1)
@@ -465,7 +467,7 @@ def _timed(packets: Iterator[av.Packet], kind: int) -> Iterator[tuple[float, int
         yield t, kind, packet
 
 
-def _copy_stream(out, vin, info: MediaInfo, tmp: Path):
+def _copy_stream(out, vin):
     """Output stream that takes vin's packets unchanged (codec parameters, time base)."""
     if _codec_name(vin) not in out.supported_codecs:
         raise MediaError(f"{out.format.name} cannot hold {_codec_name(vin)} video: "
