@@ -59,7 +59,8 @@ def test_two_people_crossing_keep_identity():
     poses = []
     for i, (pa, pb) in enumerate(zip(a, b)):
         pair = [pa, pb] if i % 2 else [pb, pa]  # detector order is arbitrary
-        poses.append(np.stack(pair) + rng.normal(0, 1, (2, 33, 4)).astype(np.float32) * [1, 1, 0, 0])
+        noise = rng.normal(0, 1, (2, 33, 4)).astype(np.float32) * [1, 1, 0, 0]
+        poses.append(np.stack(pair) + noise)
     tracks = track_people(poses, FRAME)
     assert len(tracks) == 2
     for t in tracks:
