@@ -192,6 +192,8 @@ ERROR_CASES = {
     "video only": (lambda d: synth.make_video(d / "v.mp4", audio=False), "no audio stream"),
     "audio only": (lambda d: synth.make_video(d / "a.mp4", video=False), "no video stream"),
     "no pictures": (_no_video_packets, "no decodable video frames"),
+    "no overlap": (lambda d: synth.make_video(d / "apart.mp4", seconds=1.0, video_start=1.5),
+                   "do not overlap"),
 }
 
 
