@@ -1,3 +1,30 @@
-"""gestsync: audio-visual sync and active speaker detection from body gestures."""
+"""gestsync: audio-visual sync and active speaker detection from body gestures.
+
+Public API:
+    find_offset(video, ...) -> OffsetResult    the sync offset of a single-speaker video
+    load_model(path, device=None)             the published GestSync RGB model (or ours)
+    log_mel(wav)                              the model's audio features
+"""
+
+from .errors import GestsyncError
 
 __version__ = "0.1.0"
+
+__all__ = ["GestsyncError", "OffsetResult", "find_offset", "load_model", "log_mel"]
+
+
+def __getattr__(name: str):
+    # Lazy imports keep `import gestsync` (and `gestsync --help`) fast.
+    if name in ("find_offset", "OffsetResult"):
+        from . import sync
+
+        return getattr(sync, name)
+    if name == "load_model":
+        from .checkpoint import load_model
+
+        return load_model
+    if name == "log_mel":
+        from .audio import log_mel
+
+        return log_mel
+    raise AttributeError(f"module 'gestsync' has no attribute {name!r}")

@@ -1,0 +1,211 @@
+"""The `gestsync` command line: a thin layer over the Python API.
+
+Exit status: 0 success; 2 a problem with the input or options (one line on stderr says
+what and how to fix it); 1 an internal error, or, with several videos, any video failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import GestsyncError
+
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".flv"}
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(GestsyncError):
+    """Bad command-line arguments."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and status 2, as for every user error
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _quiet_native_logs() -> None:
+    """MediaPipe/TFLite print C++ log lines on stderr; keep only their errors."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class TqdmProgress:
+    """A progress hook (stage, completed, total) that shows one tqdm bar per stage."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled, self.bars = label, enabled, {}
+
+    def __call__(self, stage: str, completed: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=f"{self.label}: {stage}",
+                                          unit="frame" if total > 1 else "step",
+                                          leave=False, file=sys.stderr, dynamic_ncols=True)
+        bar.total = total
+        bar.update(completed - bar.n)
+        if completed >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def find_videos(paths: Sequence[str]) -> list[Path]:
+    """Expand folders into the videos they hold (sorted); keep files as given."""
+    videos: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise UsageError(f"no videos in folder {path} (looked for "
+                                 f"{', '.join(sorted(VIDEO_SUFFIXES))}): give a folder with videos")
+            videos.extend(found)
+        else:
+            videos.append(path)
+    return videos
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("videos", nargs="+", metavar="VIDEO",
+                   help="video files or folders of videos")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="model weights (the published model_rgb.pth or our own); "
+                        "default: the built-in estimator, no weights needed")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (default results/<video name>/; with several videos, "
+                        "DIR/<video name>/)")
+    p.add_argument("--json", action="store_true",
+                   help="print each result as one JSON object per line on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--device", metavar="DEV", help="torch device for --checkpoint "
+                   "(default: cuda if available, else cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gestsync", description="Audio-visual sync and active speaker "
+                     "detection from body gestures (GestSync).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    s = sub.add_parser("sync", help="find the audio-visual offset of single-speaker videos "
+                       "and write sync-corrected copies")
+    _add_common(s)
+    s.add_argument("--max-offset", type=int, default=50, metavar="N",
+                   help="search offsets in [-N, N] frames at 25 fps (default 50 = 2 s)")
+    s.add_argument("--context-frames", type=int, metavar="N",
+                   help="score only the middle N frames (default: the whole clip)")
+    s.add_argument("--grid", type=int, default=1, metavar="K",
+                   help="candidate step in frames (default 1; 5 = the authors' grid)")
+    s.add_argument("--always-write", action="store_true",
+                   help="write the corrected video even when the offset is 0")
+    s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
+    s.set_defaults(run=_run_sync)
+    from .evaluate import add_eval_parser
+
+    add_eval_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _out_dir(args, video: Path, many: bool) -> Path:
+    from .outputs import default_out_dir
+
+    if args.out is None:
+        return default_out_dir(video)
+    return Path(args.out) / video.stem if many else Path(args.out)
+
+
+def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
+    from .sync import find_offset
+
+    def one(video: Path, out_dir: Path, progress: TqdmProgress):
+        return find_offset(video, checkpoint=args.checkpoint, max_offset=args.max_offset,
+                           context_frames=args.context_frames, grid=args.grid,
+                           out_dir=out_dir, write_video=not args.no_video,
+                           always_write=args.always_write, device=args.device,
+                           progress=progress)
+    return one
+
+
+def _summary_line(result) -> str:
+    d = result.to_dict()
+    if "offset_frames" in d:
+        note = " (uncertain)" if d.get("uncertain") else ""
+        return (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
+                f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
+    return f"{Path(d['video']).name}: done"
+
+
+def _process(args, videos: list[Path]) -> int:
+    """Run the command on every video; report each; return the exit status."""
+    run_one = args.run(args)
+    many = len(videos) > 1
+    failures = 0
+    for video in videos:
+        progress = TqdmProgress(video.name, enabled=not args.quiet)
+        try:
+            result = run_one(video, _out_dir(args, video, many), progress)
+        except (GestsyncError, ValueError) as e:
+            failures += 1
+            _report_failure(args, video, str(e))
+            if not many:
+                return EXIT_USAGE
+            continue
+        finally:
+            progress.close()
+        if args.json:
+            print(json.dumps(result.to_dict()), flush=True)
+        else:
+            print(_summary_line(result), flush=True)
+            for path in result.to_dict().get("outputs", {}).values():
+                print(f"  wrote {path}")
+    if many and not args.json:
+        print(f"{len(videos) - failures} of {len(videos)} videos done, {failures} failed")
+    return EXIT_INTERNAL if failures else EXIT_OK
+
+
+def _report_failure(args, video: Path, message: str) -> None:
+    print(f"gestsync: error: {message}", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"video": str(video), "error": message}), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `gestsync` and `python -m gestsync`; returns the exit status."""
+    _quiet_native_logs()
+    logging.basicConfig(level=logging.WARNING, format="gestsync: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "eval":
+            return args.run(args)
+        return _process(args, find_videos(args.videos))
+    except GestsyncError as e:
+        print(f"gestsync: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        print("gestsync: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal error: one line, the traceback only on request
+        if os.environ.get("GESTSYNC_DEBUG"):
+            raise
+        print(f"gestsync: internal error: {type(e).__name__}: {e} (set GESTSYNC_DEBUG=1 for "
+              "the traceback and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -1,0 +1,126 @@
+"""The built-in estimator: sync evidence from body motion and speech, with no trained weights.
+
+Gesture strokes and head movements cluster around stressed, loud parts of speech. We turn
+the body keypoints into motion signals (speed of hands, arms and head, in shoulder widths
+per frame) and the sound into speech signals (band energy and onset strength), all at
+25 fps; band-pass both to the rhythm of syllables and gestures; and score every candidate
+lag by the correlation of the mean motion signal with the mean speech signal at that lag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import butter, sosfiltfilt
+
+from .audio import MEL_PER_FRAME, log_mel, mel_filterbank
+from .offset import shifted_products
+
+FPS = 25
+
+# BlazePose landmark ids (the 33-point topology of MediaPipe Pose).
+HAND_JOINTS = (15, 16, 17, 18, 19, 20, 21, 22)  # wrists, pinkies, index fingers, thumbs
+ARM_JOINTS = (13, 14)  # elbows
+HEAD_JOINTS = (0, 2, 5, 7, 8)  # nose, eyes, ears: head motion only, never the mouth
+SHOULDERS = (11, 12)
+BODY_PARTS = {"hands": HAND_JOINTS, "arms": ARM_JOINTS, "head": HEAD_JOINTS}
+
+SPEECH_BAND_HZ = (80.0, 4000.0)  # where the energy of voiced speech lies
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Options of the built-in estimator (the defaults are used for every clip)."""
+
+    # 0.5-6 Hz keeps the rhythm of gestures and syllables and drops slow drifts and jitter.
+    band_hz: tuple[float, float] = (0.5, 6.0)
+    min_visibility: float = 0.5  # MediaPipe visibility below this counts as not seen
+
+    def __post_init__(self) -> None:
+        low, high = self.band_hz
+        if not 0 < low < high < FPS / 2:
+            raise ValueError(f"band_hz must satisfy 0 < low < high < {FPS / 2}; got {self.band_hz}")
+
+
+def _band_pass(signals: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
+    """Zero-phase band-pass of each row of `signals` (F x T at 25 fps)."""
+    sos = butter(2, band_hz, btype="band", fs=FPS, output="sos")
+    padlen = min(signals.shape[1] - 1, 3 * 2 * len(sos))
+    return sosfiltfilt(sos, signals, axis=1, padlen=padlen)
+
+
+def motion_signals(keypoints: np.ndarray, config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
+    """Body-part speeds from pose keypoints.
+
+    keypoints: T x 33 x 4 (x, y in pixels, z, visibility), one row per 25 fps frame; rows
+    with no detection may be NaN. Returns F x T float64: for hands, arms and head, the mean
+    speed of the visible joints in shoulder widths per frame (0 where none is visible).
+    """
+    xy = np.array(keypoints[..., :2], dtype=np.float64)
+    xy[~(keypoints[..., 3] >= config.min_visibility)] = np.nan
+    shoulders = np.linalg.norm(xy[:, SHOULDERS[0]] - xy[:, SHOULDERS[1]], axis=1)
+    scale = np.nanmedian(shoulders) if np.isfinite(shoulders).any() else np.nan
+    if not np.isfinite(scale) or scale <= 0:
+        scale = np.nanmax(np.abs(xy)) if np.isfinite(xy).any() else 1.0
+    speed = np.linalg.norm(np.gradient(xy / scale, axis=0), axis=2)  # T x 33
+    rows = []
+    for joints in BODY_PARTS.values():
+        part = speed[:, list(joints)]
+        seen = np.isfinite(part)
+        total = np.where(seen, part, 0.0).sum(axis=1)
+        rows.append(np.where(seen.any(axis=1), total / np.maximum(seen.sum(axis=1), 1), 0.0))
+    return np.stack(rows)
+
+
+def speech_signals(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """Speech energy and onset strength at 25 fps.
+
+    audio: float32 mono at 16 kHz, aligned with frame 0. Returns G x num_frames float64:
+    log energy in the speech band, and the mean positive change of the log-mel spectrum
+    (onset strength), each summed over the 4 mel frames of a video frame.
+    """
+    mel = log_mel(np.asarray(audio, dtype=np.float32)).numpy().astype(np.float64)  # M x 80
+    centres = _mel_centres_hz(mel.shape[1])
+    band = (centres >= SPEECH_BAND_HZ[0]) & (centres <= SPEECH_BAND_HZ[1])
+    energy = np.log(np.exp(mel[:, band]).sum(axis=1) + 1e-10)
+    onset = np.maximum(np.diff(mel, axis=0, prepend=mel[:1]), 0.0).mean(axis=1)
+    return np.stack([_per_frame(energy, num_frames), _per_frame(onset, num_frames)])
+
+
+def _mel_centres_hz(n_mels: int) -> np.ndarray:
+    """Frequency (Hz) where each mel band's filter peaks."""
+    fb = mel_filterbank()  # n_mels x (n_fft/2 + 1)
+    freqs = np.linspace(0, 8000, fb.shape[1])
+    return freqs[np.asarray(fb).argmax(axis=1)][:n_mels]
+
+
+def _per_frame(values: np.ndarray, num_frames: int) -> np.ndarray:
+    """Mean of each video frame's 4 mel frames; zero-padded to num_frames."""
+    usable = min(len(values) // MEL_PER_FRAME, num_frames)
+    out = np.zeros(num_frames)
+    out[:usable] = values[: usable * MEL_PER_FRAME].reshape(usable, MEL_PER_FRAME).mean(axis=1)
+    if usable < num_frames and usable > 0:
+        out[usable:] = out[usable - 1]
+    return out
+
+
+def evidence(motion: np.ndarray, speech: np.ndarray, lags: np.ndarray,
+             config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
+    """Per-frame sync evidence of each candidate lag (see `offset`).
+
+    motion: F x T, speech: G x T (25 fps, same clock). Each signal is band-passed and
+    standardised; the motion signals are averaged into one, and so are the speech signals.
+    evidence[i, t] = motion[t] * speech[t + lags[i]], so a lag's mean evidence over the
+    clip is the correlation of body motion with speech at that lag (lag > 0: the sound
+    comes later than the picture). Returns len(lags) x T float64.
+    """
+    picture = _standardise(_standardise(_band_pass(motion, config.band_hz)).mean(axis=0))
+    sound = _standardise(_standardise(_band_pass(speech, config.band_hz)).mean(axis=0))
+    return shifted_products(picture, sound, lags)
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance along the last axis (constant rows become 0)."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    return x / (x.std(axis=-1, keepdims=True) + 1e-12)

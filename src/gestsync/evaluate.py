@@ -1,0 +1,202 @@
+"""`gestsync eval`: the offset protocol of docs/evaluation.md on a folder of in-sync clips.
+
+For every single-speaker clip with a known offset in MANIFEST.tsv, real copies are written
+with the picture copied packet for packet and the sound moved by s frames (each s in
+--shifts, after undoing the clip's own stated offset). Every copy goes through the same
+scoring as `gestsync sync`; the pose stage runs once per clip because the picture of every
+copy is bit-identical to the source. Each copy is scored on every non-overlapping window
+of each context length, and each window counts as one trial.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import estimator, media, offset, people, scan
+from .errors import GestsyncError
+
+TOLERANCES = (0, 1, 2, 5)
+CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
+HANDS_WELL_VISIBLE = 0.8  # share of the person's frames with a hand in view
+
+
+@dataclass
+class Trial:
+    clip: str
+    hands: str  # "visible" or "partly"
+    context: str
+    shift: int
+    predicted: int
+    confidence: float
+
+    @property
+    def error(self) -> int:
+        return self.predicted - self.shift
+
+
+def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
+    """(clip, stated offset) for each single-speaker clip of MANIFEST.tsv with a known offset."""
+    manifest = samples / "MANIFEST.tsv"
+    if not manifest.is_file():
+        raise GestsyncError(f"no MANIFEST.tsv in {samples}: give the samples folder "
+                            "(file, people, offset_frames_25fps columns)")
+    clips = []
+    with manifest.open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row["people"].strip() not in ("1", "1 per shot"):
+                continue
+            stated = row["offset_frames_25fps"].replace("assumed", "").strip()
+            if stated.lstrip("+-").isdigit() and (samples / row["file"]).is_file():
+                clips.append((samples / row["file"], int(stated)))
+    return clips
+
+
+def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
+                  work: Path, progress: scan.Progress) -> list[Trial]:
+    """All trials of one clip: one pose pass, one shifted copy per shift."""
+    info = media.probe(clip)
+    tracks = scan.scan_people(info, max_people=2, progress=progress)
+    person = people.main_person(tracks, info.num_frames, name=clip.name)
+    hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
+    motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
+    trials = []
+    for i, shift in enumerate(shifts):
+        copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{clip.suffix}",
+                                      shift - stated)
+        copy_info = media.probe(copy)
+        frames = min(copy_info.num_frames, info.num_frames)
+        speech = estimator.speech_signals(media.read_audio(copy_info), frames)
+        evidence = estimator.evidence(motion[:, :frames], speech, lags)
+        copy.unlink()
+        for name, context in CONTEXTS.items():
+            trials += _windows(clip.name, hands, name, context, shift, evidence, lags)
+        progress("shifted copies", i + 1, len(shifts))
+    return trials
+
+
+def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
+    frames = evidence.shape[1]
+    if context is not None and context > frames:
+        return []
+    length = context or frames
+    trials = []
+    for start in range(0, frames - length + 1, length):
+        span = (start, start + length)
+        scores = offset.lag_scores(evidence, span)
+        best = offset.best_lag(lags, scores)
+        confidence = offset.bootstrap_confidence(evidence, span, lags, best)
+        trials.append(Trial(clip, hands, name, shift, best, confidence))
+    return trials
+
+
+def summarise(trials: list[Trial]) -> dict:
+    """Accuracy at each tolerance, median absolute error and count."""
+    errors = np.abs([t.error for t in trials])
+    row = {f"acc@{k}": float(np.mean(errors <= k)) for k in TOLERANCES}
+    row["median_abs_error"] = float(np.median(errors))
+    row["trials"] = len(trials)
+    return row
+
+
+def calibration(trials: list[Trial], bins=(0.0, 0.25, 0.5, 0.75, 0.9, 1.01)) -> list[dict]:
+    """Accuracy at +-2 frames per confidence bin: a calibrated confidence matches it."""
+    rows = []
+    for low, high in zip(bins[:-1], bins[1:]):
+        part = [t for t in trials if low <= t.confidence < high]
+        if part:
+            rows.append({"confidence": f"[{low:.2f}, {min(high, 1):.2f}{']' if high > 1 else ')'}",
+                         "mean_confidence": float(np.mean([t.confidence for t in part])),
+                         "acc@2": float(np.mean([abs(t.error) <= 2 for t in part])),
+                         "trials": len(part)})
+    return rows
+
+
+def report(trials: list[Trial], durations: dict[str, float]) -> str:
+    """Markdown tables: per context, per clip and context, per hand visibility, calibration."""
+    head = "| {} | acc@0 | acc@1 | acc@2 | acc@5 | median abs err | trials |"
+    line = "| {} | {acc@0:.2f} | {acc@1:.2f} | {acc@2:.2f} | {acc@5:.2f} | {median_abs_error:.1f} | {trials} |"
+    out = ["### All clips, per context", head.format("context"), "|---|---|---|---|---|---|---|"]
+    for c in CONTEXTS:
+        part = [t for t in trials if t.context == c]
+        if part:
+            out.append(line.format(c, **summarise(part)))
+    out += ["", "### Per clip (whole-clip context)", head.format("clip (length, hands)"),
+            "|---|---|---|---|---|---|---|"]
+    for clip in sorted({t.clip for t in trials}):
+        part = [t for t in trials if t.clip == clip and t.context == "whole"]
+        label = f"{clip} ({durations[clip]:.1f} s, hands {part[0].hands})"
+        out.append(line.format(label, **summarise(part)))
+    out += ["", "### Hands well visible vs partly visible (per context)",
+            head.format("hands, context"), "|---|---|---|---|---|---|---|"]
+    for hands in ("visible", "partly"):
+        for c in CONTEXTS:
+            part = [t for t in trials if t.hands == hands and t.context == c]
+            if part:
+                out.append(line.format(f"{hands}, {c}", **summarise(part)))
+    out += ["", "### Confidence calibration (all contexts)",
+            "| confidence | mean confidence | acc@2 | trials |", "|---|---|---|---|"]
+    for row in calibration(trials):
+        out.append("| {confidence} | {mean_confidence:.2f} | {acc@2:.2f} | {trials} |".format(**row))
+    return "\n".join(out)
+
+
+def add_eval_parser(sub) -> None:
+    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips")
+    e.add_argument("--samples", default=str(Path("..") / "shared" / "samples"), metavar="DIR",
+                   help="folder with MANIFEST.tsv and the clips (default ../shared/samples)")
+    e.add_argument("--shifts", default="-20:20", metavar="A:B[:STEP]",
+                   help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
+    e.add_argument("--max-offset", type=int, default=50, metavar="N",
+                   help="candidate offsets in [-N, N] frames (default 50)")
+    e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(run=run_eval)
+
+
+def _parse_shifts(text: str) -> list[int]:
+    try:
+        parts = [int(x) for x in text.split(":")]
+        start, stop = parts[0], parts[1]
+        step = parts[2] if len(parts) > 2 else 1
+        if step < 1 or stop < start:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise GestsyncError(f"--shifts {text!r} is not A:B[:STEP] with A <= B and STEP >= 1, "
+                            "e.g. -20:20") from None
+    return list(range(start, stop + 1, step))
+
+
+def run_eval(args) -> int:
+    from .cli import TqdmProgress
+
+    shifts = _parse_shifts(args.shifts)
+    lags = offset.candidate_lags(args.max_offset)
+    clips = single_speaker_clips(Path(args.samples))
+    if not clips:
+        raise GestsyncError(f"no single-speaker clip with a known offset in {args.samples}")
+    trials, durations = [], {}
+    with tempfile.TemporaryDirectory(prefix="gestsync-eval-") as work:
+        for clip, stated in clips:
+            progress = TqdmProgress(clip.name, enabled=not args.quiet)
+            try:
+                durations[clip.name] = media.probe(clip).duration
+                trials += evaluate_clip(clip, stated, shifts, lags, Path(work), progress)
+            except GestsyncError as e:
+                print(f"gestsync: skipped {clip.name}: {e}", file=sys.stderr)
+            finally:
+                progress.close()
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            for t in trials:
+                f.write(json.dumps({**t.__dict__, "error": t.error}) + "\n")
+    print(f"Offset protocol: {len(durations)} clips, shifts {args.shifts} frames, candidates "
+          f"+-{args.max_offset} frames, built-in estimator.\n")
+    print(report(trials, durations))
+    return 0

@@ -1,0 +1,90 @@
+"""Offset search: score every candidate lag, pick the best, say how sure we are.
+
+Both scorers (the built-in estimator and the published model) produce an *evidence* matrix:
+evidence[i, t] says how well picture frame t agrees with sound frame t + lags[i] (NaN where
+that sound frame does not exist). A lag's score is the mean evidence over the scored frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FPS = 25
+AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
+BOOTSTRAP_BLOCK = FPS  # frames per bootstrap block: 1 s keeps the signals' own correlation
+BOOTSTRAP_RESAMPLES = 200
+UNCERTAIN_BELOW = 0.5  # confidence under this: the answer is reported as uncertain
+
+
+def candidate_lags(max_offset: int, grid: int = 1) -> np.ndarray:
+    """Candidate offsets in frames: every `grid`-th integer in [-max_offset, max_offset]."""
+    if max_offset < 0:
+        raise ValueError(f"--max-offset must be 0 or more frames, got {max_offset}")
+    if grid < 1:
+        raise ValueError(f"--grid must be 1 or more frames, got {grid}")
+    return np.arange(-(max_offset // grid) * grid, max_offset + 1, grid)
+
+
+def scored_span(num_frames: int, context_frames: int | None) -> tuple[int, int]:
+    """Frames [start, stop) whose evidence is scored: the whole clip, or the middle
+    `context_frames` of it."""
+    if context_frames is None or context_frames >= num_frames:
+        return 0, num_frames
+    start = (num_frames - context_frames) // 2
+    return start, start + context_frames
+
+
+def shifted_products(picture: np.ndarray, sound: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Evidence from two per-frame signals: evidence[i, t] = picture[t] * sound[t + lags[i]].
+
+    picture, sound: (T,) on one 25 fps clock. Returns len(lags) x T, NaN where t + lag is
+    outside the sound.
+    """
+    num_frames = len(picture)
+    evidence = np.full((len(lags), num_frames), np.nan)
+    for i, lag in enumerate(np.asarray(lags, dtype=int)):
+        first, last = max(0, -lag), min(num_frames, len(sound) - lag)
+        if last > first:
+            evidence[i, first:last] = picture[first:last] * sound[first + lag:last + lag]
+    return evidence
+
+
+def lag_scores(evidence: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+    """Mean evidence of each lag over the frames of `span` (NaN if it has none)."""
+    part = evidence[:, span[0]:span[1]]
+    counts = np.isfinite(part).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.nansum(part, axis=1) / counts, np.nan)
+
+
+def best_lag(lags: np.ndarray, scores: np.ndarray) -> int:
+    """The lag of the highest score; ties go to the one nearest zero."""
+    if not np.isfinite(scores).any():
+        raise ValueError("no candidate offset could be scored: the clip is too short")
+    top = np.nanmax(scores)
+    tied = lags[np.isclose(scores, top, rtol=0, atol=1e-12)]
+    return int(tied[np.argmin(np.abs(tied))])
+
+
+def bootstrap_confidence(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
+                         answer: int, seed: int = 0) -> float:
+    """Share of block-bootstrap resamples of the scored frames whose best lag lies within
+    AGREE_FRAMES of `answer`.
+
+    The scored frames are cut into 1 s blocks; each resample draws as many blocks with
+    replacement and recomputes every lag's score. 1.0: every plausible variation of the
+    clip gives the same answer; near 1 / (number of candidates): no better than chance.
+    """
+    part = evidence[:, span[0]:span[1]]
+    num_blocks = max(1, part.shape[1] // BOOTSTRAP_BLOCK)
+    blocks = np.array_split(np.arange(part.shape[1]), num_blocks)
+    sums = np.stack([np.nansum(part[:, b], axis=1) for b in blocks], axis=1)  # L x B
+    counts = np.stack([np.isfinite(part[:, b]).sum(axis=1) for b in blocks], axis=1)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(num_blocks, np.full(num_blocks, 1 / num_blocks),
+                            size=BOOTSTRAP_RESAMPLES)  # R x B: how often each block is drawn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resampled = (draws @ sums.T) / (draws @ counts.T)  # R x L
+    resampled = np.where(np.isfinite(resampled), resampled, -np.inf)
+    picks = lags[resampled.argmax(axis=1)]
+    return float(np.mean(np.abs(picks - answer) <= AGREE_FRAMES))

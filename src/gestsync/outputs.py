@@ -1,0 +1,52 @@
+"""Writing result folders all or nothing: files are staged, then moved into place together."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .errors import GestsyncError
+
+
+def default_out_dir(video: Path) -> Path:
+    """`results/<video name>/` under the current folder."""
+    return Path("results") / video.stem
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail early, before any work, when `out_dir` cannot be created or written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".gestsync-check-"):
+            pass
+    except OSError as e:
+        raise GestsyncError(
+            f"cannot write to output folder {out_dir} ({e.strerror or e}): choose a "
+            "writable folder with --out") from e
+
+
+@contextlib.contextmanager
+def staged(out_dir: Path) -> Iterator[Path]:
+    """A private staging folder inside `out_dir`; on success its files move into `out_dir`.
+
+    On any error nothing is moved and the staging folder is removed, so the output folder
+    holds either all of a run's files or none of them.
+    """
+    check_writable(out_dir)
+    stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".gestsync-partial-"))
+    try:
+        yield stage
+        for item in stage.iterdir():
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Pretty JSON with a trailing newline."""
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,62 @@
+"""The people stage: decode a clip once on the 25 fps grid, find bodies, link them into tracks.
+
+Shared by `gestsync sync` (one person) and `gestsync speaker` (several).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import media, people
+from .pose import PoseDetector
+
+Progress = Callable[[str, int, int], None]
+
+POSE_WIDTH = 640  # px: frames are decoded at this width for the pose detector (see README)
+
+
+def no_progress(stage: str, completed: int, total: int) -> None:
+    """The default progress hook: does nothing."""
+
+
+def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]:
+    """(w, h) to decode at for pose detection: `width` wide (never upscaled), even sizes."""
+    w = min(width, info.width)
+    h = max(2, int(round(info.height * w / info.width / 2)) * 2)
+    return w, h
+
+
+def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+                **track_options) -> list[people.Track]:
+    """Every person track of the clip, in pixels of the original frame.
+
+    Decodes the clip once at `pose_size`, runs the pose detector on every 25 fps frame and
+    links detections into tracks (`people.track_people` options pass through).
+    """
+    size = pose_size(info)
+    scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1],
+                     np.float32)
+    poses = []
+    with PoseDetector(max_people=max_people, max_width=None) as detector:
+        for k, frame in enumerate(media.iter_frames(info, size=size)):
+            poses.append(detector.detect(frame, k) * scale)
+            progress("people", k + 1, info.num_frames)
+    return people.track_people(poses, (info.width, info.height), **track_options)
+
+
+def person_timeline(tracks: list[people.Track], num_frames: int) -> np.ndarray:
+    """Keypoints of one person per frame: float32 num_frames x 33 x 4, NaN where absent.
+
+    Bigger tracks win where tracks overlap; a clip cut between shots of one person each
+    thus gets each shot's person.
+    """
+    timeline = np.full((num_frames, 33, 4), np.nan, np.float32)
+    filled = np.zeros(num_frames, bool)
+    for track in sorted(tracks, key=lambda t: -t.size):
+        frames = track.frames[track.frames < num_frames]
+        free = ~filled[frames]
+        timeline[frames[free]] = track.keypoints[: len(frames)][free]
+        filled[frames[free]] = True
+    return timeline

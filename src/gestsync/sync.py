@@ -1,0 +1,147 @@
+"""`find_offset`: the audio-visual offset of a single-speaker video, end to end."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import estimator, media, offset, outputs, people, plots, scan
+from .errors import MediaError
+
+DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
+MIN_CLIP_FRAMES = 2 * media.FPS  # 2 s: shorter clips hold too few gestures to align
+
+
+@dataclass
+class OffsetResult:
+    """What `find_offset` found. Frames are at 25 fps on the presentation clock.
+
+    offset_frames > 0 means the sound comes later than the picture (the published
+    model's convention): delay the picture, or advance the sound, by that much to fix it.
+    confidence: share of block-bootstrap resamples of the clip that agree with the answer
+    within 2 frames (see README); `uncertain` is True below 0.5.
+    """
+
+    video: str
+    offset_frames: int
+    offset_seconds: float
+    confidence: float
+    uncertain: bool
+    method: str  # "builtin" (no weights) or "model" (a checkpoint)
+    num_frames: int
+    duration_seconds: float
+    scored_frames: tuple[int, int]  # [start, stop) on the 25 fps grid
+    candidates: list[int]
+    scores: list[float | None]
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN scores become None)."""
+        return asdict(self)
+
+
+def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                max_offset: int = DEFAULT_MAX_OFFSET, context_frames: int | None = None,
+                grid: int = 1, out_dir: str | os.PathLike | None = None,
+                write_video: bool = True, always_write: bool = False,
+                device: str | None = None, progress: scan.Progress = scan.no_progress
+                ) -> OffsetResult:
+    """Estimate how far the sound of `video` is shifted against its picture.
+
+    Args:
+        video: a video file with one visible speaker and sound.
+        checkpoint: the published `model_rgb.pth` (or our own); None uses the built-in
+            estimator, which needs no weights.
+        max_offset: candidates span [-max_offset, max_offset] frames at 25 fps.
+        context_frames: score only the middle N frames (default: the whole clip).
+        grid: candidate step in frames (1: every frame; 5: the authors' grid).
+        out_dir: where to write offset.json, scores.png and <name>_synced.mp4; None writes
+            nothing to disk.
+        write_video: write the sync-corrected copy (skipped for offset 0 unless
+            always_write).
+        device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
+        progress: hook called as progress(stage, completed, total).
+    Raises:
+        GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can fix.
+    """
+    lags = offset.candidate_lags(max_offset, grid)
+    if context_frames is not None and context_frames < 1:
+        raise ValueError(f"--context-frames must be at least 1, got {context_frames}")
+    if out_dir is not None:
+        outputs.check_writable(Path(out_dir))
+    info = media.probe(video)
+    audio = _speech_audio(info, context_frames)
+    model = None
+    if checkpoint is not None:
+        from .checkpoint import load_model
+
+        model = load_model(checkpoint, device=device)
+    tracks = scan.scan_people(info, max_people=2, progress=progress)
+    person = people.main_person(tracks, info.num_frames, name=info.path.name)
+    if model is None:
+        evidence = _builtin_evidence(info, audio, tracks, lags)
+    else:
+        from .model_scoring import model_evidence
+
+        evidence = model_evidence(model, info, audio, person, lags, progress)
+    result = _decide(info, evidence, lags, context_frames, "builtin" if model is None else "model")
+    if out_dir is not None:
+        _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
+    return result
+
+
+def _speech_audio(info: media.MediaInfo, context_frames: int | None) -> np.ndarray:
+    """The clip's sound at 16 kHz, after checking the clip is long enough and not silent."""
+    needed = max(MIN_CLIP_FRAMES, context_frames or 0)
+    if info.num_frames < needed:
+        raise MediaError(
+            f"{info.path.name} has {info.num_frames / media.FPS:.2f} s of picture with sound; "
+            f"{needed / media.FPS:.2f} s are needed: give a longer clip"
+            + (" or a smaller --context-frames" if context_frames else ""))
+    audio = media.read_audio(info)
+    if media.is_silent(audio):
+        raise MediaError(f"the sound of {info.path.name} is silent: give a video with speech")
+    return audio
+
+
+def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[people.Track],
+                      lags: np.ndarray) -> np.ndarray:
+    keypoints = scan.person_timeline(tracks, info.num_frames)
+    motion = estimator.motion_signals(keypoints)
+    speech = estimator.speech_signals(audio, info.num_frames)
+    return estimator.evidence(motion, speech, lags)
+
+
+def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
+            context_frames: int | None, method: str) -> OffsetResult:
+    span = offset.scored_span(info.num_frames, context_frames)
+    scores = offset.lag_scores(evidence, span)
+    best = offset.best_lag(lags, scores)
+    confidence = offset.bootstrap_confidence(evidence, span, lags, best)
+    return OffsetResult(
+        video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,
+        confidence=round(confidence, 3), uncertain=confidence < offset.UNCERTAIN_BELOW,
+        method=method, num_frames=info.num_frames, duration_seconds=round(info.duration, 3),
+        scored_frames=span, candidates=[int(x) for x in lags],
+        scores=[None if not np.isfinite(s) else round(float(s), 6) for s in scores])
+
+
+def _write_outputs(result: OffsetResult, info: media.MediaInfo, out_dir: Path,
+                   write_video: bool, always_write: bool, progress: scan.Progress) -> None:
+    """offset.json, scores.png and (when needed) the corrected video, all or nothing."""
+    names = {"json": "offset.json", "plot": "scores.png"}
+    if write_video and (result.offset_frames != 0 or always_write):
+        names["synced_video"] = f"{info.path.stem}_synced{media.output_suffix(info)}"
+    result.outputs = {k: str(out_dir / v) for k, v in names.items()}
+    with outputs.staged(out_dir) as stage:
+        if "synced_video" in names:
+            progress("writing", 0, 1)
+            media.write_synced(info, stage / names["synced_video"], result.offset_frames)
+            progress("writing", 1, 1)
+        scores = np.array([np.nan if s is None else s for s in result.scores])
+        plots.plot_offset_scores(stage / names["plot"], np.array(result.candidates), scores,
+                                 result.offset_frames, result.confidence, info.path.name)
+        outputs.write_json(stage / names["json"], result.to_dict())
