@@ -175,7 +175,10 @@ def make_video(path: str | Path, seconds: float = 2.0, fps: float = 25, size: tu
     path = Path(path)
     fmt = container or _FORMATS[path.suffix.lower()]
     options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", format=fmt, options=options) as out:
+    # avi cannot hold negative timestamps: FFmpeg's default shift for an mp3 encoder delay
+    # would open a gap after the first picture. Disabled, the sound starts with that delay.
+    extra = {"avoid_negative_ts": "disabled"} if fmt == "avi" else {}
+    with av.open(str(path), "w", format=fmt, options=options, container_options=extra) as out:
         vs = _add_video(out, vcodec, fps, size, rotation) if video else None
         as_ = _add_audio(out, acodec, audio_rate, channels) if audio else None
         if vs is not None:
