@@ -66,9 +66,9 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
     person = people.main_person(tracks, info.num_frames, name=clip.name)
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
     motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
-    trials = []
+    suffix, trials = media.output_suffix(info), []
     for i, shift in enumerate(shifts):
-        copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{clip.suffix}",
+        copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{suffix}",
                                       shift - stated)
         copy_info = media.probe(copy)
         frames = min(copy_info.num_frames, info.num_frames)

@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gestsync.audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES
+from gestsync.audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES, num_windows
+from gestsync.audio import mel_windows as _cut_mel_windows
 
 FRAME_HEIGHT = 270  # model input frame size in pixels (the conv stack reduces it to 1 x 1)
 FRAME_WIDTH = 480
@@ -243,19 +244,17 @@ class GestSyncModel(nn.Module):
             chunk: conv-stack outputs per pass; memory grows about 10 MB per unit.
             progress: called as `progress("video features", frames_read, total_or_None)`.
         Returns:
-            float32 `(T - 4) x 512` on the CPU; row t covers frames t .. t + 4.
+            float32 `max(T - 4, 0) x 512` on the CPU; row t covers frames t .. t + 4.
         """
         _require_eval(self)
         if chunk < 1:
             raise ValueError(f"chunk must be at least 1, got {chunk}")
-        total, read, out = _clip_length(frames), 0, []
+        total, read, out = _clip_length(frames), 0, [torch.empty(0, D_MODEL)]
         for block in _frame_chunks(frames, chunk):
             out.append(self.video_features(block.unsqueeze(0))[0].T.float().cpu())
             read += block.shape[1] - (TEMPORAL_CONTEXT if read else 0)
             if progress is not None:
                 progress("video features", read, total)
-        if not out:
-            raise ValueError(f"the clip has fewer than {TEMPORAL_KERNEL} frames")
         return torch.cat(out)
 
     @torch.no_grad()
@@ -296,10 +295,14 @@ class GestSyncModel(nn.Module):
         Returns:
             float32 `(T - 24) x 1024` on the CPU; row s is the window of frames s .. s + 24.
         """
+        need = self.config.window_frames
         n = _clip_length(frames)
-        if n is not None and n < self.config.window_frames:
-            raise ValueError(f"the clip has {n} frames: need at least {self.config.window_frames} (one window)")
-        return self.embed_clip_features(self.clip_features(frames, chunk, progress), batch)
+        if n is not None and n < need:
+            raise ValueError(f"the clip has {n} frames: need at least {need} (one window)")
+        features = self.clip_features(frames, chunk, progress)
+        if features.shape[0] < self.config.tokens_per_window:  # a short iterable
+            raise ValueError(f"the clip has fewer than {need} frames: need at least one window")
+        return self.embed_clip_features(features, batch)
 
     # ---- audio ----------------------------------------------------------------------------
 
@@ -310,6 +313,22 @@ class GestSyncModel(nn.Module):
             raise ValueError(f"expected B x {' x '.join(map(str, expected))} log-mel windows, got {tuple(mel_windows.shape)}")
         x = self.net_aud(mel_windows.to(self.device, self.dtype))  # B x 512 x 1 x 1
         return self.ff_aud(x).flatten(1)
+
+    @torch.no_grad()
+    def embed_audio_clip(self, mel: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Audio embedding under every video frame: `T x 80` log-mel -> `W x 1024`, float32 on the CPU.
+
+        Row s is the window of mel frames 4s .. 4s + 99 (the sound of video frames
+        s .. s + 24), W = `audio.num_windows(T)`. Needs the model in eval mode.
+        """
+        _require_eval(self)
+        n = num_windows(mel.shape[0]) if mel.ndim == 2 else 0
+        if n < 1:
+            raise ValueError(f"expected T x {N_MELS} log-mel features with T >= {MEL_WINDOW}, got {tuple(mel.shape)}")
+        out = torch.empty(n, self.config.embed_dim)
+        for s in range(0, n, batch):
+            out[s : s + batch] = self.embed_audio(_cut_mel_windows(mel, range(s, min(s + batch, n)))).float().cpu()
+        return out
 
     # ---- scoring --------------------------------------------------------------------------
 

@@ -19,7 +19,26 @@ def default_out_dir(video: Path) -> Path:
 
 
 def check_writable(out_dir: Path) -> None:
-    """Fail early, before any work, when `out_dir` cannot be created or written."""
+    """Fail early, before any work, when `out_dir` cannot be created or written.
+
+    Creates nothing: the folder is made only when results are written (`staged`).
+    """
+    probe_dir = out_dir
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent  # the nearest existing ancestor must accept new entries
+    if probe_dir.exists() and not probe_dir.is_dir():
+        raise GestsyncError(f"output folder {out_dir} is not a folder ({probe_dir} is a "
+                            "file): choose another --out")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".gestsync-check-"):
+            pass
+    except OSError as e:
+        raise GestsyncError(
+            f"cannot write to output folder {out_dir} ({e.strerror or e}): choose a "
+            "writable folder with --out") from e
+
+
+def _make_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".gestsync-check-"):
@@ -37,7 +56,7 @@ def staged(out_dir: Path) -> Iterator[Path]:
     On any error nothing is moved and the staging folder is removed, so the output folder
     holds either all of a run's files or none of them.
     """
-    check_writable(out_dir)
+    _make_dir(out_dir)
     stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".gestsync-partial-"))
     try:
         yield stage

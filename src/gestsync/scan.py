@@ -5,7 +5,10 @@ Shared by `gestsync sync` (one person) and `gestsync speaker` (several).
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+import os
+import sys
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +31,23 @@ def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]
     return w, h
 
 
+@contextlib.contextmanager
+def native_logs_hidden() -> Iterator[None]:
+    """Silence C++ log lines (MediaPipe/TFLite start-up chatter) written to fd 2.
+
+    Python's own sys.stderr is flushed first; errors raised inside still propagate.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
                 **track_options) -> list[people.Track]:
     """Every person track of the clip, in pixels of the original frame.
@@ -39,9 +59,15 @@ def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress =
     scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1],
                      np.float32)
     poses = []
-    with PoseDetector(max_people=max_people, max_width=None) as detector:
+    with native_logs_hidden():
+        detector = PoseDetector(max_people=max_people, max_width=None)
+    with detector:
         for k, frame in enumerate(media.iter_frames(info, size=size)):
-            poses.append(detector.detect(frame, k) * scale)
+            if k == 0:
+                with native_logs_hidden():  # the first inference logs its set-up too
+                    poses.append(detector.detect(frame, k) * scale)
+            else:
+                poses.append(detector.detect(frame, k) * scale)
             progress("people", k + 1, info.num_frames)
     return people.track_people(poses, (info.width, info.height), **track_options)
 
