@@ -1,0 +1,183 @@
+"""`gestsync sync` end to end: bad input gets one clear line and status 2, real clips work."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import synth
+from gestsync.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _assert_clean_failure(code, err, out_dir: Path, match: str):
+    assert code == 2
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gestsync: error: "), err
+    assert "Traceback" not in err
+    assert match in lines[0], lines[0]
+    assert not out_dir.exists()  # nothing partial left behind
+
+
+@pytest.fixture
+def out(tmp_path):
+    return tmp_path / "results"
+
+
+def test_missing_file(capsys, tmp_path, out):
+    code, _, err = _run(capsys, "sync", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "does not exist")
+
+
+def test_text_renamed_mp4(capsys, tmp_path, out):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    before = _digest(fake)
+    code, _, err = _run(capsys, "sync", str(fake), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "notes.mp4")
+    assert _digest(fake) == before
+
+
+def test_truncated_file(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "full.mp4", seconds=4.0, size=(128, 96))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    code, _, err = _run(capsys, "sync", str(cut), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "cut.mp4")
+
+
+def test_no_audio_stream(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "mute.mp4", seconds=3.0, audio=False)
+    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "audio")
+
+
+def test_no_video_stream(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "sound.mp4", seconds=3.0, video=False)
+    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "video")
+
+
+def test_silent_audio(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "quiet.mp4", seconds=3.0, silent=True)
+    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "silent")
+
+
+def test_clip_shorter_than_the_context(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "short.mp4", seconds=3.0)
+    code, _, err = _run(capsys, "sync", str(clip), "--context-frames", "200", "--out", str(out),
+                        "--quiet")
+    _assert_clean_failure(code, err, out, "--context-frames")
+    clip = synth.make_video(tmp_path / "tiny.mp4", seconds=1.0)
+    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "longer clip")
+
+
+def test_no_person(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
+    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "no person")
+
+
+def test_folder_without_videos(capsys, tmp_path, out):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("hi")
+    code, _, err = _run(capsys, "sync", str(empty), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "no videos in folder")
+
+
+def test_unwritable_output_folder(capsys, tmp_path):
+    clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = _run(capsys, "sync", str(clip), "--out", str(blocker / "sub"), "--quiet")
+    _assert_clean_failure(code, err, blocker / "sub", "choose another --out")
+    if Path("/sys").is_dir():  # unwritable even for root
+        code, _, err = _run(capsys, "sync", str(clip), "--out", "/sys/gestsync-out", "--quiet")
+        _assert_clean_failure(code, err, Path("/sys/gestsync-out"), "cannot write")
+
+
+def test_bad_option_values(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
+    code, _, err = _run(capsys, "sync", str(clip), "--grid", "0", "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "--grid")
+    code, _, err = _run(capsys, "sync", str(clip), "--max-offset", "abc")
+    assert code == 2 and "Traceback" not in err and "--max-offset" in err
+
+
+def test_help_and_version(capsys):
+    assert main(["--help"]) == 0
+    assert "sync" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+
+
+def _video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(video=0) if p.size]
+
+
+@pytest.mark.slow
+@needs_samples
+def test_sync_real_clip_writes_every_output(capsys, tmp_path):
+    src = SAMPLES / "sync_sample_3.mp4"
+    before = _digest(src)
+    out = tmp_path / "res"
+    code, stdout, err = _run(capsys, "sync", str(src), "--out", str(out), "--json", "--quiet",
+                             "--always-write")
+    assert code == 0, err
+    result = json.loads(stdout.strip())
+    assert isinstance(result["offset_frames"], int) and -50 <= result["offset_frames"] <= 50
+    assert result["offset_seconds"] == pytest.approx(result["offset_frames"] / 25)
+    assert 0 <= result["confidence"] <= 1
+    assert len(result["candidates"]) == len(result["scores"]) == 101
+    assert sorted(p.name for p in out.iterdir()) == ["offset.json", "scores.png",
+                                                     "sync_sample_3_synced.mp4"]
+    assert json.loads((out / "offset.json").read_text())["offset_frames"] == result["offset_frames"]
+    assert _video_packets(out / "sync_sample_3_synced.mp4") == _video_packets(src)  # bit-exact
+    assert _digest(src) == before
+
+
+@pytest.mark.slow
+@needs_samples
+def test_several_videos_go_on_after_a_failure(capsys, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_good.mp4").symlink_to(SAMPLES / "sync_sample_3.mp4")
+    (folder / "b_bad.mp4").write_text("not a video")
+    code, stdout, err = _run(capsys, "sync", str(folder), "--out", str(tmp_path / "res"),
+                             "--json", "--quiet", "--no-video")
+    assert code == 1
+    lines = [json.loads(l) for l in stdout.splitlines()]
+    assert [Path(l["video"]).name for l in lines] == ["a_good.mp4", "b_bad.mp4"]
+    assert "offset_frames" in lines[0] and "error" in lines[1]
+    assert (tmp_path / "res" / "a_good" / "offset.json").is_file()
+    assert not (tmp_path / "res" / "b_bad").exists()
+
+
+@pytest.mark.slow
+@needs_samples
+def test_python_api_matches_the_cli(tmp_path):
+    import gestsync
+
+    result = gestsync.find_offset(SAMPLES / "sync_sample_3.mp4", context_frames=100)
+    d = result.to_dict()
+    assert d["scored_frames"][1] - d["scored_frames"][0] == 100
+    assert d["outputs"] == {}
+    assert np.isfinite([s for s in d["scores"] if s is not None]).all()

@@ -1,0 +1,95 @@
+"""Offset search and the built-in estimator on signals with a known lag."""
+
+import numpy as np
+import pytest
+
+from gestsync import estimator, offset
+
+
+def test_candidate_lags_every_frame_and_grid():
+    assert list(offset.candidate_lags(3)) == [-3, -2, -1, 0, 1, 2, 3]
+    assert list(offset.candidate_lags(50, grid=5))[:3] == [-50, -45, -40]
+    assert len(offset.candidate_lags(50, grid=5)) == 21  # the authors' 21 candidates
+    with pytest.raises(ValueError, match="--grid"):
+        offset.candidate_lags(10, grid=0)
+
+
+def test_scored_span_is_the_middle():
+    assert offset.scored_span(100, None) == (0, 100)
+    assert offset.scored_span(100, 40) == (30, 70)
+    assert offset.scored_span(100, 500) == (0, 100)
+
+
+def test_shifted_products_align_picture_t_with_sound_t_plus_lag():
+    picture = np.arange(5.0)
+    sound = np.arange(5.0) * 10
+    ev = offset.shifted_products(picture, sound, np.array([-1, 0, 2]))
+    assert np.isnan(ev[0, 0]) and ev[0, 1] == 1 * 0
+    assert np.allclose(ev[1], picture * sound)
+    assert ev[2, 0] == 0 * 20 and ev[2, 2] == 2 * 40 and np.isnan(ev[2, 3:]).all()
+
+
+def test_best_lag_prefers_zero_on_ties_and_rejects_empty():
+    lags = np.array([-2, -1, 0, 1, 2])
+    assert offset.best_lag(lags, np.array([1, 3, 3, 3, 0.0])) == 0
+    with pytest.raises(ValueError):
+        offset.best_lag(lags, np.full(5, np.nan))
+
+
+def _speech_like(frames, rng):
+    """Bursty 25 fps signal: random syllable-rate pulses."""
+    pulses = (rng.random(frames) < 0.15).astype(float)
+    kernel = np.hanning(7)
+    return np.convolve(pulses, kernel, mode="same")
+
+
+@pytest.mark.parametrize("true_lag", [-17, 0, 3, 20])
+def test_estimator_finds_a_planted_lag(true_lag):
+    rng = np.random.default_rng(5)
+    frames = 750  # 30 s
+    drive = _speech_like(frames + 100, rng)
+    # sound lags picture by true_lag: sound[t + L] follows picture[t]
+    picture = drive[50:50 + frames] + 0.3 * rng.standard_normal(frames)
+    sound = drive[50 - true_lag:50 - true_lag + frames] + 0.3 * rng.standard_normal(frames)
+    lags = offset.candidate_lags(50)
+    ev = estimator.evidence(picture[None], sound[None], lags)
+    span = offset.scored_span(frames, None)
+    best = offset.best_lag(lags, offset.lag_scores(ev, span))
+    assert best == true_lag
+    assert offset.bootstrap_confidence(ev, span, lags, best) > 0.9
+
+
+def test_confidence_is_low_for_unrelated_signals():
+    rng = np.random.default_rng(1)
+    frames = 250
+    lags = offset.candidate_lags(50)
+    a, b = _speech_like(frames, rng), _speech_like(frames, rng)
+    ev = estimator.evidence(a[None], b[None], lags)
+    span = (0, frames)
+    best = offset.best_lag(lags, offset.lag_scores(ev, span))
+    assert offset.bootstrap_confidence(ev, span, lags, best) < 0.9
+
+
+def test_motion_signals_are_scale_free_and_ignore_unseen_joints():
+    rng = np.random.default_rng(0)
+    kp = np.zeros((40, 33, 4), np.float32)
+    kp[..., :2] = 100 + rng.standard_normal((40, 33, 2)) * 3
+    kp[:, 11, 0], kp[:, 12, 0] = 50, 150  # shoulders 100 px apart
+    kp[..., 3] = 1.0
+    small = kp.copy()
+    small[..., :2] /= 2
+    assert np.allclose(estimator.motion_signals(kp), estimator.motion_signals(small))
+    hidden = kp.copy()
+    hidden[:, list(estimator.HAND_JOINTS), 3] = 0.0
+    assert np.all(estimator.motion_signals(hidden)[0] == 0)
+
+
+def test_speech_signals_follow_loudness():
+    rate, frames = 16000, 50
+    t = np.arange(frames * 640) / rate
+    audio = 0.01 * np.sin(2 * np.pi * 200 * t)
+    audio[25 * 640:] *= 30  # louder second half
+    energy, onset = estimator.speech_signals(audio.astype(np.float32), frames)
+    assert energy.shape == (frames,)
+    assert energy[30:].mean() > energy[:20].mean() + 3
+    assert onset[24:27].max() > 5 * np.median(onset)
