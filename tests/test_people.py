@@ -5,7 +5,7 @@ import pytest
 
 from gestsync.errors import PeopleError
 from gestsync.people import (CROP_ASPECT, Tracker, crop_box, crop_frame, keypoint_box,
-                             main_person, track_people)
+                             main_person, people_per_frame, track_people)
 
 FRAME = (640, 360)  # width, height
 
@@ -193,3 +193,16 @@ def test_stride_interpolates_skipped_frames():
     np.testing.assert_allclose(t.keypoints[50, :, :2], people[50][:, :2], atol=1e-3)
     with pytest.raises(ValueError, match="stride"):
         track_people([], FRAME, stride=30)
+
+
+def test_people_together_in_several_shots_add_up():
+    # 3 shots of 40 frames, two people together for 15 frames in each: 45 of 120 frames
+    seq = []
+    for shot in range(3):
+        x = 150 + 100 * shot  # a cut: everyone moves
+        seq += [[p] + ([person(x + 250, 150, 60)] if i >= 25 else [])
+                for i, p in enumerate(walk(x, x + 5, 40))]
+    tracks = track_people(frames_of(*seq), FRAME, min_frames=10)
+    assert (people_per_frame(tracks, 120) == 2).sum() == 45
+    with pytest.raises(PeopleError, match="2 people"):
+        main_person(tracks, 120)

@@ -56,9 +56,9 @@ HAND_MIN_VISIBILITY = 0.5  # MediaPipe's likelihood that the landmark is in view
 CROP_ASPECT = 16 / 9
 
 # main_person limits.
-MULTI_PERSON_FRACTION = 0.25  # another person beside the main one for >= 1/4 of the clip
-SECONDARY_MIN_SCALE = 0.5  # ... counts only if at least half the main one's size
-# (smaller people are background: audience, passers-by)
+MULTI_PERSON_FRACTION = 0.25  # several people together on >= 1/4 of the clip's frames
+SECONDARY_MIN_SCALE = 0.5  # a person counts if at least half the size of the largest one
+# present (smaller people are background: audience, passers-by)
 MIN_HANDS_RATIO = 0.05  # hands in view in < 1 frame in 20 is detector noise, not gesture
 
 
@@ -362,9 +362,21 @@ def crop_frame(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------ main person
 
-def _overlap_frames(a: Track, b: Track) -> int:
-    """Frames on which both a and b are present (gaps of at most max_gap included)."""
-    return max(0, min(a.end, b.end) - max(a.start, b.start))
+def people_per_frame(tracks: list[Track], num_frames: int) -> np.ndarray:
+    """int (num_frames,): people present on each frame, not counting background people.
+
+    A track counts on a frame when it is at least SECONDARY_MIN_SCALE times the size of
+    the largest track present there (smaller ones are audience, passers-by).
+    """
+    largest = np.zeros(num_frames)
+    for t in tracks:
+        span = slice(t.start, min(t.end, num_frames))
+        largest[span] = np.maximum(largest[span], t.size)
+    count = np.zeros(num_frames, np.int64)
+    for t in tracks:
+        span = slice(t.start, min(t.end, num_frames))
+        count[span] += t.size >= SECONDARY_MIN_SCALE * largest[span]
+    return count
 
 
 def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -> Track:
@@ -375,8 +387,8 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -
         num_frames: frames in the clip (for the fractions below).
         name: how to call the clip in error messages (its file name).
     Raises:
-        PeopleError: nobody found; another person of comparable size visible beside
-            the main one for MULTI_PERSON_FRACTION of the clip or more; or the main
+        PeopleError: nobody found; two or more people of comparable size visible
+            together on MULTI_PERSON_FRACTION of the clip's frames or more; or the main
             person's hands in view on fewer than MIN_HANDS_RATIO of its frames.
     """
     if not tracks:
@@ -384,13 +396,12 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -
             f"no person found in {name}: gestsync needs a visible person, face towards "
             "the camera with head, shoulders and hands in view, for at least "
             f"{MIN_FRAMES / FPS:g} s")
-    main = max(tracks, key=lambda t: (t.length, t.size))
-    others = [t for t in tracks if t is not main and t.size >= SECONDARY_MIN_SCALE * main.size
-              and _overlap_frames(main, t) >= MULTI_PERSON_FRACTION * num_frames]
-    if others:
+    count = people_per_frame(tracks, num_frames)
+    if (count >= 2).sum() >= MULTI_PERSON_FRACTION * num_frames:
         raise PeopleError(
-            f"{len(others) + 1} people visible in {name}: use `gestsync speaker` to find "
+            f"{count.max()} people visible in {name}: use `gestsync speaker` to find "
             "who is speaking")
+    main = max(tracks, key=lambda t: (t.length, t.size))
     if main.visible_hands_ratio < MIN_HANDS_RATIO:
         raise PeopleError(
             f"hands never visible in {name} (in view on {main.visible_hands_ratio:.0%} of "
