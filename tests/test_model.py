@@ -94,6 +94,14 @@ def test_clip_embedding_equals_every_window(ref_model):
     assert calls[-1] == ("video features", n_frames, None)
 
 
+def test_audio_clip_equals_every_window(ref_model):
+    mel = log_mel(reference_wav()[0])[:141]  # 141 mel frames: 11 windows, one frame spare
+    with torch.no_grad():
+        expected = ref_model.embed_audio(mel_windows(mel, range(11)))
+    clip = ref_model.embed_audio_clip(mel, batch=4)
+    assert clip.shape == (11, 1024) and rel_err(clip, expected) < 1e-5
+
+
 def test_clip_chunks_cover_the_clip_the_same_for_every_input_kind():
     frames = np.random.default_rng(1).integers(0, 256, (17, 270, 480, 3), dtype=np.uint8)
     as_float = torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 255
@@ -102,8 +110,8 @@ def test_clip_chunks_cover_the_clip_the_same_for_every_input_kind():
         expected = [as_float[:, s : s + chunk + 4] for s in range(0, 13, chunk)]
         for kind in kinds if chunk == 4 else kinds[:1]:
             blocks = list(_frame_chunks(kind, chunk))
-            assert [b.shape[1] for b in blocks] == [e.shape[1] for e in expected]
-            assert all(torch.equal(b, e) for b, e in zip(blocks, expected))
+            assert [b.shape[2] for b in blocks] == [e.shape[1] for e in expected]
+            assert all(torch.equal(b[0], e) for b, e in zip(blocks, expected))
 
 
 @pytest.mark.parametrize(
@@ -113,6 +121,7 @@ def test_clip_chunks_cover_the_clip_the_same_for_every_input_kind():
         (np.zeros((30, 480, 270, 3), np.uint8), "uint8 T x 270 x 480 x 3"),
         (np.zeros((30, 270, 480, 3), np.float32), "float 3 x T"),
         (iter([np.zeros((270, 480), np.uint8)]), "frame 0"),
+        (iter(np.zeros((3, 270, 480, 3), np.uint8)), "fewer than 25"),
     ],
 )
 def test_clip_rejects_bad_input(untrained, clip, message):
