@@ -181,3 +181,35 @@ def test_python_api_matches_the_cli(tmp_path):
     assert d["scored_frames"][1] - d["scored_frames"][0] == 100
     assert d["outputs"] == {}
     assert np.isfinite([s for s in d["scores"] if s is not None]).all()
+
+
+@pytest.mark.slow
+@needs_samples
+def test_checkpoint_reproduces_the_authors_grid(capsys, tmp_path):
+    """--checkpoint with a generated published-format file, the authors' 21 candidates."""
+    import torch
+
+    import reference_weights
+
+    ckpt = tmp_path / "model_rgb.pth"
+    torch.save(reference_weights.published_checkpoint(reference_weights.reference_state_dict()), ckpt)
+    code, stdout, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--checkpoint",
+                             str(ckpt), "--grid", "5", "--context-frames", "50", "--json",
+                             "--quiet", "--no-video", "--out", str(tmp_path / "res"))
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["method"] == "model"
+    assert result["candidates"] == list(range(-50, 51, 5))
+    assert result["scored_frames"] == [50, 100]
+    assert result["offset_frames"] % 5 == 0
+    assert all(s is not None for s in result["scores"])
+
+
+def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path):
+    clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
+    bad = tmp_path / "model.pth"
+    bad.write_text("not a checkpoint")
+    out = tmp_path / "res"
+    code, _, err = _run(capsys, "sync", str(clip), "--checkpoint", str(bad), "--out", str(out),
+                        "--quiet")
+    _assert_clean_failure(code, err, out, "model.pth")

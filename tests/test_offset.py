@@ -14,9 +14,10 @@ def test_candidate_lags_every_frame_and_grid():
         offset.candidate_lags(10, grid=0)
 
 
-def test_scored_span_is_the_middle():
+def test_scored_span_starts_where_every_candidate_has_sound():
     assert offset.scored_span(100, None) == (0, 100)
-    assert offset.scored_span(100, 40) == (30, 70)
+    assert offset.scored_span(200, 50, max_offset=50) == (50, 100)  # the authors' block
+    assert offset.scored_span(100, 80, max_offset=50) == (20, 100)
     assert offset.scored_span(100, 500) == (0, 100)
 
 

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="search offsets in [-N, N] frames at 25 fps (default 50 = 2 s)")
     s.add_argument("--context-frames", type=int, metavar="N",
-                   help="score only the middle N frames (default: the whole clip)")
+                   help="score only N frames, from frame --max-offset on (default: the whole clip)")
     s.add_argument("--grid", type=int, default=1, metavar="K",
                    help="candidate step in frames (default 1; 5 = the authors' grid)")
     s.add_argument("--always-write", action="store_true",
@@ -200,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else EXIT_OK
+    except BrokenPipeError:  # stdout closed early (e.g. piped into head)
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("gestsync: interrupted", file=sys.stderr)
         return 130

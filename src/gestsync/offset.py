@@ -25,12 +25,14 @@ def candidate_lags(max_offset: int, grid: int = 1) -> np.ndarray:
     return np.arange(-(max_offset // grid) * grid, max_offset + 1, grid)
 
 
-def scored_span(num_frames: int, context_frames: int | None) -> tuple[int, int]:
-    """Frames [start, stop) whose evidence is scored: the whole clip, or the middle
-    `context_frames` of it."""
+def scored_span(num_frames: int, context_frames: int | None,
+                max_offset: int = 0) -> tuple[int, int]:
+    """Frames [start, stop) whose evidence is scored: the whole clip, or `context_frames`
+    frames from frame `max_offset` on (the first frame where every earlier-sound candidate
+    has sound, as the authors' code does), moved back when the clip ends sooner."""
     if context_frames is None or context_frames >= num_frames:
         return 0, num_frames
-    start = (num_frames - context_frames) // 2
+    start = max(0, min(max_offset, num_frames - context_frames))
     return start, start + context_frames
 
 

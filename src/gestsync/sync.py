@@ -56,7 +56,8 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         checkpoint: the published `model_rgb.pth` (or our own); None uses the built-in
             estimator, which needs no weights.
         max_offset: candidates span [-max_offset, max_offset] frames at 25 fps.
-        context_frames: score only the middle N frames (default: the whole clip).
+        context_frames: score only N frames, from frame max_offset on (default: the
+            whole clip); see `offset.scored_span`.
         grid: candidate step in frames (1: every frame; 5: the authors' grid).
         out_dir: where to write offset.json, scores.png and <name>_synced.mp4; None writes
             nothing to disk.
@@ -117,7 +118,7 @@ def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[peo
 
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
             context_frames: int | None, method: str) -> OffsetResult:
-    span = offset.scored_span(info.num_frames, context_frames)
+    span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
     scores = offset.lag_scores(evidence, span)
     best = offset.best_lag(lags, scores)
     confidence = offset.bootstrap_confidence(evidence, span, lags, best)

@@ -1,0 +1,99 @@
+"""Real-time factor of each stage of `gestsync sync` (built-in estimator) and peak memory.
+
+    .venv/bin/python benchmarks/bench_sync.py [--seconds 60] [--source CLIP]
+
+Builds a clip of the asked length at 720p by looping a real sample (picture re-encoded with
+libx264, sound copied in a loop), then times each stage in one run. The real-time factor is
+seconds of processing per second of video: below 0.5 means at least 2x faster than real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from gestsync import estimator, media, offset, people, scan
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+def make_long_clip(source: Path, out: Path, seconds: float, size=(1280, 720)) -> Path:
+    """Loop `source`'s 25 fps picture and 16 kHz sound to `seconds` at `size`."""
+    info = media.probe(source)
+    frames = list(media.iter_frames(info, size=size))
+    audio = media.read_audio(info)
+    total = int(seconds * media.FPS)
+    with av.open(str(out), "w") as c:
+        vs = c.add_stream("libx264", rate=media.FPS, options={"preset": "veryfast", "crf": "23"})
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        as_ = c.add_stream("aac", rate=media.SAMPLE_RATE, layout="mono")
+        for k in range(total):
+            c.mux(vs.encode(av.VideoFrame.from_ndarray(frames[k % len(frames)], format="rgb24")))
+        c.mux(vs.encode(None))
+        sound = np.tile(audio, total // info.num_frames + 1)[: total * media.SAMPLES_PER_FRAME]
+        for start in range(0, len(sound), 1024):
+            piece = sound[start:start + 1024][None].astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = media.SAMPLE_RATE, start
+            c.mux(as_.encode(frame))
+        c.mux(as_.encode(None))
+    return out
+
+
+def timed(fn, *args, **kw):
+    t = time.perf_counter()
+    value = fn(*args, **kw)
+    return value, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--source", type=Path, default=SAMPLES / "sync_sample_2.mp4")
+    args = ap.parse_args()
+    if not args.source.is_file():
+        sys.exit(f"no source clip {args.source}: give --source")
+    with tempfile.TemporaryDirectory() as work:
+        clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds)
+        info, t_probe = timed(media.probe, clip)
+        _, t_decode = timed(lambda: sum(1 for _ in media.iter_frames(info, size=scan.pose_size(info))))
+        tracks, t_people = timed(scan.scan_people, info, 2)
+        person = people.main_person(tracks, info.num_frames)
+        audio, t_audio = timed(media.read_audio, info)
+        lags = offset.candidate_lags(50)
+
+        def estimate():
+            motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
+            speech = estimator.speech_signals(audio, info.num_frames)
+            ev = estimator.evidence(motion, speech, lags)
+            span = offset.scored_span(info.num_frames, None)
+            best = offset.best_lag(lags, offset.lag_scores(ev, span))
+            return offset.bootstrap_confidence(ev, span, lags, best)
+
+        _, t_estimate = timed(estimate)
+        _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)
+    d = info.duration
+    rows = [("probe", t_probe), ("decode only (640 px)", t_decode),
+            ("people: decode + pose + tracks", t_people), ("read audio", t_audio),
+            ("estimator + offset search + confidence", t_estimate), ("write synced video", t_write)]
+    total = t_probe + t_people + t_audio + t_estimate + t_write
+    print(f"clip: {d:.1f} s, {info.width}x{info.height}, {info.num_frames} frames at 25 fps; "
+          f"person found on {int(person.detected.sum())} frames")
+    print(f"{'stage':42s} {'seconds':>8s} {'real-time factor':>17s}")
+    for name, t in rows:
+        print(f"{name:42s} {t:8.2f} {t / d:17.3f}")
+    print(f"{'whole command (all but decode-only)':42s} {total:8.2f} {total / d:17.3f}"
+          f"   -> {d / total:.2f}x real time")
+    print(f"estimator share of pose stage: {t_estimate / t_people:.1%}")
+    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

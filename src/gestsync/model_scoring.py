@@ -1,0 +1,56 @@
+"""Sync evidence from the published GestSync model (used with --checkpoint).
+
+Window s of the picture (frames s .. s + 24 of the person's masked crop) and window s + lag
+of the sound are compared by the model's scaled cosine; that is evidence[lag, s].
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import media, people
+from .audio import log_mel
+from .model import GestSyncModel
+from .pose import FaceMasker
+from .scan import Progress, native_logs_hidden
+
+
+def masked_crops(info: media.MediaInfo, track: people.Track) -> Iterator[np.ndarray]:
+    """The model's input for every 25 fps frame: the person's 16:9 crop, face hidden,
+    uint8 270 x 480 x 3. Frames outside the track reuse its nearest box."""
+    boxes = track.crop_boxes()
+    with native_logs_hidden():
+        masker = FaceMasker()
+    with masker:
+        for k, frame in enumerate(media.iter_frames(info)):
+            i = int(np.clip(k - track.start, 0, track.length - 1))
+            keypoints = track.keypoints[i] if track.detected[i] else None
+            if k == 0:
+                with native_logs_hidden():  # the face mesh logs its set-up on first use
+                    crop = masker.masked_crop(frame, boxes[i], keypoints)
+            else:
+                crop = masker.masked_crop(frame, boxes[i], keypoints)
+            yield crop
+
+
+def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,
+                   track: people.Track, lags: np.ndarray, progress: Progress) -> np.ndarray:
+    """len(lags) x T evidence (NaN where a window is missing), T = info.num_frames."""
+    video = model.embed_video_clip(
+        masked_crops(info, track),
+        progress=lambda step, done, total: progress("model (picture)", done, total or info.num_frames))
+    with torch.inference_mode():
+        sound = model.embed_audio_clip(log_mel(audio).to(model.device))
+    video = torch.nn.functional.normalize(video, dim=1)
+    sound = torch.nn.functional.normalize(sound, dim=1)
+    scale = float(model.logits_scale.weight.detach().reshape(()))
+    evidence = np.full((len(lags), info.num_frames), np.nan)
+    for i, lag in enumerate(np.asarray(lags, dtype=int)):
+        first, last = max(0, -lag), min(len(video), len(sound) - lag)
+        if last > first:
+            cos = (video[first:last] * sound[first + lag:last + lag]).sum(dim=1)
+            evidence[i, first:last] = scale * cos.numpy()
+    return evidence
