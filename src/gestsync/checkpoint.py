@@ -11,6 +11,8 @@ Anything wrong raises `CheckpointError` saying what was found and what to do.
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,17 +73,16 @@ def read_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # torch.load raises many types for foreign or damaged files
-        raise CheckpointError(
-            f"cannot read {path} as a PyTorch checkpoint of tensors ({type(e).__name__}: "
-            f"{_first_line(e)}); the file may be truncated, not a checkpoint, or hold "
-            f"arbitrary Python objects (refused for safety): {_FIX}"
-        ) from e
+        why = _why_unreadable(path, e)
+        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {why}. Fix: {_FIX}") from e
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict of weights: {_FIX}")
     return obj
 
 
-def split_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str] = "<checkpoint>") -> tuple[dict[str, torch.Tensor], ModelConfig]:
+def split_checkpoint(
+    obj: Mapping[str, Any], path: str | os.PathLike[str] = "<checkpoint>"
+) -> tuple[dict[str, torch.Tensor], ModelConfig]:
     """(state dict, architecture) from a loaded checkpoint dict, published, ours or bare."""
     if WEIGHTS_KEY in obj:
         state = obj[WEIGHTS_KEY]
@@ -113,7 +114,9 @@ def build_model(config: ModelConfig, path: str | os.PathLike[str] = "<checkpoint
     """An untrained model of the architecture `config` describes."""
     builder = _BUILDERS.get(config.variant)
     if builder is None:
-        raise CheckpointError(f"checkpoint {path} is a {config.variant!r} model; this gestsync loads {sorted(_BUILDERS)}")
+        raise CheckpointError(
+            f"checkpoint {path} is a {config.variant!r} model; this gestsync loads {sorted(_BUILDERS)}"
+        )
     return builder(config)
 
 
@@ -127,7 +130,9 @@ def remap_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike[str] = "<checkpoint>") -> None:
+def check_state_dict(
+    model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike[str] = "<checkpoint>"
+) -> None:
     """Raise CheckpointError naming missing, unexpected and wrongly shaped keys, if any."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -160,6 +165,14 @@ def checkpoint_payload(model: GestSyncModel, **extra: Any) -> dict[str, Any]:
 def _names(keys: list[str]) -> str:
     shown = ", ".join(keys[:_SHOW])
     return shown + (f", ... ({len(keys) - _SHOW} more)" if len(keys) > _SHOW else "")
+
+
+def _why_unreadable(path: str | os.PathLike[str], e: BaseException) -> str:
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        return "it is not a file written by torch.save, or it is truncated"
+    if isinstance(e, pickle.UnpicklingError):  # weights_only refused a non-tensor object
+        return "it holds Python objects other than tensors, refused because loading them could run code"
+    return f"it is damaged ({type(e).__name__}: {_first_line(e)})"
 
 
 def _first_line(e: BaseException) -> str:

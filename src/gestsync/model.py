@@ -125,7 +125,8 @@ class ConvStack(nn.Module):
 
     def __init__(self, in_channels: int, blocks: tuple[_Block, ...], dims: int) -> None:
         super().__init__()
-        conv, norm, pool = (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d) if dims == 3 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+        layers_3d, layers_2d = (nn.Conv3d, nn.BatchNorm3d, nn.MaxPool3d), (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+        conv, norm, pool = layers_3d if dims == 3 else layers_2d
         self.stages: list[tuple[str, str, str | None]] = []
         for i, b in enumerate(blocks, start=1):
             conv_name = "fc6" if i == len(blocks) else f"conv{i}"
@@ -311,7 +312,8 @@ class GestSyncModel(nn.Module):
         """Audio embeddings: `B x 1 x 80 x 100` log-mel windows (see `audio.mel_windows`) -> `B x 1024`."""
         expected = (1, N_MELS, MEL_WINDOW)
         if mel_windows.ndim != 4 or tuple(mel_windows.shape[1:]) != expected:
-            raise ValueError(f"expected B x {' x '.join(map(str, expected))} log-mel windows, got {tuple(mel_windows.shape)}")
+            shape = " x ".join(map(str, expected))
+            raise ValueError(f"expected B x {shape} log-mel windows, got {tuple(mel_windows.shape)}")
         x = self.net_aud(mel_windows.to(self.device, self.dtype))  # B x 512 x 1 x 1
         return self.ff_aud(x).flatten(1)
 
@@ -425,7 +427,8 @@ def _check_frame(frame: Any, index: int) -> torch.Tensor:
     frame = frame.clone() if isinstance(frame, torch.Tensor) else torch.tensor(np.asarray(frame))
     if frame.dtype != torch.uint8 or tuple(frame.shape) != (FRAME_HEIGHT, FRAME_WIDTH, 3):
         raise ValueError(
-            f"frame {index}: expected uint8 {FRAME_HEIGHT} x {FRAME_WIDTH} x 3 RGB, got {frame.dtype} {tuple(frame.shape)}"
+            f"frame {index}: expected uint8 {FRAME_HEIGHT} x {FRAME_WIDTH} x 3 RGB, "
+            f"got {frame.dtype} {tuple(frame.shape)}"
         )
     return frame
 
