@@ -193,6 +193,11 @@ def test_stride_interpolates_skipped_frames():
     np.testing.assert_allclose(t.keypoints[50, :, :2], people[50][:, :2], atol=1e-3)
     with pytest.raises(ValueError, match="stride"):
         track_people([], FRAME, stride=30)
+    # 101 frames: the last analysed one is 99, the track is held to the end
+    (t,) = track_people(frames_of(*[[p] for p in people[::3]]), FRAME, stride=3,
+                        num_frames=101)
+    assert t.end == 101 and not t.detected[-1]
+    np.testing.assert_array_equal(t.keypoints[-1, :, :2], people[99][:, :2])
 
 
 def test_people_together_in_several_shots_add_up():

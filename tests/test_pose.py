@@ -163,3 +163,10 @@ def test_face_masker_finds_the_chin(cache):
     for y in chins + [head_chin]:
         assert y is not None and mouth_y < y < mouth_y + 60
     assert out.shape == (270, 480, 3) and (out[: int(mouth_y) + CHIN_MARGIN] == 0).all()
+
+
+def test_hand_detector_runs_from_the_wheel_models(cache):
+    frames = decode("sync_sample_1.mp4", 0, 4)
+    with pose.HandDetector(cache=cache) as detector:
+        hands = [detector.detect(f, i) for i, f in enumerate(frames)]
+    assert all(h.ndim == 3 and h.shape[1:] == (21, 3) and h.dtype == np.float32 for h in hands)

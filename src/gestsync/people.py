@@ -229,19 +229,27 @@ class Tracker:
             self._open.append(_Open())
             self._open[-1].add(frame, poses[di], self.frame_size)
 
-    def finish(self) -> list[Track]:
-        """Close all tracks; return those kept, ordered by first frame."""
-        self._close_stale(None)
+    def finish(self, end: int | None = None) -> list[Track]:
+        """Close all tracks; return those kept, ordered by first frame.
+
+        end: one past the scene's last frame. Tracks seen on the last analysed frame are
+        extended to it, holding their last pose (not detected): for pose run on every
+        k-th frame, whose last analysed frame may come before the scene's end.
+        """
+        self._close_stale(None, end)
         return sorted(self._done, key=lambda t: (t.start, -t.size))
 
-    def _close_stale(self, frame: int | None) -> None:
+    def _close_stale(self, frame: int | None, end: int | None = None) -> None:
         """Finalise tracks unseen for more than max_gap frames (all when frame is None)."""
         keep = []
         for t in self._open:
             if frame is not None and frame - t.frames[-1] <= self.max_gap:
                 keep.append(t)
                 continue
-            track = _finalise(t, self.frame_size, self.smooth_frames)
+            last = t.frames[-1] + 1
+            if end is not None and t.frames[-1] == self._last_frame:
+                last = max(last, end)
+            track = _finalise(t, self.frame_size, self.smooth_frames, last)
             if track.length >= self.min_frames and track.size >= self.min_size:
                 self._done.append(track)
         self._open = keep
@@ -262,10 +270,10 @@ def _drop_duplicates(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return poses[keep], links[keep]
 
 
-def _finalise(t: _Open, frame_size: tuple[int, int], smooth_frames: int) -> Track:
-    """Interpolate the gaps of an open track and smooth its boxes."""
+def _finalise(t: _Open, frame_size: tuple[int, int], smooth_frames: int, end: int) -> Track:
+    """Interpolate the gaps of an open track up to frame `end` (excluded), smooth its boxes."""
     seen = np.asarray(t.frames)
-    frames = np.arange(seen[0], seen[-1] + 1)
+    frames = np.arange(seen[0], end)  # np.interp holds the last value after seen[-1]
     detected = np.isin(frames, seen)
     boxes = _interpolate(frames, seen, np.stack(t.boxes))
     keypoints = _interpolate(frames, seen, np.stack(t.keypoints))
@@ -289,7 +297,8 @@ def _interpolate(frames: np.ndarray, seen: np.ndarray, values: np.ndarray) -> np
 def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
                  min_frames: int = MIN_FRAMES, min_size: float = MIN_SIZE,
                  max_gap: int = MAX_GAP, iou_threshold: float = IOU_THRESHOLD,
-                 first_frame: int = 0, stride: int = 1) -> list[Track]:
+                 first_frame: int = 0, stride: int = 1,
+                 num_frames: int | None = None) -> list[Track]:
     """Link per-frame body landmarks of one scene into people tracks.
 
     Args:
@@ -305,6 +314,8 @@ def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
         stride: poses_per_frame[i] is frame first_frame + i * stride (pose run on every
             stride-th frame only; the frames between are interpolated like gaps, so
             stride must not exceed max_gap + 1).
+        num_frames: frames in the scene, if known: tracks present on the last analysed
+            frame then run to the scene's end (see `Tracker.finish`).
     Returns:
         Tracks ordered by first frame.
     """
@@ -314,7 +325,7 @@ def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
     for i, poses in enumerate(poses_per_frame):
         frame = first_frame + i * stride
         tracker.update(frame, np.asarray(poses, np.float32).reshape(-1, 33, 4))
-    return tracker.finish()
+    return tracker.finish(None if num_frames is None else first_frame + num_frames)
 
 
 # ------------------------------------------------------------------------------ crops
