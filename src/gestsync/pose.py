@@ -307,11 +307,12 @@ class FaceMasker:
 
     Pass the head box (or use `masked_crop` with the pose keypoints): the face-mesh
     detector misses small faces, e.g. 0-1% found in 16:9 crops of the 720p samples
-    against 95-100% with the head box. About 3 ms per call; `masked_crop` 5-7 ms.
+    against 95-100% with the head box (uncovered faces). About 3 ms per call;
+    `masked_crop` 5-7 ms.
 
     Args:
-        max_width: crops wider than this are shrunk for the face mesh (y is still
-            returned in pixels of the given crop); None uses the crop as is.
+        max_width: without a head box, crops wider than this are shrunk for the face
+            mesh (y is still in pixels of the given crop); None uses the crop as is.
     """
 
     def __init__(self, max_width: int | None = CROP_WIDTH, min_detection_confidence: float = 0.5,
