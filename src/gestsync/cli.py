@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_eval_parser
 
     add_eval_parser(sub)
+    from .app import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -192,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="gestsync: %(message)s")
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "eval":
+        if args.command in ("eval", "serve"):
             return args.run(args)
         return _process(args, find_videos(args.videos))
     except GestsyncError as e:

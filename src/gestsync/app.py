@@ -1,0 +1,480 @@
+"""`gestsync serve`: the web demo, a Gradio page over the public API.
+
+The page calls `find_offset` (and `find_speakers` once that API exists) exactly as the
+command line does. One job runs at a time per worker; the others wait in a queue. Every
+file the app writes (uploads, results, Gradio's own cache) stays inside its working
+folder. A bad file shows the same message as the command line (the GestsyncError text).
+
+Gradio is imported only when the server starts (`serve`), after its environment is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .cli import VIDEO_SUFFIXES, UsageError
+from .errors import GestsyncError
+
+log = logging.getLogger(__name__)
+
+MODE_SYNC = "sync offset"
+MODE_SPEAKERS = "who is speaking"
+BUILTIN = "built-in estimator (no weights)"
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+MIB = 1024 * 1024  # Gradio counts upload sizes in binary megabytes
+RECENT_KEPT = 10  # uploads offered as "recent"; older ones are deleted
+JOBS_KEPT = 10  # result folders kept while pages may still show them; older are deleted
+CACHE_CLEAN = (600, 3600)  # Gradio's cache: every 10 min, delete files older than 1 h
+PROGRESS_STEP = 0.01  # send a progress update at most every 1% of a stage
+LOCAL_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Options of `gestsync serve` (see README)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    workdir: Path | None = None  # None: a fresh temporary folder, removed on exit
+    checkpoints: Path | None = None  # folder whose .pth/.pt files the visitor may pick
+    max_upload_mb: float = 100.0
+    max_seconds: float = 300.0
+    queue_size: int = 16
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise UsageError(f"--port must be in 1..65535, got {self.port}")
+        if self.max_upload_mb <= 0 or self.max_seconds <= 0:
+            raise UsageError("--max-upload-mb and --max-seconds must be positive")
+        if self.queue_size < 1:
+            raise UsageError(f"--queue-size must be at least 1, got {self.queue_size}")
+        if self.checkpoints is not None and not self.checkpoints.is_dir():
+            raise UsageError(f"--checkpoints {self.checkpoints} is not a folder: give the "
+                             "folder that holds your .pth files")
+
+
+# ----------------------------------------------------------------------------- working folder
+
+class Workspace:
+    """The app's working folder: uploads/ (recent videos, shared by servers on the folder) and
+    run-<id>/ of this server: jobs/ (results) and cache/ (Gradio's uploads and copies)."""
+
+    def __init__(self, root: Path | None):
+        self.temporary = root is None
+        base = Path(tempfile.mkdtemp(prefix="gestsync-serve-")) if root is None else root
+        self.root = base.resolve()
+        self.uploads = self.root / "uploads"
+        self.run = self.root / f"run-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.jobs, self.cache = self.run / "jobs", self.run / "cache"
+        for folder in (self.uploads, self.jobs, self.cache):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def store_upload(self, src: Path) -> Path:
+        """Keep an uploaded video as uploads/<content digest>/<name>; the same video is kept once."""
+        key = self.uploads / _digest(src)
+        dest = key / _safe_name(src.name)
+        if not key.is_dir():
+            key.mkdir()
+            shutil.copyfile(src, dest)
+        os.utime(key)  # most recently used first
+        self._prune(self.uploads, RECENT_KEPT)
+        return next(key.iterdir())
+
+    def recent(self) -> list[tuple[str, str]]:
+        """(label, key) of the kept uploads, most recent first; key is `<digest>/<name>`."""
+        items = []
+        for folder in _newest_first(self.uploads):
+            for video in folder.iterdir():
+                when = time.strftime("%H:%M", time.localtime(folder.stat().st_mtime))
+                items.append((f"{video.name} ({when})", f"{folder.name}/{video.name}"))
+        return items
+
+    def recent_path(self, key: str) -> Path:
+        """The file of a recent upload; only keys the page offered are accepted."""
+        if key not in {k for _, k in self.recent()}:
+            raise GestsyncError("that recent video is no longer kept: upload it again")
+        return self.uploads / key
+
+    def new_job(self) -> Path:
+        """A fresh result folder (not created: find_offset makes it when it writes)."""
+        self._prune(self.jobs, JOBS_KEPT - 1)
+        return self.jobs / uuid.uuid4().hex
+
+    def close(self) -> None:
+        """Remove everything, or, for a folder given with --workdir, all but the uploads."""
+        shutil.rmtree(self.root if self.temporary else self.run, ignore_errors=True)
+
+    @staticmethod
+    def _prune(folder: Path, keep: int) -> None:
+        for old in _newest_first(folder)[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _newest_first(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_dir()),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _safe_name(name: str) -> str:
+    """A plain file name: no folders, no characters a shell or URL would trip on."""
+    stem = re.sub(r"[^\w.-]+", "_", Path(name).name).strip("._") or "video"
+    return stem[:120]
+
+
+# ----------------------------------------------------------------------------- checks
+
+def checkpoint_names(folder: Path | None) -> list[str]:
+    """Model files the visitor may pick (names only, never paths)."""
+    if folder is None:
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES)
+
+
+def resolve_checkpoint(folder: Path | None, name: str | None) -> Path | None:
+    """The checkpoint file for a name from the list; None for the built-in estimator."""
+    if not name or name == BUILTIN:
+        return None
+    if name not in checkpoint_names(folder):
+        raise GestsyncError(f"unknown model {name!r}: pick one from the list")
+    return folder / name
+
+
+def check_limits(video: Path, cfg: ServeConfig) -> None:
+    """Size and duration limits of this server; a bad file fails here with the CLI's message."""
+    from .media import probe
+
+    size_mb = video.stat().st_size / MIB
+    if size_mb > cfg.max_upload_mb:
+        raise GestsyncError(f"{video.name} is {size_mb:.1f} MB; this server takes videos up to "
+                            f"{cfg.max_upload_mb:g} MB: give a shorter or smaller video")
+    seconds = probe(video).duration
+    if seconds > cfg.max_seconds:
+        raise GestsyncError(f"{video.name} lasts {seconds:.1f} s; this server takes videos up "
+                            f"to {cfg.max_seconds:g} s: give a shorter clip, or run "
+                            "`gestsync` on your own machine")
+
+
+def speaker_api() -> Callable[..., Any] | None:
+    """`find_speakers` when this installation has it, else None (the mode is not offered)."""
+    if importlib.util.find_spec("gestsync.speaker") is None:
+        return None
+    from . import speaker
+
+    return getattr(speaker, "find_speakers", None)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+class GradioProgress:
+    """A progress hook (stage, completed, total) that drives a gr.Progress bar per stage."""
+
+    def __init__(self, bar: Callable[..., Any]):
+        self.bar, self.stage, self.shown = bar, None, -1.0
+
+    def __call__(self, stage: str, completed: int, total: int) -> None:
+        fraction = completed / total if total else 0.0
+        if stage == self.stage and fraction - self.shown < PROGRESS_STEP and completed < total:
+            return
+        self.stage, self.shown = stage, fraction
+        self.bar((completed, total), desc=stage, unit="frames" if total > 1 else "steps")
+
+
+@dataclass
+class PageResult:
+    """What the page shows after a job."""
+
+    summary: str  # markdown
+    plot: str | None = None
+    video: str | None = None
+    files: list[str] | None = None
+
+
+def run_sync(video: Path, out_dir: Path, checkpoint: Path | None,
+             progress: GradioProgress) -> PageResult:
+    """find_offset with its outputs: offset, confidence, score plot, corrected video, JSON."""
+    from .sync import find_offset
+
+    d = find_offset(video, checkpoint=checkpoint, out_dir=out_dir, progress=progress).to_dict()
+    outs = d["outputs"]
+    files = [outs[k] for k in ("json", "synced_video") if k in outs]
+    return PageResult(sync_summary(d), outs.get("plot"), outs.get("synced_video"), files)
+
+
+def sync_summary(d: dict) -> str:
+    """The offset in words (markdown), from `OffsetResult.to_dict()`."""
+    frames, seconds = d["offset_frames"], d["offset_seconds"]
+    if frames == 0:
+        meaning = "sound and picture are in sync; no corrected copy is needed"
+    else:
+        when = "later" if frames > 0 else "earlier"
+        meaning = (f"the sound comes {abs(seconds):.2f} s {when} than the picture; the "
+                   "corrected copy below moves the sound back in place")
+    doubt = " (uncertain: treat the answer as a guess)" if d["uncertain"] else ""
+    return (f"**Offset: {frames:+d} frames ({seconds:+.2f} s)**, confidence "
+            f"**{d['confidence']:.2f}**{doubt}\n\n{meaning}. Method: {d['method']}.")
+
+
+def run_speakers(video: Path, out_dir: Path, checkpoint: Path | None,
+                 progress: GradioProgress, per_frame: bool = True) -> PageResult:
+    """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
+    from .speaker import find_speakers
+
+    d = find_speakers(video, checkpoint=checkpoint, per_frame=per_frame, out_dir=out_dir,
+                      progress=progress).to_dict()
+    outs = d["outputs"]
+    plot = out_dir / "timeline.png"
+    speaker_timeline(d, plot)
+    files = [outs[k] for k in ("json", "video") if k in outs]
+    return PageResult(speakers_summary(d), str(plot), outs.get("video"), files)
+
+
+def speakers_summary(d: dict, most: int = 12) -> str:
+    """One line per scene (markdown), from `SpeakerResult.to_dict()`."""
+    lines = [f"**{len(d['scenes'])} scene(s), {len({t['id'] for t in d['tracks']})} "
+             f"person(s) tracked.** Method: {d['method']}."]
+    for s in d["scenes"][:most]:
+        who = (f"person {s['speaker']} speaks" if s["speaker"] is not None
+               else f"nobody ({s['reason']})")
+        lines.append(f"- scene {s['index'] + 1}, {s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
+                     f"{who}, confidence {s['confidence']:.2f}")
+    if len(d["scenes"]) > most:
+        lines.append(f"- ... {len(d['scenes']) - most} more in the JSON")
+    return "\n".join(lines)
+
+
+def speaking_runs(scene: dict) -> list[tuple[int, int, int]]:
+    """(track id, first frame, end frame) of each stretch where one person speaks."""
+    start = scene["start_frame"]
+    who = scene["frame_speakers"] or [scene["speaker"]] * (scene["end_frame"] - start)
+    runs, first = [], 0
+    for k in range(1, len(who) + 1):
+        if k == len(who) or who[k] != who[first]:
+            if who[first] is not None:
+                runs.append((who[first], start + first, start + k))
+            first = k
+    return runs
+
+
+def speaker_timeline(d: dict, path: Path) -> None:
+    """Who speaks when, saved as PNG: a row per person (grey: visible, orange: speaking)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .media import FPS
+
+    rows = {tid: k for k, tid in enumerate(sorted({t["id"] for t in d["tracks"]}))}
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(rows)), dpi=100)
+    for t in d["tracks"]:
+        ax.broken_barh([(t["start_frame"] / FPS, (t["end_frame"] - t["start_frame"]) / FPS)],
+                       (rows[t["id"]] - 0.35, 0.7), color="0.85")
+    for s in d["scenes"]:
+        for tid, first, end in speaking_runs(s):
+            ax.broken_barh([(first / FPS, (end - first) / FPS)], (rows[tid] - 0.35, 0.7),
+                           color="tab:orange")
+        if s["index"] > 0:
+            ax.axvline(s["start_seconds"], color="k", ls=":", lw=1)
+    ax.set_yticks(list(rows.values()), [f"person {tid}" for tid in rows])
+    ax.set_xlim(0, d["duration_seconds"])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("time (s); grey: visible, orange: speaking, dotted: scene cut")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What the visitor chose: an uploaded file or a recent key, the mode, a model name."""
+
+    video: str | None
+    recent: str | None
+    mode: str
+    model: str | None
+    per_frame: bool = True
+
+
+def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
+            progress: GradioProgress) -> PageResult:
+    """One visitor's request, end to end; problems the visitor can fix become the summary."""
+    try:
+        path = (ws.store_upload(Path(req.video)) if req.video
+                else ws.recent_path(req.recent) if req.recent else None)
+        if path is None:
+            return PageResult("Upload a video or pick a recent one, then press Run.")
+        progress("checking the video", 0, 1)
+        check_limits(path, cfg)
+        checkpoint = resolve_checkpoint(cfg.checkpoints, req.model)
+        if req.mode == MODE_SPEAKERS and speaker_api() is not None:
+            return run_speakers(path, ws.new_job(), checkpoint, progress, req.per_frame)
+        return run_sync(path, ws.new_job(), checkpoint, progress)
+    except (GestsyncError, ValueError) as e:
+        return PageResult(f"**Error:** {_md_escape(str(e))}")
+    except Exception as e:  # an internal error: one line here, the traceback in the server log
+        log.exception("job failed")
+        return PageResult(f"**Internal error:** {_md_escape(f'{type(e).__name__}: {e}')} "
+                          "(the server log has the traceback)")
+
+
+def _md_escape(text: str) -> str:
+    """Show text as is in markdown (file names often hold underscores)."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", text)
+
+
+# ----------------------------------------------------------------------------- the page
+
+def intro(cfg: ServeConfig, modes: list[str]) -> str:
+    what = "whether the sound and picture of a video are in sync"
+    if MODE_SPEAKERS in modes:
+        what += " and who is speaking"
+    return (f"# gestsync\nTells from body gestures alone {what}; faces are not looked at. "
+            f"Videos up to {cfg.max_upload_mb:g} MB and {cfg.max_seconds:g} s. The sync "
+            "offset needs one visible person.")
+
+
+def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
+    """The Gradio Blocks page (call after `_gradio_env`)."""
+    import gradio as gr
+
+    def job(video, recent, mode, model, per_frame, progress=gr.Progress()):
+        req = JobRequest(video, recent, mode, model, per_frame)
+        r = run_job(cfg, ws, req, GradioProgress(progress))
+        return r.summary, r.plot, r.video, r.files, gr.update(choices=ws.recent())
+
+    with gr.Blocks(title="gestsync", delete_cache=CACHE_CLEAN) as demo:
+        gr.Markdown(intro(cfg, modes))
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label="Video", sources=["upload"], elem_id="video-in")
+                recent = gr.Dropdown(ws.recent(), value=None, label="…or a recent video",
+                                     elem_id="recent")
+                mode = gr.Radio(modes, value=modes[0], label="Mode", visible=len(modes) > 1,
+                                elem_id="mode")
+                per_frame = gr.Checkbox(True, label="decide on every frame (else per scene)",
+                                        visible=False, elem_id="per-frame")
+                model = gr.Dropdown([BUILTIN] + checkpoint_names(cfg.checkpoints),
+                                    value=BUILTIN, label="Model", elem_id="model",
+                                    visible=cfg.checkpoints is not None)
+                run = gr.Button("Run", variant="primary", elem_id="run")
+            with gr.Column():
+                summary = gr.Markdown(elem_id="result")
+                plot = gr.Image(label="Plot", type="filepath", interactive=False, elem_id="plot")
+                result_video = gr.Video(label="Result video", interactive=False,
+                                        elem_id="video-out")
+                files = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                                elem_id="downloads")
+        run.click(job, [video, recent, mode, model, per_frame],
+                  [summary, plot, result_video, files, recent], concurrency_limit=1)
+        mode.change(lambda m: gr.update(visible=m == MODE_SPEAKERS), mode, per_frame)
+        video.upload(lambda: None, None, recent)  # a new upload replaces a picked recent one
+        recent.input(lambda key: str(ws.recent_path(key)) if key else None, recent, video)
+        demo.load(lambda: gr.update(choices=ws.recent()), None, recent)
+    return demo.queue(max_size=cfg.queue_size, default_concurrency_limit=1)
+
+
+def _gradio_env(ws: Workspace) -> None:
+    """Before Gradio is imported: no analytics (unless the user chose), cache in the workdir."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ["GRADIO_TEMP_DIR"] = str(ws.cache)  # uploads land here first
+
+
+def _stop_on_sigterm() -> None:
+    """`kill` stops the server like Ctrl-C does, so the working folder is cleaned."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with a clear line, before any work, when the address cannot be listened on."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another "
+                         "--port, or stop the program that uses it") from e
+
+
+def serve(cfg: ServeConfig) -> int:
+    """Run the web demo until interrupted; returns the exit status."""
+    _check_port(cfg.host, cfg.port)
+    ws = Workspace(cfg.workdir)
+    _gradio_env(ws)
+    try:
+        import gradio as gr
+
+        modes = [MODE_SYNC] + ([MODE_SPEAKERS] if speaker_api() else [])
+        demo = build_app(cfg, ws, modes)
+        _stop_on_sigterm()
+        log.warning("working folder %s", ws.root)
+        demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
+                    max_file_size=int(cfg.max_upload_mb * MIB), ssr_mode=False,
+                    allowed_paths=[str(ws.uploads), str(ws.jobs)], mcp_server=False,
+                    run_history=False, footer_links=["api", "gradio", "settings"],
+                    theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=["monospace"]))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ws.close()
+    return 0
+
+
+# ----------------------------------------------------------------------------- command line
+
+def add_serve_parser(sub) -> None:
+    """The `serve` sub-command (registered by cli.build_parser)."""
+    s = sub.add_parser("serve", help="start the web demo (Gradio) on this machine")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument("--share", action="store_true",
+                   help="also open a public gradio.live link (needs internet; off by default)")
+    s.add_argument("--workdir", metavar="DIR", help="working folder for uploads, results and "
+                   "cache (default: a temporary folder removed on exit; a given folder keeps "
+                   "its uploads as recent videos)")
+    s.add_argument("--checkpoints", metavar="DIR",
+                   help="folder of model files (.pth, .pt) the visitor may choose from")
+    s.add_argument("--max-upload-mb", type=float, default=100.0, metavar="MB",
+                   help="largest upload in MB (default 100)")
+    s.add_argument("--max-seconds", type=float, default=300.0, metavar="S",
+                   help="longest video in seconds (default 300)")
+    s.add_argument("--queue-size", type=int, default=16, metavar="N",
+                   help="jobs that may wait for the worker (default 16)")
+    s.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    return serve(ServeConfig(
+        host=args.host, port=args.port, share=args.share,
+        workdir=Path(args.workdir) if args.workdir else None,
+        checkpoints=Path(args.checkpoints) if args.checkpoints else None,
+        max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+        queue_size=args.queue_size))

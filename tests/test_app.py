@@ -1,0 +1,282 @@
+"""`gestsync serve`: the page driven in headless Chromium, and the app's own checks.
+
+The browser tests start the server in a subprocess on a free port and skip (with the
+reason) when gradio, selenium, chromium or chromedriver is missing. Screenshots are saved
+in results/screenshots/ (git-ignored).
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import synth
+from gestsync import app
+from gestsync.cli import main
+from gestsync.errors import GestsyncError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SHOTS = ROOT / "results" / "screenshots"
+SYNC_CLIP, SPEAKER_CLIP = SAMPLES / "sync_sample_3.mp4", SAMPLES / "asd_sample_2.mp4"
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--disable-quic", "--window-size=1280,1400"]
+START_TIMEOUT = 60  # s for the server to answer (gradio import is slow on a busy machine)
+JOB_TIMEOUT = 90  # s for one job on a 2-core machine
+
+
+# ----------------------------------------------------------------------------- app checks, no browser
+
+def test_uploads_are_kept_once_inside_the_workdir(tmp_path):
+    ws = app.Workspace(tmp_path / "work")
+    src = tmp_path / " odd name?.mp4"
+    src.write_bytes(b"same bytes")
+    first, again = ws.store_upload(src), ws.store_upload(src)
+    assert first == again and first.name == "odd_name_.mp4"
+    assert first.parent.parent == ws.uploads
+    assert app._safe_name("../../.bashrc") == "bashrc"
+    [(label, key)] = ws.recent()
+    assert label.startswith("odd_name_.mp4") and ws.recent_path(key) == first
+    for bad in ("../../etc/passwd", "nope/x.mp4"):
+        with pytest.raises(GestsyncError, match="no longer kept"):
+            ws.recent_path(bad)
+    ws.close()
+    assert ws.uploads.is_dir() and not ws.run.exists()  # a given workdir keeps its uploads
+
+
+def test_temporary_workdir_is_removed():
+    ws = app.Workspace(None)
+    ws.new_job().mkdir()
+    ws.close()
+    assert not ws.root.exists()
+
+
+def test_checkpoint_is_picked_by_name_only(tmp_path):
+    (tmp_path / "b.pth").write_bytes(b"x")
+    (tmp_path / "a.pt").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    assert app.checkpoint_names(tmp_path) == ["a.pt", "b.pth"]
+    assert app.resolve_checkpoint(tmp_path, "b.pth") == tmp_path / "b.pth"
+    assert app.resolve_checkpoint(tmp_path, app.BUILTIN) is None
+    for bad in ("../b.pth", "/etc/passwd", "notes.txt"):
+        with pytest.raises(GestsyncError, match="pick one from the list"):
+            app.resolve_checkpoint(tmp_path, bad)
+
+
+def test_limits_have_clear_messages(tmp_path):
+    clip = synth.make_video(tmp_path / "clip.mp4", seconds=3.0)
+    with pytest.raises(GestsyncError, match=r"lasts 3\.0 s; this server takes videos up to 2 s"):
+        app.check_limits(clip, app.ServeConfig(max_seconds=2))
+    with pytest.raises(GestsyncError, match="this server takes videos up to 0.001 MB"):
+        app.check_limits(clip, app.ServeConfig(max_upload_mb=0.001))
+    app.check_limits(clip, app.ServeConfig(max_seconds=5))
+
+
+def test_progress_updates_are_throttled_per_stage():
+    calls = []
+    hook = app.GradioProgress(lambda value, desc, unit: calls.append((value, desc)))
+    for k in range(1, 1001):
+        hook("people", k, 1000)
+    hook("writing", 0, 1)
+    assert 90 <= len(calls) <= 102 and calls[-2] == ((1000, 1000), "people")
+    assert calls[-1] == ((0, 1), "writing")
+
+
+def test_summaries_and_timeline(tmp_path):
+    text = app.sync_summary({"offset_frames": -15, "offset_seconds": -0.6, "confidence": 0.9,
+                             "uncertain": False, "method": "builtin"})
+    assert "Offset: -15 frames (-0.60 s)" in text and "0.60 s earlier" in text
+    scene = {"index": 0, "start_frame": 10, "end_frame": 16, "start_seconds": 0.4,
+             "end_seconds": 0.64, "speaker": 1, "reason": "", "confidence": 0.8,
+             "frame_speakers": [1, 1, None, 2, 2, 2]}
+    assert app.speaking_runs(scene) == [(1, 10, 12), (2, 13, 16)]
+    assert app.speaking_runs({**scene, "frame_speakers": None}) == [(1, 10, 16)]
+    result = {"scenes": [scene], "method": "builtin", "duration_seconds": 1.0,
+              "tracks": [{"id": 1, "start_frame": 0, "end_frame": 20},
+                         {"id": 2, "start_frame": 5, "end_frame": 25}]}
+    assert "person 1 speaks, confidence 0.80" in app.speakers_summary(result)
+    app.speaker_timeline(result, tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_serve_options_are_checked(capsys, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--workdir", str(tmp_path / "w")]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+    assert main(["serve", "--checkpoints", str(tmp_path / "none")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- in the browser
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"gestsync serve exited with {proc.returncode}: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"gestsync serve did not answer within {START_TIMEOUT} s: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app in a subprocess; its system temp folder must stay empty (uploads stay inside)."""
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    base = tmp_path_factory.mktemp("serve")
+    systemp, work, log = base / "systemp", base / "work", base / "server.log"
+    systemp.mkdir()
+    port = _free_port()
+    cmd = [sys.executable, "-m", "gestsync", "serve", "--port", str(port), "--workdir",
+           str(work), "--max-seconds", "30"]
+    env = {**os.environ, "TMPDIR": str(systemp)}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=base, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, log.read_text()
+    assert not list(work.glob("run-*")), "the server left its jobs or cache behind"
+    assert not list(systemp.iterdir()), "files were written outside the working folder"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("Debian chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    profile = Path(__import__("tempfile").mkdtemp(prefix="gestsync-chromium-"))
+    for flag in CHROME_FLAGS + [f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    b = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        yield b
+    finally:
+        b.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _css(b, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return b.find_elements(By.CSS_SELECTOR, selector)
+
+
+def _wait_for(b, check, what: str, timeout: float = JOB_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    _screenshot(b, "timeout")
+    pytest.fail(f"timed out waiting for {what}; page says: {_css(b, 'body')[0].text[:2000]}")
+
+
+def _screenshot(b, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"serve_{name}.png"
+    b.save_screenshot(str(path))
+    return path
+
+
+def _open_and_upload(b, url: str, video: Path) -> None:
+    b.get(url)
+    upload = _wait_for(b, lambda: _css(b, "#video-in input[type=file]"), "the upload field", 30)
+    upload[0].send_keys(str(video))
+    _wait_for(b, lambda: _css(b, "#video-in video"), "the uploaded video preview", 30)
+
+
+def _run_and_read(b, pattern: str) -> str:
+    """Press Run and return the result text once it matches `pattern`."""
+    _css(b, "#run")[0].click()
+    result = lambda: _css(b, "#result")[0].text  # noqa: E731
+    _wait_for(b, lambda: re.search(pattern, result()), f"a result matching {pattern!r}")
+    return result()
+
+
+def _download(b, suffix: str) -> bytes:
+    links = [a.get_attribute("href") for a in _css(b, "#downloads a")]
+    [link] = [h for h in links if h and h.endswith(suffix)]
+    with urllib.request.urlopen(link, timeout=10) as r:
+        return r.read()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SYNC_CLIP.is_file(), reason=f"{SYNC_CLIP} absent")
+def test_sync_offset_in_the_browser(server, browser):
+    _open_and_upload(browser, server, SYNC_CLIP)
+    text = _run_and_read(browser, r"Offset: [+-]?\d+ frames|Error")
+    m = re.search(r"Offset: ([+-]?\d+) frames \(([+-]\d+\.\d+) s\), confidence (\d\.\d\d)", text)
+    assert m, text
+    _wait_for(browser, lambda: _css(browser, "#downloads a"), "the download links", 20)
+    shot = _screenshot(browser, "sync")
+    result = json.loads(_download(browser, "offset.json"))
+    assert result["offset_frames"] == int(m[1]) and f"{result['confidence']:.2f}" == m[3]
+    if result["offset_frames"] != 0:  # the corrected copy plays in the page and downloads
+        assert _css(browser, "#video-out video")
+        assert len(_download(browser, "_synced.mp4")) > 10_000
+    assert _css(browser, "#plot img") and shot.stat().st_size > 10_000
+
+
+def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    assert main(["sync", str(fake), "--quiet", "--out", str(tmp_path / "out")]) == 2
+    cli_line = capsys.readouterr().err.strip()
+    message = cli_line.removeprefix("gestsync: error: ")
+    assert message != cli_line and "notes.mp4" in message
+    browser.get(server)
+    _wait_for(browser, lambda: _css(browser, "#video-in input[type=file]"), "the upload field", 30)
+    _css(browser, "#video-in input[type=file]")[0].send_keys(str(fake))
+    time.sleep(1.5)  # the upload is tiny; the preview cannot play it, so nothing to wait for
+    text = _run_and_read(browser, "Error")
+    _screenshot(browser, "bad_file")
+    assert text == f"Error: {message}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SPEAKER_CLIP.is_file(), reason=f"{SPEAKER_CLIP} absent")
+def test_who_is_speaking_in_the_browser(server, browser):
+    if app.speaker_api() is None:
+        pytest.skip("this installation has no gestsync.find_speakers")
+    _open_and_upload(browser, server, SPEAKER_CLIP)
+    [choice] = [el for el in _css(browser, "#mode label") if app.MODE_SPEAKERS in el.text]
+    choice.click()
+    text = _run_and_read(browser, r"scene\(s\)|Error")
+    assert re.search(r"\d+ scene\(s\), \d+ person\(s\) tracked", text), text
+    _wait_for(browser, lambda: _css(browser, "#downloads a"), "the download links", 20)
+    _screenshot(browser, "speakers")
+    assert json.loads(_download(browser, "speakers.json"))["scenes"]
+    assert _css(browser, "#video-out video") and _css(browser, "#plot img")
