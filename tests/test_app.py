@@ -218,12 +218,27 @@ def _open_and_upload(b, url: str, video: Path) -> None:
     _wait_for(b, lambda: _css(b, "#video-in video"), "the uploaded video preview", 30)
 
 
-def _run_and_read(b, pattern: str) -> str:
-    """Press Run and return the result text once it matches `pattern`."""
+def _run_and_read(b, pattern: str) -> tuple[str, set[str]]:
+    """Press Run; return the result text once it matches `pattern`, and the stages shown."""
     _css(b, "#run")[0].click()
-    result = lambda: _css(b, "#result")[0].text  # noqa: E731
-    _wait_for(b, lambda: re.search(pattern, result()), f"a result matching {pattern!r}")
-    return result()
+    stages: set[str] = set()
+
+    def done():
+        stages.update(re.findall(r"([a-z][\w ()]*?) - \d+(?:\.\d+)?%", _css(b, "body")[0].text))
+        return re.search(pattern, _css(b, "#result")[0].text)
+
+    _wait_for(b, done, f"a result matching {pattern!r}")
+    return _css(b, "#result")[0].text, stages
+
+
+def _pick_recent(b, url: str, name: str) -> None:
+    """Choose a kept upload from the "recent" list; the page shows it as the input video."""
+    b.get(url)
+    _wait_for(b, lambda: _css(b, "#recent input"), "the recent list", 30)[0].click()
+    items = _wait_for(b, lambda: [li for li in _css(b, "#recent li") if name in li.text],
+                      f"{name} among the recent videos", 10)
+    items[0].click()
+    _wait_for(b, lambda: _css(b, "#video-in video"), "the picked video", 20)
 
 
 def _download(b, suffix: str) -> bytes:
@@ -237,7 +252,8 @@ def _download(b, suffix: str) -> bytes:
 @pytest.mark.skipif(not SYNC_CLIP.is_file(), reason=f"{SYNC_CLIP} absent")
 def test_sync_offset_in_the_browser(server, browser):
     _open_and_upload(browser, server, SYNC_CLIP)
-    text = _run_and_read(browser, r"Offset: [+-]?\d+ frames|Error")
+    text, stages = _run_and_read(browser, r"Offset: [+-]?\d+ frames|Error")
+    assert any("people" in s for s in stages), stages  # the progress bar names each stage
     m = re.search(r"Offset: ([+-]?\d+) frames \(([+-]\d+\.\d+) s\), confidence (\d\.\d\d)", text)
     assert m, text
     _wait_for(browser, lambda: _css(browser, "#downloads a"), "the download links", 20)
@@ -248,6 +264,7 @@ def test_sync_offset_in_the_browser(server, browser):
         assert _css(browser, "#video-out video")
         assert len(_download(browser, "_synced.mp4")) > 10_000
     assert _css(browser, "#plot img") and shot.stat().st_size > 10_000
+    _pick_recent(browser, server, SYNC_CLIP.name)
 
 
 def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
@@ -261,7 +278,7 @@ def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
     _wait_for(browser, lambda: _css(browser, "#video-in input[type=file]"), "the upload field", 30)
     _css(browser, "#video-in input[type=file]")[0].send_keys(str(fake))
     time.sleep(1.5)  # the upload is tiny; the preview cannot play it, so nothing to wait for
-    text = _run_and_read(browser, "Error")
+    text, _ = _run_and_read(browser, "Error")
     _screenshot(browser, "bad_file")
     assert text == f"Error: {message}"
 
@@ -274,7 +291,7 @@ def test_who_is_speaking_in_the_browser(server, browser):
     _open_and_upload(browser, server, SPEAKER_CLIP)
     [choice] = [el for el in _css(browser, "#mode label") if app.MODE_SPEAKERS in el.text]
     choice.click()
-    text = _run_and_read(browser, r"scene\(s\)|Error")
+    text, _ = _run_and_read(browser, r"scene\(s\)|Error")
     assert re.search(r"\d+ scene\(s\), \d+ person\(s\) tracked", text), text
     _wait_for(browser, lambda: _css(browser, "#downloads a"), "the download links", 20)
     _screenshot(browser, "speakers")

@@ -425,6 +425,9 @@ def _check_port(host: str, port: int) -> None:
 
 def serve(cfg: ServeConfig) -> int:
     """Run the web demo until interrupted; returns the exit status."""
+    if importlib.util.find_spec("gradio") is None:
+        raise UsageError("gestsync serve needs the demo extra: pip install 'gestsync[demo]' "
+                         "(with -c constraints.txt)")
     _check_port(cfg.host, cfg.port)
     ws = Workspace(cfg.workdir)
     _gradio_env(ws)
