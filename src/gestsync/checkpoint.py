@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from gestsync.errors import CheckpointError
+from gestsync.keypoint_model import KEYPOINT_VARIANT, KeypointModelConfig, KeypointSyncModel
 from gestsync.model import GestSyncModel, ModelConfig
 
 WEIGHTS_KEY = "state_dict"  # published format: weights under this key
@@ -35,7 +36,9 @@ _PREFIXES = (
 )
 
 # Architectures by ModelConfig.variant. A keypoint variant would register its builder here.
-_BUILDERS: dict[str, Callable[[ModelConfig], GestSyncModel]] = {"rgb": GestSyncModel}
+_BUILDERS: dict[str, Callable[[Any], torch.nn.Module]] = {"rgb": GestSyncModel, KEYPOINT_VARIANT: KeypointSyncModel}
+# Config class of each variant that is not the published RGB one (ours, from training).
+_CONFIGS: dict[str, Any] = {KEYPOINT_VARIANT: KeypointModelConfig}
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -105,7 +108,7 @@ def _config(entry: Any, path: str | os.PathLike[str]) -> ModelConfig:
     if not isinstance(entry, Mapping):
         raise CheckpointError(f"checkpoint {path}: {CONFIG_KEY!r} should be a dict, got {type(entry).__name__}")
     try:
-        return ModelConfig.from_dict(dict(entry))
+        return _CONFIGS.get(entry.get("variant"), ModelConfig).from_dict(dict(entry))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: bad {CONFIG_KEY!r}: {e}; it may need a newer gestsync") from e
 

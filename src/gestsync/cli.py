@@ -18,6 +18,9 @@ from .errors import GestsyncError
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".flv"}
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+# Sub-commands with their own parser in gestsync.<name> (`main(argv) -> int`).
+TOOLS = {"prepare": "turn raw videos into training clips and a manifest (see README)",
+         "train": "train a GestSync model (RGB or keypoint variant); torchrun for several processes"}
 
 
 class UsageError(GestsyncError):
@@ -114,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_eval_parser
 
     add_eval_parser(sub)
+    for name, text in TOOLS.items():  # listed here; parsed by their own modules (see main)
+        sub.add_parser(name, help=text, add_help=False)
     from .app import add_serve_parser
 
     add_serve_parser(sub)
@@ -194,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_native_logs()
     logging.basicConfig(level=logging.WARNING, format="gestsync: %(message)s")
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if argv and argv[0] in TOOLS:  # training tools: imported only when used
+            import importlib
+
+            return importlib.import_module(f".{argv[0]}", __package__).main(argv[1:])
         args = build_parser().parse_args(argv)
         if args.command in ("eval", "serve"):
             return args.run(args)

@@ -87,6 +87,8 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
     else:
         from .model_scoring import model_evidence
 
+        if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: scored on keypoints
+            from .keypoint_scoring import keypoint_evidence as model_evidence
         evidence = model_evidence(model, info, audio, person, lags, progress)
     result = _decide(info, evidence, lags, context_frames, "builtin" if model is None else "model")
     if out_dir is not None:

@@ -1,0 +1,570 @@
+"""`gestsync prepare`: raw videos -> per person-track training clips (scene cut, tracked,
+cropped 480 x 270, face hidden) with 16 kHz sound and body keypoints, and a manifest.
+
+Layout of the output folder (nothing is pickled):
+- `clips/<video_id>/<clip_id>.mp4`: the masked crop, H.264, 480 x 270, 25 fps, no sound;
+- `clips/<video_id>/<clip_id>.wav`: the sound under it, 16 kHz mono 16-bit PCM;
+- `clips/<video_id>/<clip_id>.npz`: `keypoints` T x 33 x 4 (x, y, z in source pixels,
+  visibility), `detected` T bool, `boxes` T x 4 (smoothed body box, source pixels),
+  `crop_boxes` T x 4 (the 16:9 crop), `frames` T (25 fps grid index in the source),
+  `frame_size` (w, h);
+- `videos/<video_id>.json`: one record per finished source video (status "ok" or "error"
+  with the error, timings, and its clip rows). Written last and atomically: it is the
+  "done" marker that makes re-runs skip the video;
+- `manifest.jsonl`: every video record (`kind: "video"`) and clip row (`kind: "clip"`),
+  rebuilt from `videos/` at the end of each run.
+
+The split (train/val) is a hash of the video id, so every clip of a source video lands in
+the same split, whatever the other videos are. Both engines run `process_video` per video.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import wave
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import media, people
+from .errors import GestsyncError
+
+log = logging.getLogger(__name__)
+
+FPS = media.FPS
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".flv"}
+MANIFEST = "manifest.jsonl"
+RECORDS = "videos"  # per-video records (done markers)
+CLIPS = "clips"
+PARTIAL = ".partial-"  # staging folders of videos in flight; removed when found stale
+SPLIT_BUCKETS = 10_000  # resolution of the hash split
+
+Progress = Callable[[dict], None]  # called with each finished video's record
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """What `prepare` makes of each video. Plain values only (sent to worker processes)."""
+
+    out_dir: str
+    val_fraction: float = 0.1  # share of source videos (not clips) in the val split
+    min_seconds: float = 2.0  # shorter person tracks are dropped
+    max_people: int = 2  # people tracked per frame
+    pose_stride: int = 1  # pose on every k-th frame; keypoints between are interpolated
+    scene_threshold: float = 27.0  # PySceneDetect ContentDetector threshold
+    crf: int = 18  # H.264 quality of the clips (lower: better, bigger)
+    retry_failed: bool = False  # redo videos whose record says "error"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction <= 1.0:
+            raise ValueError(f"--val-fraction must be in [0, 1], got {self.val_fraction}")
+        if self.min_seconds < 1.0:
+            raise ValueError(f"--min-seconds must be at least 1 (one model window), got {self.min_seconds}")
+        if self.max_people < 1 or not 1 <= self.pose_stride <= people.MAX_GAP + 1:
+            raise ValueError(f"need --max-people >= 1 and --pose-stride in 1 .. {people.MAX_GAP + 1}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"--crf must be in 0 .. 51, got {self.crf}")
+
+
+@dataclass
+class PrepareSummary:
+    """What a `prepare` run did."""
+
+    videos: int  # inputs
+    skipped: int  # already done before this run
+    processed: int  # done by this run
+    failed: int  # records with an error (this run or before)
+    clips: int  # clip rows in the manifest
+    video_seconds: float  # seconds of video processed by this run
+    worker_seconds: float  # summed per-video processing time of this run
+    wall_seconds: float
+    manifest: str
+
+    @property
+    def seconds_per_second_per_worker(self) -> float:
+        """Throughput: seconds of video per second of one worker's time."""
+        return self.video_seconds / self.worker_seconds if self.worker_seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds_per_second_per_worker": round(self.seconds_per_second_per_worker, 4)}
+
+
+# ------------------------------------------------------------------------------- inputs
+
+def list_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Videos from folders (searched recursively), list files (`.txt`: one path per line,
+    relative to the list's folder, `#` comments) and video files, in a stable order."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+        elif item.suffix.lower() == ".txt":
+            lines = (ln.strip() for ln in item.read_text().splitlines())
+            found += [item.parent / ln for ln in lines if ln and not ln.startswith("#")]
+        else:
+            found.append(item)
+    if not found:
+        raise GestsyncError(f"no videos found in {', '.join(map(str, inputs))}: give video files, "
+                            f"folders holding {', '.join(sorted(VIDEO_SUFFIXES))} files, or a .txt list")
+    return list(dict.fromkeys(found))  # drop repeats, keep order
+
+
+def video_id(path: str | os.PathLike) -> str:
+    """Stable id of a source video: its name and a hash of its absolute path and size."""
+    path = Path(path)
+    size = path.stat().st_size if path.exists() else -1
+    digest = hashlib.sha1(f"{path.resolve()}|{size}".encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)[:60]
+    return f"{stem}-{digest}"
+
+
+def split_of(vid: str, val_fraction: float) -> str:
+    """"train" or "val" for a video id, by hash: stable whatever else is in the dataset."""
+    bucket = int(hashlib.sha1(vid.encode()).hexdigest(), 16) % SPLIT_BUCKETS
+    return "val" if bucket < val_fraction * SPLIT_BUCKETS else "train"
+
+
+# ------------------------------------------------------------------------ one video
+
+def process_video(path: str, options: PrepareOptions) -> dict[str, Any]:
+    """Prepare one source video unless its record exists; return its record.
+
+    Never raises for a bad video: the error goes into the record (status "error").
+    Clips are staged in a private folder and moved into place before the record is
+    written, so a kill at any point loses at most this video's work.
+    """
+    out, vid = Path(options.out_dir), video_id(path)
+    done = _read_record(out, vid)
+    if done is not None and not (options.retry_failed and done["status"] == "error"):
+        return {**done, "skipped": True}
+    started = time.perf_counter()
+    record: dict[str, Any] = {"kind": "video", "video_id": vid, "source": str(path),
+                              "split": split_of(vid, options.val_fraction)}
+    try:
+        record.update(status="ok", error=None, **_make_clips(Path(path), vid, record["split"], options))
+    except Exception as e:  # noqa: BLE001 - one bad video must not stop a run of thousands
+        log.warning("%s failed: %s: %s", path, type(e).__name__, e, exc_info=not isinstance(e, GestsyncError))
+        record.update(status="error", error=f"{type(e).__name__}: {e}", clips=[])
+    record.update(seconds=round(time.perf_counter() - started, 3), host=os.uname().nodename,
+                  pid=os.getpid(), finished_at=time.time())
+    _write_json_atomic(out / RECORDS / f"{vid}.json", record)
+    return {**record, "skipped": False}
+
+
+def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> dict[str, Any]:
+    """Scan, track and write every person track of one video; returns record fields."""
+    info = media.probe(path)
+    poses, cuts = scan_video(info, options)
+    scenes = scene_spans(cuts, info.num_frames)
+    final = Path(options.out_dir) / CLIPS / vid
+    _remove_stale(final)
+    stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=vid + PARTIAL))
+    stage.chmod(0o755)  # mkdtemp makes it private; the clips are for everyone
+    try:
+        rows = []
+        for s, span in enumerate(scenes):
+            for t, track in enumerate(scene_tracks(poses, span, info, options)):
+                row = write_clip(info, track, f"{vid}_s{s:03d}_t{t:02d}", stage, final, options)
+                rows.append({**row, "video_id": vid, "source": str(path), "split": split,
+                             "scene": s, "track": t})
+        os.replace(stage, final)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {"duration": round(info.duration, 3), "num_frames": info.num_frames,
+            "source_fps": round(info.video_fps, 3), "width": info.width, "height": info.height,
+            "scenes": [list(s) for s in scenes], "clips": rows}
+
+
+def _remove_stale(final: Path) -> None:
+    """Remove what a killed earlier attempt left of this video (it had no record)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(final.name + PARTIAL + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(final, ignore_errors=True)
+
+
+def scan_video(info: media.MediaInfo, options: PrepareOptions) -> tuple[list[np.ndarray], list[int]]:
+    """One decode pass at pose size: body landmarks (every `pose_stride`-th frame, in
+    source pixels, (P, 33, 4) each) and scene cuts (first frames of new scenes)."""
+    from .pose import PoseDetector
+    from .scan import native_logs_hidden, pose_size
+
+    size = pose_size(info)
+    scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1], np.float32)
+    cutter, cuts, poses = SceneCutter(options.scene_threshold), [], []
+    with native_logs_hidden():
+        detector = PoseDetector(max_people=options.max_people, max_width=None)
+    with detector:
+        for k, frame in enumerate(media.iter_frames(info, size=size)):
+            cuts += cutter.update(k, frame)
+            if k % options.pose_stride == 0:
+                with native_logs_hidden() if k == 0 else _nothing():
+                    poses.append(detector.detect(frame, k) * scale)
+    return poses, sorted(set(cuts + cutter.finish(info.num_frames)))
+
+
+class SceneCutter:
+    """PySceneDetect's ContentDetector fed with our 25 fps RGB frames."""
+
+    def __init__(self, threshold: float) -> None:
+        from scenedetect import ContentDetector
+
+        self._detector = ContentDetector(threshold=threshold, min_scene_len=FPS)
+
+    def update(self, k: int, rgb: np.ndarray) -> list[int]:
+        from scenedetect import FrameTimecode
+
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        return [int(c.frame_num) for c in self._detector.process_frame(FrameTimecode(k, fps=float(FPS)), bgr)]
+
+    def finish(self, num_frames: int) -> list[int]:
+        from scenedetect import FrameTimecode
+
+        return [int(c.frame_num) for c in self._detector.post_process(FrameTimecode(num_frames, fps=float(FPS)))]
+
+
+def scene_spans(cuts: Iterable[int], num_frames: int) -> list[tuple[int, int]]:
+    """[start, stop) frame spans between cuts."""
+    edges = [0] + [c for c in sorted(set(cuts)) if 0 < c < num_frames] + [num_frames]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def scene_tracks(poses: list[np.ndarray], span: tuple[int, int], info: media.MediaInfo,
+                 options: PrepareOptions) -> list[people.Track]:
+    """Person tracks of one scene from the strided pose list (see `scan_video`)."""
+    stride = options.pose_stride
+    first = -(-span[0] // stride) * stride  # first posed frame in the scene
+    frames = range(first, span[1], stride)
+    if not frames:
+        return []
+    return people.track_people([poses[f // stride] for f in frames], (info.width, info.height),
+                               min_frames=int(round(options.min_seconds * FPS)),
+                               first_frame=first, stride=stride)
+
+
+def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: Path,
+               final: Path, options: PrepareOptions) -> dict[str, Any]:
+    """Write one track's masked crop (mp4), sound (wav) and keypoints (npz) into `stage`;
+    returns its manifest row (paths as they will be once `stage` becomes `final`)."""
+    boxes = track.crop_boxes()
+    faces = _write_crop_video(info, track, boxes, stage / f"{clip_id}.mp4", options.crf)
+    audio = media.read_audio(info, start_frame=track.start, num_frames=track.length)
+    write_wav(stage / f"{clip_id}.wav", audio)
+    np.savez(stage / f"{clip_id}.npz", keypoints=track.keypoints, detected=track.detected,
+             boxes=track.boxes, crop_boxes=boxes, frames=track.frames,
+             frame_size=np.asarray(track.frame_size, np.int64))
+    rel = Path(CLIPS) / final.name
+    return {"kind": "clip", "clip_id": clip_id, "video": str(rel / f"{clip_id}.mp4"), "audio": str(rel / f"{clip_id}.wav"),
+            "keypoints": str(rel / f"{clip_id}.npz"), "start_frame": track.start,
+            "num_frames": track.length, "start_seconds": round(track.start / FPS, 3),
+            "duration": round(track.length / FPS, 3), "fps": FPS,
+            "visible_hands_ratio": round(track.visible_hands_ratio, 4),
+            "detected_ratio": round(float(track.detected.mean()), 4),
+            "face_found_ratio": round(faces, 4), **box_stats(track)}
+
+
+def box_stats(track: people.Track) -> dict[str, float]:
+    """Track box statistics (pixels of the source): mean size and centre motion."""
+    wh = track.boxes[:, 2:] - track.boxes[:, :2]
+    centre = (track.boxes[:, 2:] + track.boxes[:, :2]) / 2
+    step = np.linalg.norm(np.diff(centre, axis=0), axis=1) if track.length > 1 else np.zeros(1)
+    return {"box_width_mean": round(float(wh[:, 0].mean()), 2),
+            "box_height_mean": round(float(wh[:, 1].mean()), 2),
+            "box_centre_std": round(float(np.linalg.norm(centre.std(axis=0))), 2),
+            "box_step_max": round(float(step.max()), 2)}
+
+
+def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndarray,
+                      path: Path, crf: int) -> float:
+    """Encode the masked 480 x 270 crops of a track; returns the share of frames with a face."""
+    import av
+
+    from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker, head_box, mask_face
+    from .scan import native_logs_hidden
+
+    found = 0
+    with native_logs_hidden():
+        masker = FaceMasker()
+    with masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"crf": str(crf), "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = CROP_WIDTH, CROP_HEIGHT, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, FPS)
+        frames = media.iter_frames(info, start_frame=track.start, num_frames=track.length)
+        for i, frame in enumerate(frames):
+            crop = people.crop_frame(frame, boxes[i])
+            head = None
+            if track.detected[i]:
+                head = head_box(track.keypoints[i]) - np.tile(boxes[i, :2].astype(np.float32), 2)
+            with native_logs_hidden() if i == 0 else _nothing():
+                chin = masker.chin_y(crop, head)
+            found += chin is not None
+            picture = av.VideoFrame.from_ndarray(mask_face(crop, chin), format="rgb24")
+            picture.pts = i
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    return found / max(track.length, 1)
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    """float mono 16 kHz in [-1, 1] -> 16-bit PCM wav."""
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(media.SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+
+
+def read_wav(path: str | os.PathLike) -> np.ndarray:
+    """16-bit PCM mono wav (as `write_wav` writes) -> float32 in [-1, 1]."""
+    with wave.open(str(path), "rb") as w:
+        if w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit mono PCM")
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32767.0
+
+
+class _nothing:
+    """A do-nothing context manager (contextlib.nullcontext without the import)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# ------------------------------------------------------------------------ records
+
+def _read_record(out: Path, vid: str) -> dict[str, Any] | None:
+    path = out / RECORDS / f"{vid}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file in the same folder, then os.replace it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def manifest_rows(out_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Every video record and clip row found under `out_dir/videos/`, sorted by video id."""
+    for path in sorted((Path(out_dir) / RECORDS).glob("*.json")):
+        record = json.loads(path.read_text())
+        clips = record.pop("clips", [])
+        yield {**record, "num_clips": len(clips)}
+        yield from clips
+
+
+def write_manifest(out_dir: str | os.PathLike) -> Path:
+    """Rebuild `manifest.jsonl` atomically from the per-video records."""
+    out = Path(out_dir) / MANIFEST
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=MANIFEST + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        for row in manifest_rows(out_dir):
+            f.write(json.dumps(row) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
+    """Clip rows of a manifest (a `manifest.jsonl` or the folder holding it), optionally
+    of one split; paths in the rows are made absolute."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST
+    if not path.exists():
+        raise GestsyncError(f"no manifest at {path}: run `gestsync prepare VIDEOS --out DIR` first")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    clips = [r for r in rows if r.get("kind") == "clip" and (split is None or r["split"] == split)]
+    for r in clips:
+        for key in ("video", "audio", "keypoints"):
+            r[key] = str(path.parent / r[key])
+    return clips
+
+
+# ------------------------------------------------------------------------ engines
+
+def run_local(paths: Sequence[str], options: PrepareOptions, workers: int,
+              progress: Progress) -> list[dict]:
+    """`process_video` over `paths` in a pool of `workers` processes (inline for 1)."""
+    if workers <= 1:
+        return [_report(process_video(p, options), progress) for p in paths]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: fresh interpreters, no threads inherited from this one (MediaPipe, PyAV)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(process_video, p, options) for p in paths]
+        return [_report(f.result(), progress) for f in as_completed(futures)]
+
+
+def run_ray(paths: Sequence[str], options: PrepareOptions, workers: int,
+            progress: Progress, address: str | None = None) -> list[dict]:
+    """`process_video` over `paths` as a Ray Data map, one CPU per video.
+
+    address None starts Ray locally (no cluster, `workers` CPUs); otherwise it joins
+    that cluster, whose nodes must have gestsync installed and see `out_dir`.
+    """
+    try:
+        import ray
+    except ImportError as e:
+        raise GestsyncError("--engine ray needs Ray: pip install 'gestsync[train]'") from e
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+        ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        data = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=max(len(paths), 1))
+        records = data.map(_RayTask(options), num_cpus=1, concurrency=(1, max(workers, 1)))
+        return [_report(json.loads(row["record"]), progress) for row in records.iter_rows()]
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+class _RayTask:
+    """Ray Data row function: one video path -> its record as JSON text (one column)."""
+
+    def __init__(self, options: PrepareOptions) -> None:
+        self.options = options
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"record": json.dumps(process_video(row["path"], self.options))}
+
+
+def _report(record: dict, progress: Progress) -> dict:
+    progress(record)
+    return record
+
+
+def prepare(inputs: Sequence[str | os.PathLike], options: PrepareOptions, engine: str = "local",
+            workers: int = 1, ray_address: str | None = None,
+            progress: Progress | None = None) -> PrepareSummary:
+    """Prepare every video of `inputs` (files, folders, .txt lists) into `options.out_dir`.
+
+    Videos with a record are skipped (failed ones too, unless `retry_failed`); the
+    manifest is rebuilt at the end. Returns what was done.
+    """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"--engine must be local or ray, got {engine!r}")
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    started = time.perf_counter()
+    paths = [str(p) for p in list_videos(inputs)]
+    Path(options.out_dir, RECORDS).mkdir(parents=True, exist_ok=True)
+    hook = progress or (lambda record: None)
+    if engine == "ray":
+        records = run_ray(paths, options, workers, hook, ray_address)
+    else:
+        records = run_local(paths, options, workers, hook)
+    manifest = write_manifest(options.out_dir)
+    return _summary(records, manifest, time.perf_counter() - started)
+
+
+def _summary(records: list[dict], manifest: Path, wall: float) -> PrepareSummary:
+    fresh = [r for r in records if not r["skipped"]]
+    rows = [r for r in manifest_rows(manifest.parent)]
+    return PrepareSummary(
+        videos=len(records), skipped=len(records) - len(fresh), processed=len(fresh),
+        failed=sum(r["kind"] == "video" and r["status"] == "error" for r in rows),
+        clips=sum(r["kind"] == "clip" for r in rows),
+        video_seconds=round(sum(r.get("duration", 0.0) for r in fresh if r["status"] == "ok"), 3),
+        worker_seconds=round(sum(r["seconds"] for r in fresh), 3), wall_seconds=round(wall, 3),
+        manifest=str(manifest))
+
+
+# ---------------------------------------------------------------------------- command
+
+def build_parser():
+    from .cli import _Parser
+
+    p = _Parser(prog="gestsync prepare", description="Turn raw videos into per person-track "
+                "training clips (masked 480x270 crops, 16 kHz wav, keypoints) and a manifest.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders (searched recursively) or .txt lists of paths")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; re-runs resume)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: a process pool (default); ray: Ray Data, locally or on --ray-address")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="parallel videos (processes, or Ray tasks at most) (default 1)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local Ray")
+    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="share of source videos in the val split (default 0.1)")
+    p.add_argument("--min-seconds", type=float, default=2.0, metavar="S",
+                   help="drop person tracks shorter than this (default 2)")
+    p.add_argument("--max-people", type=int, default=2, metavar="N",
+                   help="people tracked per frame (default 2)")
+    p.add_argument("--pose-stride", type=int, default=1, metavar="K",
+                   help="pose on every K-th frame, keypoints interpolated between (default 1)")
+    p.add_argument("--scene-threshold", type=float, default=27.0, metavar="T",
+                   help="PySceneDetect content threshold for scene cuts (default 27)")
+    p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")
+    p.add_argument("--retry-failed", action="store_true", help="redo videos that failed before")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`gestsync prepare ...`; returns the exit status (1 when any video failed)."""
+    args = build_parser().parse_args(argv)
+    options = PrepareOptions(
+        out_dir=args.out, val_fraction=args.val_fraction, min_seconds=args.min_seconds,
+        max_people=args.max_people, pose_stride=args.pose_stride,
+        scene_threshold=args.scene_threshold, crf=args.crf, retry_failed=args.retry_failed)
+    bar = _bar(len(list_videos(args.inputs)), enabled=not args.quiet)
+    try:
+        summary = prepare(args.inputs, options, engine=args.engine, workers=args.workers,
+                          ray_address=args.ray_address, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary.to_dict()))
+    else:
+        print(f"{summary.videos} videos: {summary.processed} processed, {summary.skipped} already "
+              f"done, {summary.failed} failed; {summary.clips} clips in {summary.manifest}; "
+              f"{summary.seconds_per_second_per_worker:.3f} s of video per s per worker")
+    return 1 if summary.failed else 0
+
+
+class _bar:
+    """Progress hook: a tqdm bar over videos (on stderr)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        self.tqdm = tqdm(total=total, unit="video", desc="prepare", disable=not enabled,
+                         file=sys.stderr, dynamic_ncols=True)
+        self.clips = self.failed = 0
+
+    def __call__(self, record: dict) -> None:
+        self.clips += len(record.get("clips", []))
+        self.failed += record["status"] == "error"
+        self.tqdm.set_postfix(clips=self.clips, failed=self.failed, refresh=False)
+        self.tqdm.update(1)
+
+    def close(self) -> None:
+        self.tqdm.close()
