@@ -32,6 +32,7 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-quic", "--window-size=1280,1400"]
 START_TIMEOUT = 60  # s for the server to answer (gradio import is slow on a busy machine)
 JOB_TIMEOUT = 90  # s for one job on a 2-core machine
+BROKEN_CHECKPOINT = "broken.pth"  # in the server's --checkpoints folder
 
 
 # ----------------------------------------------------------------------------- app checks, no browser
@@ -148,9 +149,11 @@ def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("serve")
     systemp, work, log = base / "systemp", base / "work", base / "server.log"
     systemp.mkdir()
+    (base / "models").mkdir()
+    (base / "models" / BROKEN_CHECKPOINT).write_bytes(b"not a checkpoint")
     port = _free_port()
     cmd = [sys.executable, "-m", "gestsync", "serve", "--port", str(port), "--workdir",
-           str(work), "--max-seconds", "30"]
+           str(work), "--max-seconds", "30", "--checkpoints", str(base / "models")]
     env = {**os.environ, "TMPDIR": str(systemp)}
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=base, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -231,14 +234,27 @@ def _run_and_read(b, pattern: str) -> tuple[str, set[str]]:
     return _css(b, "#result")[0].text, stages
 
 
+def _choose(b, dropdown: str, name: str) -> None:
+    """Open a dropdown (#id) and click the item whose text holds `name`."""
+    _wait_for(b, lambda: _css(b, f"{dropdown} input"), dropdown, 30)[0].click()
+    items = _wait_for(b, lambda: [li for li in _css(b, f"{dropdown} li") if name in li.text],
+                      f"{name} in {dropdown}", 10)
+    items[0].click()
+
+
 def _pick_recent(b, url: str, name: str) -> None:
     """Choose a kept upload from the "recent" list; the page shows it as the input video."""
     b.get(url)
-    _wait_for(b, lambda: _css(b, "#recent input"), "the recent list", 30)[0].click()
-    items = _wait_for(b, lambda: [li for li in _css(b, "#recent li") if name in li.text],
-                      f"{name} among the recent videos", 10)
-    items[0].click()
+    _choose(b, "#recent", name)
     _wait_for(b, lambda: _css(b, "#video-in video"), "the picked video", 20)
+
+
+def _cli_message(capsys, *argv) -> str:
+    """The one line `gestsync` prints for a user error, without its prefix."""
+    assert main(list(argv)) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("gestsync: error: ") and "\n" not in line, line
+    return line.removeprefix("gestsync: error: ")
 
 
 def _download(b, suffix: str) -> bytes:
@@ -270,10 +286,8 @@ def test_sync_offset_in_the_browser(server, browser):
 def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 50)
-    assert main(["sync", str(fake), "--quiet", "--out", str(tmp_path / "out")]) == 2
-    cli_line = capsys.readouterr().err.strip()
-    message = cli_line.removeprefix("gestsync: error: ")
-    assert message != cli_line and "notes.mp4" in message
+    message = _cli_message(capsys, "sync", str(fake), "--quiet", "--out", str(tmp_path / "o"))
+    assert "notes.mp4" in message
     browser.get(server)
     _wait_for(browser, lambda: _css(browser, "#video-in input[type=file]"), "the upload field", 30)
     _css(browser, "#video-in input[type=file]")[0].send_keys(str(fake))
@@ -283,8 +297,17 @@ def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
     assert text == f"Error: {message}"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not SPEAKER_CLIP.is_file(), reason=f"{SPEAKER_CLIP} absent")
+def test_checkpoint_is_chosen_from_the_folder(server, browser, tmp_path, capsys):
+    clip = synth.make_video(tmp_path / "tone.mp4", seconds=3.0, size=(128, 96))
+    broken = tmp_path / BROKEN_CHECKPOINT
+    broken.write_bytes(b"not a checkpoint")
+    message = _cli_message(capsys, "sync", str(clip), "--quiet", "--checkpoint", str(broken))
+    _open_and_upload(browser, server, clip)
+    _choose(browser, "#model", BROKEN_CHECKPOINT)
+    text, _ = _run_and_read(browser, "Error")
+    _screenshot(browser, "checkpoint")
+    # the same message, with the server's folders left out
+    assert text == f"Error: {message.replace(f'{tmp_path}{os.sep}', '')}"
 def test_who_is_speaking_in_the_browser(server, browser):
     if app.speaker_api() is None:
         pytest.skip("this installation has no gestsync.find_speakers")

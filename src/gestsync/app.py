@@ -87,20 +87,22 @@ class Workspace:
     def store_upload(self, src: Path) -> Path:
         """Keep an uploaded video as uploads/<content digest>/<name>; the same video is kept once."""
         key = self.uploads / _digest(src)
-        dest = key / _safe_name(src.name)
-        if not key.is_dir():
-            key.mkdir()
-            shutil.copyfile(src, dest)
+        key.mkdir(exist_ok=True)
+        kept = next((p for p in key.iterdir() if not p.name.startswith(".")), None)
+        if kept is None:
+            kept, partial = key / _safe_name(src.name), key / ".partial"
+            shutil.copyfile(src, partial)
+            os.replace(partial, kept)  # never a half-copied video under its name
         os.utime(key)  # most recently used first
         self._prune(self.uploads, RECENT_KEPT)
-        return next(key.iterdir())
+        return kept
 
     def recent(self) -> list[tuple[str, str]]:
         """(label, key) of the kept uploads, most recent first; key is `<digest>/<name>`."""
         items = []
-        for folder in _newest_first(self.uploads):
-            for video in folder.iterdir():
-                when = time.strftime("%H:%M", time.localtime(folder.stat().st_mtime))
+        for mtime, folder in _newest_first(self.uploads):
+            when = time.strftime("%H:%M", time.localtime(mtime))
+            for video in folder.glob("[!.]*"):
                 items.append((f"{video.name} ({when})", f"{folder.name}/{video.name}"))
         return items
 
@@ -121,13 +123,20 @@ class Workspace:
 
     @staticmethod
     def _prune(folder: Path, keep: int) -> None:
-        for old in _newest_first(folder)[keep:]:
+        for _, old in _newest_first(folder)[keep:]:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _newest_first(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir()),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
+def _newest_first(folder: Path) -> list[tuple[float, Path]]:
+    """(modification time, sub-folder), newest first; one removed meanwhile is skipped."""
+    found = []
+    for p in folder.iterdir():
+        try:
+            if p.is_dir():
+                found.append((p.stat().st_mtime, p))
+        except FileNotFoundError:
+            continue
+    return sorted(found, reverse=True)
 
 
 def _digest(path: Path) -> str:
@@ -331,15 +340,27 @@ def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
         progress("checking the video", 0, 1)
         check_limits(path, cfg)
         checkpoint = resolve_checkpoint(cfg.checkpoints, req.model)
-        if req.mode == MODE_SPEAKERS and speaker_api() is not None:
+        if req.mode == MODE_SPEAKERS:
+            if speaker_api() is None:
+                raise GestsyncError("this installation cannot tell who is speaking yet")
             return run_speakers(path, ws.new_job(), checkpoint, progress, req.per_frame)
         return run_sync(path, ws.new_job(), checkpoint, progress)
     except (GestsyncError, ValueError) as e:
-        return PageResult(f"**Error:** {_md_escape(str(e))}")
+        return PageResult(f"**Error:** {_md_escape(_hide_folders(str(e), cfg, ws))}")
     except Exception as e:  # an internal error: one line here, the traceback in the server log
         log.exception("job failed")
-        return PageResult(f"**Internal error:** {_md_escape(f'{type(e).__name__}: {e}')} "
-                          "(the server log has the traceback)")
+        text = _hide_folders(f"{type(e).__name__}: {e}", cfg, ws)
+        return PageResult(f"**Internal error:** {_md_escape(text)} (the server log has the "
+                          "traceback)")
+
+
+def _hide_folders(text: str, cfg: ServeConfig, ws: Workspace) -> str:
+    """The message without the server's own folders (visitors see file names only)."""
+    for folder in (cfg.checkpoints, ws.run, ws.uploads):
+        if folder is not None:
+            text = re.sub(re.escape(str(folder.resolve())) + r"[^\s:]*/", "", text)
+            text = text.replace(f"{folder}{os.sep}", "")
+    return text
 
 
 def _md_escape(text: str) -> str:
@@ -362,6 +383,15 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
     """The Gradio Blocks page (call after `_gradio_env`)."""
     import gradio as gr
 
+    def model_choices() -> list[str]:
+        return [BUILTIN] + checkpoint_names(cfg.checkpoints)
+
+    def pick_recent(key: str | None) -> str | None:
+        try:
+            return str(ws.recent_path(key)) if key else None
+        except GestsyncError as e:
+            raise gr.Error(str(e)) from e
+
     def job(video, recent, mode, model, per_frame, progress=gr.Progress()):
         req = JobRequest(video, recent, mode, model, per_frame)
         r = run_job(cfg, ws, req, GradioProgress(progress))
@@ -378,8 +408,7 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
                                 elem_id="mode")
                 per_frame = gr.Checkbox(True, label="decide on every frame (else per scene)",
                                         visible=False, elem_id="per-frame")
-                model = gr.Dropdown([BUILTIN] + checkpoint_names(cfg.checkpoints),
-                                    value=BUILTIN, label="Model", elem_id="model",
+                model = gr.Dropdown(model_choices(), value=BUILTIN, label="Model", elem_id="model",
                                     visible=cfg.checkpoints is not None)
                 run = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
@@ -393,8 +422,9 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
                   [summary, plot, result_video, files, recent], concurrency_limit=1)
         mode.change(lambda m: gr.update(visible=m == MODE_SPEAKERS), mode, per_frame)
         video.upload(lambda: None, None, recent)  # a new upload replaces a picked recent one
-        recent.input(lambda key: str(ws.recent_path(key)) if key else None, recent, video)
-        demo.load(lambda: gr.update(choices=ws.recent()), None, recent)
+        recent.input(pick_recent, recent, video)
+        demo.load(lambda: (gr.update(choices=ws.recent()), gr.update(choices=model_choices())),
+                  None, [recent, model])
     return demo.queue(max_size=cfg.queue_size, default_concurrency_limit=1)
 
 
