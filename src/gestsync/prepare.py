@@ -435,21 +435,17 @@ def run_ray(paths: Sequence[str], options: PrepareOptions, workers: int,
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         data = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=max(len(paths), 1))
-        records = data.map(_RayTask(options), num_cpus=1, concurrency=(1, max(workers, 1)))
+        records = data.map(_ray_row, fn_kwargs={"options": options}, num_cpus=1,
+                           compute=ray.data.TaskPoolStrategy(size=workers))
         return [_report(json.loads(row["record"]), progress) for row in records.iter_rows()]
     finally:
         if started_here:
             ray.shutdown()
 
 
-class _RayTask:
+def _ray_row(row: dict[str, Any], options: PrepareOptions) -> dict[str, Any]:
     """Ray Data row function: one video path -> its record as JSON text (one column)."""
-
-    def __init__(self, options: PrepareOptions) -> None:
-        self.options = options
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"record": json.dumps(process_video(row["path"], self.options))}
+    return {"record": json.dumps(process_video(row["path"], options))}
 
 
 def _report(record: dict, progress: Progress) -> dict:

@@ -1,0 +1,142 @@
+"""gestsync prepare on generated clips: 2 local workers, Ray, bad videos, resume after a kill,
+the clip files and manifest; real samples when ../shared/samples exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import synth
+from gestsync import prepare
+from gestsync.prepare import PrepareOptions, list_videos, read_manifest, split_of, video_id
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+
+
+def make_inputs(folder: Path, n: int = 3, seconds: float = 2.0) -> Path:
+    """n tiny synthetic clips (nobody in them) and one file that is not a video."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        synth.make_video(folder / f"clip{i}.mp4", seconds=seconds, size=(64, 48))
+    (folder / "broken.mp4").write_text("not a video\n")
+    return folder
+
+
+def records(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "videos").glob("*.json")}
+
+
+def test_two_local_workers_log_bad_videos_and_rerun_skips(tmp_path):
+    inputs = make_inputs(tmp_path / "in")
+    options = PrepareOptions(out_dir=str(tmp_path / "out"))
+    summary = prepare.prepare([inputs], options, workers=2)
+    assert (summary.videos, summary.processed, summary.failed) == (4, 4, 1)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    bad = [r for r in rows if r["kind"] == "video" and r["status"] == "error"]
+    assert len(bad) == 1 and "broken.mp4" in bad[0]["error"] and "not a readable video" in bad[0]["error"]
+    ok = [r for r in rows if r["kind"] == "video" and r["status"] == "ok"]
+    assert len(ok) == 3 and all(r["num_clips"] == 0 and r["duration"] == 2.0 for r in ok)  # nobody there
+    again = prepare.prepare([inputs], options, workers=2)
+    assert (again.skipped, again.processed) == (4, 0)
+    retried = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "out"), retry_failed=True))
+    assert (retried.skipped, retried.processed, retried.failed) == (3, 1, 1)
+
+
+def test_ray_engine_runs_the_same_code_path(tmp_path):
+    pytest.importorskip("ray")
+    inputs = make_inputs(tmp_path / "in", n=2)
+    local = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "local")))
+    ray_run = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "ray")), engine="ray", workers=2)
+    assert (ray_run.processed, ray_run.failed) == (local.processed, local.failed) == (3, 1)
+    strip = ("seconds", "host", "pid", "finished_at")
+    for vid, record in records(tmp_path / "local").items():
+        other = records(tmp_path / "ray")[vid]
+        assert {k: v for k, v in record.items() if k not in strip} == {k: v for k, v in other.items() if k not in strip}
+
+
+def test_killed_prepare_resumes_without_redoing_finished_videos(tmp_path):
+    inputs = make_inputs(tmp_path / "in", n=6, seconds=3.0)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "gestsync", "prepare", str(inputs), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(records(out)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the session of the process this test started
+        proc.wait()
+    before = records(out)
+    assert 2 <= len(before) < 7, "the run should have been killed part way"
+    summary = prepare.prepare([inputs], PrepareOptions(out_dir=str(out)))
+    assert summary.skipped == len(before) and summary.processed == 7 - len(before)
+    after = records(out)
+    assert all(after[vid]["finished_at"] == r["finished_at"] for vid, r in before.items())
+    assert not list((out / "clips").glob("*.partial-*"))
+
+
+def _poses(info, options):
+    """Stand-in for the pose stage: one person swinging an arm, on every frame."""
+    k = np.ones((33, 4), np.float32)
+    k[:, 0] = 160 + np.linspace(-40, 40, 33)
+    k[:, 1] = 20 + np.arange(33) * 4.5
+    frames = []
+    for f in range(info.num_frames):
+        p = k.copy()
+        p[15:23, 1] -= 20 * np.sin(f / 3)
+        frames.append(p[None])
+    return frames, [info.num_frames // 2]  # one scene cut in the middle
+
+
+def test_clips_masks_wav_keypoints_and_manifest(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare, "scan_video", _poses)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    synth.make_video(inputs / "talk.mp4", seconds=6.0, size=(320, 180), audio_rate=44100)
+    (tmp_path / "list.txt").write_text("# one video\nin/talk.mp4\n")
+    summary = prepare.prepare([tmp_path / "list.txt"], PrepareOptions(out_dir=str(tmp_path / "out")))
+    assert summary.clips == 2  # one track per scene
+    clips = read_manifest(tmp_path / "out")
+    first = clips[0]
+    assert first["split"] == split_of(first["video_id"], 0.1) and first["num_frames"] == 75
+    assert first["visible_hands_ratio"] == 1.0 and first["scene"] == 0 and clips[1]["start_frame"] == 75
+    with av.open(first["video"]) as c:
+        pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(pictures) == 75 and pictures[0].shape == (270, 480, 3)
+    assert pictures[0][:100].max() < 30  # no face found: the top band is black
+    with wave.open(first["audio"]) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (16000, 1, 75 * 640)
+    with np.load(first["keypoints"], allow_pickle=False) as z:
+        assert z["keypoints"].shape == (75, 33, 4) and z["crop_boxes"].shape == (75, 4)
+
+
+def test_inputs_ids_and_split(tmp_path):
+    make_inputs(tmp_path / "in" / "sub", n=1)
+    found = list_videos([tmp_path / "in"])
+    assert [p.name for p in found] == ["broken.mp4", "clip0.mp4"]
+    assert video_id(found[0]) == video_id(found[0]) != video_id(found[1])
+    splits = [split_of(f"v{i}", 0.2) for i in range(2000)]
+    assert 0.17 < splits.count("val") / 2000 < 0.23
+    with pytest.raises(ValueError, match="val-fraction"):
+        PrepareOptions(out_dir="x", val_fraction=2)
+
+
+@needs_samples
+@pytest.mark.slow
+def test_real_sample_gives_a_masked_clip(tmp_path):
+    summary = prepare.prepare([SAMPLES / "sync_sample_3.mp4"], PrepareOptions(out_dir=str(tmp_path)))
+    clips = read_manifest(tmp_path)
+    assert summary.failed == 0 and len(clips) == 1
+    assert clips[0]["face_found_ratio"] > 0.9 and clips[0]["visible_hands_ratio"] > 0.5
+    assert clips[0]["num_frames"] >= 120
