@@ -35,7 +35,7 @@ JOB_TIMEOUT = 90  # s for one job on a 2-core machine
 BROKEN_CHECKPOINT = "broken.pth"  # in the server's --checkpoints folder
 
 
-# ----------------------------------------------------------------------------- app checks, no browser
+# ----------------------------------------------------------------------------- no browser
 
 def test_uploads_are_kept_once_inside_the_workdir(tmp_path):
     ws = app.Workspace(tmp_path / "work")
@@ -107,6 +107,19 @@ def test_summaries_and_timeline(tmp_path):
     assert "person 1 speaks, confidence 0.80" in app.speakers_summary(result)
     app.speaker_timeline(result, tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_speaker_mode_only_when_the_api_exists(monkeypatch, tmp_path):
+    real = app.importlib.util.find_spec
+    monkeypatch.setattr(app.importlib.util, "find_spec",
+                        lambda name: None if name == "gestsync.speaker" else real(name))
+    assert app.speaker_api() is None
+    clip = synth.make_video(tmp_path / "clip.mp4", seconds=3.0)
+    req = app.JobRequest(str(clip), None, app.MODE_SPEAKERS, None)
+    result = app.run_job(app.ServeConfig(), app.Workspace(tmp_path / "w"), req,
+                         lambda *a: None)
+    assert result.summary == "**Error:** this installation cannot tell who is speaking yet"
+    assert "who is speaking" not in app.intro(app.ServeConfig(), [app.MODE_SYNC])
 
 
 def test_serve_options_are_checked(capsys, tmp_path):
@@ -266,7 +279,7 @@ def _download(b, suffix: str) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SYNC_CLIP.is_file(), reason=f"{SYNC_CLIP} absent")
-def test_sync_offset_in_the_browser(server, browser):
+def test_sync_offset_in_the_browser(browser, server):
     _open_and_upload(browser, server, SYNC_CLIP)
     text, stages = _run_and_read(browser, r"Offset: [+-]?\d+ frames|Error")
     assert any("people" in s for s in stages), stages  # the progress bar names each stage
@@ -283,7 +296,7 @@ def test_sync_offset_in_the_browser(server, browser):
     _pick_recent(browser, server, SYNC_CLIP.name)
 
 
-def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
+def test_bad_file_shows_the_cli_message(browser, server, tmp_path, capsys):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 50)
     message = _cli_message(capsys, "sync", str(fake), "--quiet", "--out", str(tmp_path / "o"))
@@ -297,7 +310,7 @@ def test_bad_file_shows_the_cli_message(server, browser, tmp_path, capsys):
     assert text == f"Error: {message}"
 
 
-def test_checkpoint_is_chosen_from_the_folder(server, browser, tmp_path, capsys):
+def test_checkpoint_is_chosen_from_the_folder(browser, server, tmp_path, capsys):
     clip = synth.make_video(tmp_path / "tone.mp4", seconds=3.0, size=(128, 96))
     broken = tmp_path / BROKEN_CHECKPOINT
     broken.write_bytes(b"not a checkpoint")
@@ -308,7 +321,7 @@ def test_checkpoint_is_chosen_from_the_folder(server, browser, tmp_path, capsys)
     _screenshot(browser, "checkpoint")
     # the same message, with the server's folders left out
     assert text == f"Error: {message.replace(f'{tmp_path}{os.sep}', '')}"
-def test_who_is_speaking_in_the_browser(server, browser):
+def test_who_is_speaking_in_the_browser(browser, server):
     if app.speaker_api() is None:
         pytest.skip("this installation has no gestsync.find_speakers")
     _open_and_upload(browser, server, SPEAKER_CLIP)

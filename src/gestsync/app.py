@@ -85,7 +85,7 @@ class Workspace:
             folder.mkdir(parents=True, exist_ok=True)
 
     def store_upload(self, src: Path) -> Path:
-        """Keep an uploaded video as uploads/<content digest>/<name>; the same video is kept once."""
+        """Keep an upload as uploads/<content digest>/<name>: the same video is kept once."""
         key = self.uploads / _digest(src)
         key.mkdir(exist_ok=True)
         kept = next((p for p in key.iterdir() if not p.name.startswith(".")), None)
@@ -188,12 +188,13 @@ def check_limits(video: Path, cfg: ServeConfig) -> None:
 
 
 def speaker_api() -> Callable[..., Any] | None:
-    """`find_speakers` when this installation has it, else None (the mode is not offered)."""
+    """`gestsync.find_speakers` when this installation has it, else None (the mode is not
+    offered)."""
     if importlib.util.find_spec("gestsync.speaker") is None:
         return None
-    from . import speaker
+    import gestsync
 
-    return getattr(speaker, "find_speakers", None)
+    return getattr(gestsync, "find_speakers", None)
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -225,7 +226,7 @@ class PageResult:
 def run_sync(video: Path, out_dir: Path, checkpoint: Path | None,
              progress: GradioProgress) -> PageResult:
     """find_offset with its outputs: offset, confidence, score plot, corrected video, JSON."""
-    from .sync import find_offset
+    from . import find_offset
 
     d = find_offset(video, checkpoint=checkpoint, out_dir=out_dir, progress=progress).to_dict()
     outs = d["outputs"]
@@ -250,8 +251,7 @@ def sync_summary(d: dict) -> str:
 def run_speakers(video: Path, out_dir: Path, checkpoint: Path | None,
                  progress: GradioProgress, per_frame: bool = True) -> PageResult:
     """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
-    from .speaker import find_speakers
-
+    find_speakers = speaker_api()
     d = find_speakers(video, checkpoint=checkpoint, per_frame=per_frame, out_dir=out_dir,
                       progress=progress).to_dict()
     outs = d["outputs"]
@@ -268,8 +268,8 @@ def speakers_summary(d: dict, most: int = 12) -> str:
     for s in d["scenes"][:most]:
         who = (f"person {s['speaker']} speaks" if s["speaker"] is not None
                else f"nobody ({s['reason']})")
-        lines.append(f"- scene {s['index'] + 1}, {s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
-                     f"{who}, confidence {s['confidence']:.2f}")
+        span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s"
+        lines.append(f"- scene {s['index'] + 1}, {span}: {who}, confidence {s['confidence']:.2f}")
     if len(d["scenes"]) > most:
         lines.append(f"- ... {len(d['scenes']) - most} more in the JSON")
     return "\n".join(lines)
