@@ -15,6 +15,13 @@ BOOTSTRAP_BLOCK = FPS  # frames per bootstrap block: 1 s keeps the signals' own 
 BOOTSTRAP_RESAMPLES = 200
 UNCERTAIN_BELOW = 0.5  # confidence under this: the answer is reported as uncertain
 
+# Calibration: P(answer within AGREE_FRAMES of the truth) = sigmoid(a + b * logit(agreement)
+# + c * log(scored seconds)), fitted by `gestsync eval --fit-calibration` (logistic
+# regression on the offset protocol's trials; which clips fitted and which checked it is
+# in docs/accuracy.md). Values below: see CALIBRATION_SOURCE.
+CALIBRATION = (0.0, 1.0, 0.0)
+CALIBRATION_SOURCE = "identity (not fitted)"
+
 
 def candidate_lags(max_offset: int, grid: int = 1) -> np.ndarray:
     """Candidate offsets in frames: every `grid`-th integer in [-max_offset, max_offset]."""
@@ -90,3 +97,38 @@ def bootstrap_confidence(evidence: np.ndarray, span: tuple[int, int], lags: np.n
     resampled = np.where(np.isfinite(resampled), resampled, -np.inf)
     picks = lags[resampled.argmax(axis=1)]
     return float(np.mean(np.abs(picks - answer) <= AGREE_FRAMES))
+
+
+def _logit(p: np.ndarray | float) -> np.ndarray:
+    p = np.clip(p, 0.01, 0.99)
+    return np.log(p / (1 - p))
+
+
+def calibration_features(agreement, scored_frames) -> np.ndarray:
+    """N x 3 design matrix (1, logit(agreement), log(scored seconds)) of the calibration."""
+    agreement = np.atleast_1d(np.asarray(agreement, float))
+    seconds = np.atleast_1d(np.asarray(scored_frames, float)) / FPS
+    return np.stack([np.ones_like(agreement), _logit(agreement), np.log(seconds)], axis=1)
+
+
+def calibrated_confidence(agreement: float, scored_frames: int,
+                          coefficients: tuple[float, float, float] = CALIBRATION) -> float:
+    """Probability that an answer is right within AGREE_FRAMES, from the bootstrap
+    agreement and how many frames were scored (see CALIBRATION)."""
+    z = float(calibration_features(agreement, scored_frames)[0] @ np.asarray(coefficients))
+    return float(1 / (1 + np.exp(-z)))
+
+
+def fit_calibration(agreement, scored_frames, correct) -> tuple[float, float, float]:
+    """Logistic-regression coefficients for `calibrated_confidence` (slightly L2-regularised,
+    so that a small or separable set still gives finite values)."""
+    from scipy.optimize import minimize
+
+    x = calibration_features(agreement, scored_frames)
+    y = np.asarray(correct, float)
+
+    def loss(w):
+        z = x @ w
+        return np.mean(np.logaddexp(0, z) - y * z) + 1e-3 * np.sum(w[1:] ** 2)
+
+    return tuple(float(v) for v in minimize(loss, np.zeros(3), method="BFGS").x)
