@@ -95,3 +95,35 @@ def test_speech_signals_follow_loudness():
     assert energy.shape == (frames,)
     assert energy[30:].mean() > energy[:20].mean() + 1  # (quiet half sits at the floor)
     assert onset[24:27].max() > 5 * np.median(onset)
+
+
+def _planted_evidence(lag_of_frame, frames, rng):
+    """Estimator evidence for a clip whose true lag changes along it."""
+    drive = _speech_like(frames + 200, rng)
+    picture = drive[100:100 + frames] + 0.2 * rng.standard_normal(frames)
+    lead = estimator.GESTURE_LEAD_FRAMES
+    sound = np.array([drive[100 + t - lag_of_frame(t) - lead] for t in range(frames)])
+    sound = sound + 0.2 * rng.standard_normal(frames)
+    return estimator.evidence(picture[None], sound[None], offset.candidate_lags(50))
+
+
+def test_segments_follow_a_drifting_offset():
+    rng = np.random.default_rng(3)
+    frames = 3000  # 2 minutes, offset 0 then 10 frames
+    ev = _planted_evidence(lambda t: 0 if t < 1500 else 10, frames, rng)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750)
+    assert [s["offset_frames"] for s in segments] == [0, 0, 10, 10]
+    assert [s["start_seconds"] for s in segments] == [0, 30, 60, 90]
+    d = offset.drift(segments)
+    assert d["drifting"] is True and d["frames_per_minute"] > 3
+
+
+def test_steady_offset_is_not_drift_and_short_tail_joins_last_segment():
+    rng = np.random.default_rng(4)
+    ev = _planted_evidence(lambda t: -6, 1600, rng)  # 64 s: 30 s + 34 s (4 s tail joins)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750)
+    assert [s["end_seconds"] for s in segments] == [30, 64]
+    assert all(s["offset_frames"] == -6 for s in segments)
+    assert offset.drift(segments)["drifting"] is False
+    with pytest.raises(ValueError, match="--segments"):
+        offset.segment_offsets(ev, offset.candidate_lags(50), 10)

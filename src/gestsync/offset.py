@@ -132,3 +132,49 @@ def fit_calibration(agreement, scored_frames, correct) -> tuple[float, float, fl
         return np.mean(np.logaddexp(0, z) - y * z) + 1e-3 * np.sum(w[1:] ** 2)
 
     return tuple(float(v) for v in minimize(loss, np.zeros(3), method="BFGS").x)
+
+
+DRIFT_FRAMES = 2 * AGREE_FRAMES  # confident segments this far apart: the offset drifts
+
+
+def span_answer(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray
+                ) -> tuple[int, float, float, np.ndarray]:
+    """(best lag, bootstrap agreement, calibrated confidence, scores) for one span."""
+    scores = lag_scores(evidence, span)
+    best = best_lag(lags, scores)
+    agreement = bootstrap_confidence(evidence, span, lags, best)
+    return best, agreement, calibrated_confidence(agreement, span[1] - span[0]), scores
+
+
+def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int) -> list[dict]:
+    """The offset of each consecutive `segment_frames` stretch of the clip (the last one
+    takes the remainder when it is at least half a segment, else it joins the one before)."""
+    if segment_frames < 2 * FPS:
+        raise ValueError(f"--segments must be at least 2 s, got {segment_frames / FPS:g} s")
+    total = evidence.shape[1]
+    starts = list(range(0, total, segment_frames))
+    if len(starts) > 1 and total - starts[-1] < segment_frames // 2:
+        starts.pop()
+    rows = []
+    for i, start in enumerate(starts):
+        stop = starts[i + 1] if i + 1 < len(starts) else total
+        best, _, confidence, _ = span_answer(evidence, (start, stop), lags)
+        rows.append({"start_seconds": start / FPS, "end_seconds": stop / FPS,
+                     "offset_frames": best, "confidence": round(confidence, 3)})
+    return rows
+
+
+def drift(segments: list[dict]) -> dict:
+    """Does the offset change along the clip? Uses the segments that are not uncertain.
+
+    Returns {"drifting": bool | None (None: fewer than two confident segments),
+    "frames_per_minute": least-squares slope of offset against time (or None)}.
+    """
+    sure = [s for s in segments if s["confidence"] >= UNCERTAIN_BELOW]
+    if len(sure) < 2:
+        return {"drifting": None, "frames_per_minute": None}
+    t = np.array([(s["start_seconds"] + s["end_seconds"]) / 2 for s in sure]) / 60
+    y = np.array([s["offset_frames"] for s in sure], float)
+    slope = float(np.polyfit(t, y, 1)[0])
+    return {"drifting": bool(y.max() - y.min() > DRIFT_FRAMES),
+            "frames_per_minute": round(slope, 2)}
