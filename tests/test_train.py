@@ -20,6 +20,7 @@ from gestsync.prepare import write_wav
 from gestsync.train import LAST, TrainConfig, train
 
 FPS, RATE = 25, 16000
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FRAMES = 200  # 8 s clips: room for the 175-frame span of 4 windows 1 s apart
 TINY = {"hidden": 16, "layers": 1, "embed_dim": 16, "dropout": 0.0}
 
@@ -64,7 +65,7 @@ def data(tmp_path_factory) -> Path:
 
 def tiny(data: Path, out: Path, **kw) -> TrainConfig:
     base = dict(data=str(data), out=str(out), variant="keypoint", steps=6, batch_size=2, lr=3e-3,
-                val_every=0, ckpt_every=3, log_every=1, model=TINY)
+                val_every=0, ckpt_every=3, log_every=1, loader_workers=0, model=TINY)
     return TrainConfig(**{**base, **kw})
 
 
@@ -82,7 +83,7 @@ def test_loss_falls_and_checkpoint_loads_for_inference(data, tmp_path):
     metrics = train(config, device="cpu", quiet=True)
     losses = _losses(tmp_path / "run")
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2, losses
-    assert {"val_loss", "val_top1", "val_top2"} <= set(metrics)
+    assert {"val_loss", "val_top1", "val_top2", "val_offset_acc"} <= set(metrics)
     ckpt = read_checkpoint(tmp_path / "run" / LAST)
     assert {"state_dict", "optimizer", "global_step", "global_epoch", "gestsync_config"} <= set(ckpt)
     assert ckpt["global_step"] == 40
@@ -108,7 +109,7 @@ def test_two_gloo_processes_equal_one_with_doubled_batch(data, tmp_path):
     train(one, device="cpu", quiet=True)
     args = ["--data", str(data), "--out", str(tmp_path / "two"), "--variant", "keypoint", "--steps", "3",
             "--batch-size", "2", "--lr", "3e-3", "--val-every", "0", "--ckpt-every", "3", "--log-every", "1",
-            "--device", "cpu", "--quiet"] + [f"--model={k}={v}" for k, v in TINY.items()]
+            "--device", "cpu", "--quiet", "--loader-workers", "0"] + [f"--model={k}={v}" for k, v in TINY.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "gestsync", "train", *args]
@@ -118,6 +119,22 @@ def test_two_gloo_processes_equal_one_with_doubled_batch(data, tmp_path):
     for k, v in _weights(tmp_path / "one").items():
         torch.testing.assert_close(_weights(tmp_path / "two")[k], v, rtol=0, atol=5e-5, msg=k)
     assert np.allclose(_losses(tmp_path / "two"), _losses(tmp_path / "one"), rtol=0, atol=1e-4)
+
+
+def test_sound_windows_equal_whole_clip_features(data, tmp_path):
+    from gestsync.audio import log_mel, mel_windows
+    from gestsync.prepare import read_manifest, read_wav
+    from gestsync.train import ClipWindows
+
+    rows = read_manifest(data, "train")
+    windows = ClipWindows(rows, tiny(data, tmp_path))
+    for epoch in (0, 1, None):
+        _, sound = windows[(3, epoch)]
+        mel = log_mel(read_wav(rows[3]["audio"]))
+        starts = [s for s in range(FRAMES - 24) if torch.allclose(mel_windows(mel, [s])[0], sound[0], atol=1e-4)]
+        assert len(starts) == 1
+        expected = mel_windows(mel, [starts[0] + 50 * w for w in range(4)])
+        torch.testing.assert_close(sound, expected, rtol=0, atol=1e-4)
 
 
 def test_too_few_clips_and_bad_options(data, tmp_path):
@@ -140,3 +157,55 @@ def test_cli_train_and_sync_checkpoint_options(data, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--steps", "3", "--quiet"]) == 0
     assert read_checkpoint(out / LAST)["global_step"] == 3
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+def _rgb_dataset(root: Path, frames: int = 60) -> Path:
+    """Two 480 x 270 clips (moving noise) with sound, for the RGB variant."""
+    import av
+    from fractions import Fraction
+
+    make_dataset(root, clips=2, val=0)
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()]
+    rng = np.random.default_rng(1)
+    for row in rows:
+        with av.open(str(root / row["video"]), "w") as out:
+            stream = out.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
+            stream.width, stream.height, stream.pix_fmt = 480, 270, "yuv420p"
+            stream.time_base = stream.codec_context.time_base = Fraction(1, FPS)
+            base = rng.integers(0, 256, (270, 480, 3), dtype=np.uint8)
+            for i in range(frames):
+                picture = av.VideoFrame.from_ndarray(np.roll(base, 3 * i, axis=1), format="rgb24")
+                picture.pts = i
+                out.mux(stream.encode(picture))
+            out.mux(stream.encode(None))
+        row["num_frames"] = frames
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_rgb_variant_fine_tunes_from_published_format(tmp_path):
+    from gestsync.model import GestSyncModel
+
+    data = _rgb_dataset(tmp_path / "data")
+    published = GestSyncModel()
+    state = {f"module.{k}": v for k, v in published.state_dict().items()}  # as saved from DataParallel
+    torch.save({"state_dict": state, "optimizer": {}, "global_step": 0, "global_epoch": 0}, tmp_path / "init.pth")
+    config = tiny(data, tmp_path / "run", variant="rgb", steps=1, batch_size=1, windows=2, gap=0, model={},
+                  init=str(tmp_path / "init.pth"))
+    metrics = train(config, device="cpu", quiet=True)
+    assert np.isfinite(metrics["loss"])
+    model = load_model(tmp_path / "run" / LAST, device="cpu")
+    assert isinstance(model, GestSyncModel)
+    tuned = model.state_dict()
+    assert not torch.equal(tuned["net_vid.conv1.weight"], published.state_dict()["net_vid.conv1.weight"])
+    assert torch.equal(tuned["lstm.weight_ih_l0"], published.state_dict()["lstm.weight_ih_l0"])  # unused: frozen
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+@pytest.mark.slow
+def test_sync_accepts_a_keypoint_checkpoint(data, tmp_path):
+    from gestsync.sync import find_offset
+
+    train(tiny(data, tmp_path / "run", steps=2), device="cpu", quiet=True)
+    result = find_offset(SAMPLES / "sync_sample_3.mp4", checkpoint=tmp_path / "run" / LAST, max_offset=10)
+    assert result.method == "model" and len(result.candidates) == 21 and -10 <= result.offset_frames <= 10

@@ -35,7 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from .audio import MEL_PER_FRAME, SAMPLES_PER_FRAME, WINDOW_FRAMES, log_mel, mel_windows
+from .audio import SAMPLES_PER_FRAME, WINDOW_FRAMES, log_mel, mel_windows
 from .checkpoint import CONFIG_KEY, checkpoint_payload, read_checkpoint, remap_keys, resolve_device, split_checkpoint
 from .errors import GestsyncError
 from .keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features
@@ -46,6 +46,9 @@ TRAIN_KEY = "gestsync_train"  # our checkpoints: the TrainConfig next to the mod
 LAST = "last.pth"  # checkpoint written every --ckpt-every steps and at the end
 TRAIN_LOG, VAL_LOG = "train.csv", "val.csv"
 TOP_K = 2  # the k of the top-k matching accuracy (of `windows` candidates)
+OFFSET_RANGE = 15  # frames: validation offset search in [-15, 15] (+-0.6 s)
+OFFSET_TOLERANCE = 1  # frames: a validation offset within this of 0 counts as right
+OFFSET_FRAMES = 250  # frames of each clip scored (10 s; bounds memory for the rgb variant)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class TrainConfig:
     ckpt_every: int = 100  # steps between checkpoints (and at the end)
     log_every: int = 10  # steps between train.csv rows
     max_val_clips: int = 200
-    loader_workers: int = 0  # DataLoader worker processes per training process
+    loader_workers: int = 2  # DataLoader worker processes per training process (1 thread each)
     init: str | None = None  # weights to start from (e.g. the published model_rgb.pth)
     model: dict = field(default_factory=dict)  # architecture overrides (ModelConfig fields)
 
@@ -113,7 +116,7 @@ class ClipWindows(torch.utils.data.Dataset):
         room = row["num_frames"] - c.span
         start = room // 2 if epoch is None else int(_rng(c.seed, epoch, index).integers(0, room + 1))
         starts = [start + w * (WINDOW_FRAMES + c.gap) for w in range(c.windows)]
-        return self._picture(row, starts), self._sound(row, start, starts)
+        return self._picture(row, starts), self._sound(row, starts)
 
     def _picture(self, row: dict, starts: list[int]) -> torch.Tensor:
         if self.config.variant == "keypoint":
@@ -123,14 +126,17 @@ class ClipWindows(torch.utils.data.Dataset):
         frames = _decode(row["video"], starts[0], starts[-1] + WINDOW_FRAMES)
         return torch.from_numpy(np.stack([frames[s - starts[0]:s - starts[0] + WINDOW_FRAMES] for s in starts]))
 
-    def _sound(self, row: dict, start: int, starts: list[int]) -> torch.Tensor:
-        # log-mel of the sample's span only (plus a margin for the STFT's centring)
+    @staticmethod
+    def _sound(row: dict, starts: list[int]) -> torch.Tensor:
+        """Log-mel windows computed on each window's sound plus one frame each side: the same
+        numbers as on the whole clip (the STFT reaches 256 samples < 1 frame out), less work."""
         audio = read_wav(row["audio"])
-        margin = WINDOW_FRAMES
-        first = max(start - margin, 0)
-        piece = audio[first * SAMPLES_PER_FRAME:(start + self.config.span + margin) * SAMPLES_PER_FRAME]
-        mel = log_mel(np.ascontiguousarray(piece))
-        return mel_windows(mel, [s - first for s in starts])
+        out = []
+        for s in starts:
+            first = max(s - 1, 0)
+            mel = log_mel(audio[first * SAMPLES_PER_FRAME:(s + WINDOW_FRAMES + 1) * SAMPLES_PER_FRAME])
+            out.append(mel_windows(mel, [s - first]))
+        return torch.cat(out)
 
 
 def _rng(*seed: int) -> np.random.Generator:
@@ -336,11 +342,35 @@ def validate(model: nn.Module, data: ClipWindows, config: TrainConfig, device: t
             ranks = (view > view.diagonal(dim1=1, dim2=2)[..., None]).sum(-1)  # B x W: 0 = best
             top1.append(ranks.eq(0).float().flatten())
             topk.append(ranks.lt(TOP_K).float().flatten())
+    metrics = {"val_loss": sum(losses) / n, "val_top1": float(torch.cat(top1).mean()),
+               f"val_top{TOP_K}": float(torch.cat(topk).mean()), "val_clips": n} if n else {}
+    if n:
+        metrics["val_offset_acc"] = offset_accuracy(core, data.rows[:n], config.variant)
     core.train()
-    if not n:
-        return {}
-    return {"val_loss": sum(losses) / n, "val_top1": float(torch.cat(top1).mean()),
-            f"val_top{TOP_K}": float(torch.cat(topk).mean()), "val_clips": n}
+    return metrics
+
+
+def offset_accuracy(core: nn.Module, rows: list[dict], variant: str) -> float:
+    """Share of held-out clips (in sync, as prepared) whose best offset in +-OFFSET_RANGE
+    frames, scored over the whole clip as `gestsync sync --checkpoint` does, is within
+    OFFSET_TOLERANCE frames of 0. Chance is about 3 / 31."""
+    from .keypoint_scoring import shifted_cosines
+    from .offset import best_lag, lag_scores
+
+    lags = np.arange(-OFFSET_RANGE, OFFSET_RANGE + 1)
+    scale = float(core.logits_scale.weight.detach().reshape(()))
+    hits = 0
+    for row in rows:
+        n = min(row["num_frames"], OFFSET_FRAMES)
+        if variant == "keypoint":
+            with np.load(row["keypoints"], allow_pickle=False) as z:
+                video = core.embed_video_clip(keypoint_features(z["keypoints"][:n], z["crop_boxes"][:n]))
+        else:
+            video = core.embed_video_clip(_decode(row["video"], 0, n))
+        sound = core.embed_audio_clip(log_mel(read_wav(row["audio"])[:n * SAMPLES_PER_FRAME]).to(core.device))
+        evidence = shifted_cosines(video, sound, lags, scale, n)
+        hits += abs(best_lag(lags, lag_scores(evidence, (0, n)))) <= OFFSET_TOLERANCE
+    return hits / max(len(rows), 1)
 
 
 # ------------------------------------------------------------------------------- logs
@@ -472,7 +502,8 @@ def _open_logs(out: Path, rt: Runtime, resume_step: int | None) -> list[CsvLog]:
         return []
     out.mkdir(parents=True, exist_ok=True)
     return [CsvLog(out / TRAIN_LOG, ["step", "epoch", "loss", "scale", "samples_per_s"], resume_step),
-            CsvLog(out / VAL_LOG, ["step", "val_loss", "val_top1", f"val_top{TOP_K}", "val_clips"], resume_step)]
+            CsvLog(out / VAL_LOG, ["step", "val_loss", "val_top1", f"val_top{TOP_K}", "val_offset_acc", "val_clips"],
+                   resume_step)]
 
 
 def _progress(total: int, done: int, disabled: bool):
@@ -507,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=100, help="steps between checkpoints (default 100)")
     p.add_argument("--log-every", type=int, default=10, help="steps between train.csv rows (default 10)")
     p.add_argument("--max-val-clips", type=int, default=200, help="validation clips used (default 200)")
-    p.add_argument("--loader-workers", type=int, default=0, help="data loading processes per process (default 0)")
+    p.add_argument("--loader-workers", type=int, default=2,
+                   help="data loading processes per process, one thread each (default 2; 0: in the training process)")
     p.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE",
                    help="architecture field, e.g. hidden=64 or dropout=0 (repeatable)")
     p.add_argument("--device", help="cpu, cuda (default: cuda if available); torchrun ranks use cuda:LOCAL_RANK")
