@@ -2,6 +2,7 @@
 
 Public API:
     find_offset(video, ...) -> OffsetResult    the sync offset of a single-speaker video
+    find_speakers(video, ...) -> SpeakerResult who speaks, per scene and per frame
     load_model(path, device=None)             the published GestSync RGB model (or ours)
     log_mel(wav)                              the model's audio features
 """
@@ -10,7 +11,8 @@ from .errors import GestsyncError
 
 __version__ = "0.1.0"
 
-__all__ = ["GestsyncError", "OffsetResult", "find_offset", "load_model", "log_mel"]
+__all__ = ["GestsyncError", "OffsetResult", "SpeakerResult", "find_offset", "find_speakers",
+           "load_model", "log_mel"]
 
 
 def __getattr__(name: str):
@@ -19,6 +21,10 @@ def __getattr__(name: str):
         from . import sync
 
         return getattr(sync, name)
+    if name in ("find_speakers", "SpeakerResult"):
+        from . import speaker
+
+        return getattr(speaker, name)
     if name == "load_model":
         from .checkpoint import load_model
 

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the corrected video even when the offset is 0")
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
     s.set_defaults(run=_run_sync)
+    _add_speaker_parser(sub)
     from .evaluate import add_eval_parser
 
     add_eval_parser(sub)
@@ -123,6 +124,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)
     return parser
+
+
+def _add_speaker_parser(sub) -> None:
+    from .people import MAX_GAP, MIN_FRAMES, MIN_SIZE
+    from .scenes import CUT_THRESHOLD
+
+    p = sub.add_parser("speaker", help="find who is speaking in each scene (and on each "
+                       "frame) and write an annotated video")
+    _add_common(p)
+    p.add_argument("--per-frame", action="store_true",
+                   help="also decide who speaks on every frame")
+    p.add_argument("--context-frames", type=int, default=50, metavar="N",
+                   help="with --per-frame: frames averaged around each frame (default 50 = 2 s)")
+    p.add_argument("--max-people", type=int, default=4, metavar="N",
+                   help="most people detected per frame (default 4)")
+    p.add_argument("--min-track-frames", type=int, default=MIN_FRAMES, metavar="N",
+                   help=f"drop people seen for fewer frames (default {MIN_FRAMES} = 2 s)")
+    p.add_argument("--min-track-size", type=float, default=MIN_SIZE, metavar="PX",
+                   help=f"drop people whose box is smaller than this (default {MIN_SIZE} px)")
+    p.add_argument("--max-gap", type=int, default=MAX_GAP, metavar="N",
+                   help=f"bridge detection gaps up to N frames (default {MAX_GAP} = 1 s)")
+    p.add_argument("--scene-threshold", type=float, default=CUT_THRESHOLD, metavar="T",
+                   help=f"shot-cut threshold, higher: fewer cuts (default {CUT_THRESHOLD:g})")
+    p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    p.set_defaults(run=_run_speaker)
+
+
+def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
+    from .speaker import find_speakers
+
+    def one(video: Path, out_dir: Path, progress: TqdmProgress):
+        return find_speakers(video, checkpoint=args.checkpoint, per_frame=args.per_frame,
+                             context_frames=args.context_frames, max_people=args.max_people,
+                             min_track_frames=args.min_track_frames,
+                             min_track_size=args.min_track_size, max_gap=args.max_gap,
+                             scene_threshold=args.scene_threshold, out_dir=out_dir,
+                             write_video=not args.no_video, device=args.device,
+                             progress=progress)
+    return one
+
+
+def _speaker_summary(d: dict) -> str:
+    parts = []
+    for s in d["scenes"]:
+        who = s["reason"] if s["speaker"] is None else f"#{s['speaker']}"
+        parts.append(f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: {who} "
+                     f"({s['confidence']:.2f})")
+    return f"{Path(d['video']).name}: " + "; ".join(parts)
 
 
 def _version() -> str:
@@ -157,6 +206,8 @@ def _summary_line(result) -> str:
         note = " (uncertain)" if d.get("uncertain") else ""
         return (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
+    if "scenes" in d:
+        return _speaker_summary(d)
     return f"{Path(d['video']).name}: done"
 
 

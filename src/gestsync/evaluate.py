@@ -157,6 +157,14 @@ def add_eval_parser(sub) -> None:
                    help="candidate offsets in [-N, N] frames (default 50)")
     e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
+                   help="offset: shifted copies (default); speaker: composite scenes "
+                        "(see gestsync.evaluate_speaker)")
+    e.add_argument("--people", default="1,2,3,4", metavar="N,N",
+                   help="with --protocol speaker: people per composite (1 = speaking vs "
+                        "off-screen voice; default 1,2,3,4)")
+    e.add_argument("--cache", metavar="DIR", help="with --protocol speaker: keep each clip's "
+                   "signals here (.npz) and reuse them")
     e.set_defaults(run=run_eval)
 
 
@@ -173,9 +181,24 @@ def _parse_shifts(text: str) -> list[int]:
     return list(range(start, stop + 1, step))
 
 
+def _parse_people(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(x) for x in text.split(",")}))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise GestsyncError(f"--people {text!r} is not a list of counts >= 1, e.g. 2,3,4")
+    return sizes
+
+
 def run_eval(args) -> int:
     from .cli import TqdmProgress
 
+    if args.protocol == "speaker":
+        from .evaluate_speaker import run
+
+        return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
+                   Path(args.cache) if args.cache else None)
     shifts = _parse_shifts(args.shifts)
     lags = offset.candidate_lags(args.max_offset)
     clips = single_speaker_clips(Path(args.samples))

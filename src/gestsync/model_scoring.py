@@ -18,15 +18,18 @@ from .pose import FaceMasker
 from .scan import Progress, native_logs_hidden
 
 
-def masked_crops(info: media.MediaInfo, track: people.Track) -> Iterator[np.ndarray]:
-    """The model's input for every 25 fps frame: the person's 16:9 crop, face hidden,
-    uint8 270 x 480 x 3. Frames outside the track reuse its nearest box."""
+def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
+                 num_frames: int | None = None) -> Iterator[np.ndarray]:
+    """The model's input for every 25 fps frame (or num_frames from start_frame): the
+    person's 16:9 crop, face hidden, uint8 270 x 480 x 3. Frames outside the track reuse
+    its nearest box."""
     boxes = track.crop_boxes()
     with native_logs_hidden():
         masker = FaceMasker()
     with masker:
-        for k, frame in enumerate(media.iter_frames(info)):
-            i = int(np.clip(k - track.start, 0, track.length - 1))
+        for k, frame in enumerate(media.iter_frames(info, start_frame=start_frame,
+                                                    num_frames=num_frames)):
+            i = int(np.clip(start_frame + k - track.start, 0, track.length - 1))
             keypoints = track.keypoints[i] if track.detected[i] else None
             if k == 0:
                 with native_logs_hidden():  # the face mesh logs its set-up on first use
@@ -54,3 +57,24 @@ def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarra
             cos = (video[first:last] * sound[first + lag:last + lag]).sum(dim=1)
             evidence[i, first:last] = scale * cos.numpy()
     return evidence
+
+
+def track_embeddings(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,
+                     track: people.Track, progress: Progress
+                     ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Zero-lag window embeddings over a track's own frames (for `gestsync speaker`).
+
+    Returns (video, sound, scale): L2-normalised float32 W x 1024 each, row s the window
+    of frames track.start + s .. + 24 (picture of the masked crop; its sound), and the
+    model's logit scale, so that scale * (video * sound).sum(1) is the scaled cosine.
+    """
+    crops = masked_crops(info, track, start_frame=track.start, num_frames=track.length)
+    video = model.embed_video_clip(
+        crops, progress=lambda step, done, total: progress("model (picture)", done, track.length))
+    span = audio[track.start * media.SAMPLES_PER_FRAME:track.end * media.SAMPLES_PER_FRAME]
+    with torch.inference_mode():
+        sound = model.embed_audio_clip(log_mel(span).to(model.device))
+    rows = min(len(video), len(sound))
+    video = torch.nn.functional.normalize(video[:rows], dim=1)
+    sound = torch.nn.functional.normalize(sound[:rows], dim=1)
+    return video, sound, float(model.logits_scale.weight.detach().reshape(()))

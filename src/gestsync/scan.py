@@ -16,6 +16,7 @@ from . import media, people
 from .pose import PoseDetector
 
 Progress = Callable[[str, int, int], None]
+FrameHook = Callable[[int, np.ndarray], None]  # (frame index, uint8 H x W x 3 RGB)
 
 POSE_WIDTH = 640  # px: frames are decoded at this width for the pose detector (see README)
 
@@ -48,12 +49,13 @@ def native_logs_hidden() -> Iterator[None]:
         os.close(saved)
 
 
-def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
-                **track_options) -> list[people.Track]:
-    """Every person track of the clip, in pixels of the original frame.
+def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+                 on_frame: FrameHook | None = None) -> list[np.ndarray]:
+    """Everyone's body landmarks on every 25 fps frame, in pixels of the original frame.
 
-    Decodes the clip once at `pose_size`, runs the pose detector on every 25 fps frame and
-    links detections into tracks (`people.track_people` options pass through).
+    Decodes the clip once at `pose_size`; `on_frame(k, rgb)`, if given, also sees each
+    decoded frame (e.g. a shot-cut detector), so nothing is decoded twice.
+    Returns one float32 (P, 33, 4) array per frame (see `pose.PoseDetector.detect`).
     """
     size = pose_size(info)
     scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1],
@@ -63,13 +65,37 @@ def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress =
         detector = PoseDetector(max_people=max_people, max_width=None)
     with detector:
         for k, frame in enumerate(media.iter_frames(info, size=size)):
+            if on_frame is not None:
+                on_frame(k, frame)
             if k == 0:
                 with native_logs_hidden():  # the first inference logs its set-up too
                     poses.append(detector.detect(frame, k) * scale)
             else:
                 poses.append(detector.detect(frame, k) * scale)
             progress("people", k + 1, info.num_frames)
+    return poses
+
+
+def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+                **track_options) -> list[people.Track]:
+    """Every person track of the clip, in pixels of the original frame.
+
+    Decodes the clip once at `pose_size`, runs the pose detector on every 25 fps frame and
+    links detections into tracks (`people.track_people` options pass through).
+    """
+    poses = detect_poses(info, max_people, progress)
     return people.track_people(poses, (info.width, info.height), **track_options)
+
+
+def track_scenes(poses: list[np.ndarray], spans: list[tuple[int, int]],
+                 frame_size: tuple[int, int], **track_options) -> list[list[people.Track]]:
+    """People tracks of each scene [start, end) of `spans`: tracks never cross a cut.
+
+    poses: one (P, 33, 4) array per frame of the clip (`detect_poses`); options as for
+    `people.track_people`. Returns one list of tracks per span (frame indices of the clip).
+    """
+    return [people.track_people(poses[start:end], frame_size, first_frame=start, **track_options)
+            for start, end in spans]
 
 
 def person_timeline(tracks: list[people.Track], num_frames: int) -> np.ndarray:

@@ -1,0 +1,214 @@
+"""`gestsync eval --protocol speaker`: the composite-scene protocol of docs/evaluation.md.
+
+Two to four single-speaker clips stand side by side and the sound of exactly one of them
+is kept: that one is the speaker. Every (combination of clips, which one speaks) is a
+trial, scored with the built-in estimator exactly as `gestsync speaker` scores tracks,
+per scene (whole common length, and every non-overlapping 5 s and 10 s window) and per
+frame (frames with speech). The people stage runs once per clip: a person's track in a
+side-by-side composite is the same person with the same motion, so the composite's
+evidence is computed from each clip's own track and the kept sound, without drawing the
+composite picture. A one-person variant asks "speaking or off-screen voice": each clip
+with its own sound (speaking) and with every other clip's sound (off-screen).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import estimator, media, people, scan, speaker_scores, vad
+from .errors import GestsyncError
+from .speaker import motion_evidence
+
+WINDOWS = {"5s": 125, "10s": 250, "whole": None}
+DEFAULT_CONTEXT = 50  # per-frame window, as `gestsync speaker --per-frame`
+
+
+@dataclass
+class ClipSignals:
+    """One clip's person motion, sound and voice activity, aligned (stated offset undone)."""
+
+    name: str
+    motion: np.ndarray  # F x T
+    speech: np.ndarray  # G x T
+    speech_frames: np.ndarray  # bool (T,)
+    speech_probability: np.ndarray  # (T,)
+
+    @property
+    def length(self) -> int:
+        return self.motion.shape[1]
+
+
+def _align(x: np.ndarray, stated: int) -> np.ndarray:
+    """Undo a stated offset (> 0: sound later) on a (..., T) sound signal: value at frame t
+    becomes x[t + stated]; edges hold the nearest value."""
+    t = np.clip(np.arange(x.shape[-1]) + stated, 0, x.shape[-1] - 1)
+    return x[..., t]
+
+
+def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path | None = None
+                 ) -> ClipSignals:
+    """Motion of the clip's person and its aligned speech signals.
+
+    With `cache`, the slow part (the person's motion, from the pose stage) and the sound
+    are kept in `cache/<clip>.npz` and reused; speech signals are always recomputed.
+    """
+    cached = None if cache is None else cache / f"{clip.stem}.npz"
+    if cached is not None and cached.is_file():
+        with np.load(cached) as z:
+            motion, audio = z["motion"], z["audio"]
+    else:
+        info = media.probe(clip)
+        tracks = scan.scan_people(info, max_people=2, progress=progress)
+        people.main_person(tracks, info.num_frames, name=clip.name)
+        motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
+        audio = media.read_audio(info)
+        if cached is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            np.savez(cached, motion=motion, audio=audio)
+    frames = motion.shape[1]
+    voice = vad.voice_activity(audio, frames)
+    return ClipSignals(clip.name, motion, _align(estimator.speech_signals(audio, frames), stated),
+                       _align(voice.speech, stated), _align(voice.probability, stated))
+
+
+@dataclass
+class SpeakerTrial:
+    people: int
+    clips: tuple[str, ...]
+    speaker: int | None  # index of the clip whose sound is kept; None: off-screen voice
+    window: str
+    start: int
+    frames: int
+    predicted: int | None
+    forced: int  # highest z, no threshold (the authors' rule: someone always speaks)
+    confidence: float
+    frame_correct: int  # speech frames decided right
+    frame_none: int  # speech frames decided "nobody"
+    frame_forced: int  # speech frames whose highest z is the speaker
+    speech_frames: int
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.speaker
+
+
+def composite_trials(group: list[ClipSignals], sound: ClipSignals, speaker: int | None,
+                     context: int = DEFAULT_CONTEXT) -> list[SpeakerTrial]:
+    """Every window of one composite: the people of `group`, the sound of `sound`."""
+    length = min(c.length for c in group + [sound])
+    trials = []
+    for window, size in WINDOWS.items():
+        size = size or length
+        for start in range(0, length - size + 1, size):
+            trials.append(_trial(group, sound, speaker, window, start, size, context))
+    return trials
+
+
+def _trial(group, sound, speaker, window, start, size, context) -> SpeakerTrial:
+    span = slice(start, start + size)
+    evidence = [motion_evidence(c.motion[:, span], sound.speech[:, span]) for c in group]
+    offsets = [0] * len(group)
+    speech = sound.speech_frames[span]
+    decision, _, scene_z = speaker_scores.decide_scene(evidence, offsets, size,
+                                                       float(speech.mean()))
+    z = speaker_scores.frame_z(evidence, offsets, size, context)
+    picks, _ = speaker_scores.decide_frames(z, speech, sound.speech_probability[span])
+    picks = np.array([-1 if p is None else p for p in picks])[speech]
+    truth = -1 if speaker is None else speaker
+    forced = np.nanargmax(np.nan_to_num(z[:, speech], nan=-np.inf), axis=0)
+    return SpeakerTrial(len(group), tuple(c.name for c in group), speaker, window, start, size,
+                        decision.speaker, int(np.nanargmax(scene_z)), decision.confidence,
+                        int((picks == truth).sum()), int((picks == -1).sum()),
+                        int((forced == truth).sum()), int(speech.sum()))
+
+
+def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4)) -> list[SpeakerTrial]:
+    """Trials for every group of `sizes` people and every choice of the kept sound."""
+    trials = []
+    for n in sizes:
+        if n == 1:
+            for person, heard in itertools.product(signals, signals):
+                trials += composite_trials([person], heard, 0 if heard is person else None)
+            continue
+        for group in itertools.combinations(signals, n):
+            for j, heard in enumerate(group):
+                trials += composite_trials(list(group), heard, j)
+    return trials
+
+
+def _summary(trials: list[SpeakerTrial]) -> str:
+    forced = np.mean([t.forced == t.speaker for t in trials])
+    frames_forced = sum(t.frame_forced for t in trials) / max(sum(t.speech_frames for t in trials), 1)
+    return f"{forced:.2f} | {frames_forced:.2f} | " + _decided(trials)
+
+
+def _decided(trials: list[SpeakerTrial]) -> str:
+    scene = np.mean([t.correct for t in trials])
+    decided = [t for t in trials if t.predicted is not None]
+    precision = np.mean([t.correct for t in decided]) if decided else float("nan")
+    frames = sum(t.speech_frames for t in trials)
+    frame_acc = sum(t.frame_correct for t in trials) / max(frames, 1)
+    none = sum(t.frame_none for t in trials) / max(frames, 1)
+    return (f"{scene:.2f} | {len(decided) / len(trials):.2f} | {precision:.2f} | "
+            f"{frame_acc:.2f} | {none:.2f} | {len(trials)}")
+
+
+def report(trials: list[SpeakerTrial]) -> str:
+    """Markdown: accuracy per number of people and scene length; off-screen variant."""
+    head = ("| people, scene | forced: scene acc | forced: frame acc | scene acc | said someone "
+            "| acc when said | frame acc | frames 'nobody' | scenes |")
+    out = ["### Composite scenes (the kept sound's person is the speaker)", head,
+           "|---|---|---|---|---|---|---|---|---|"]
+    for n in sorted({t.people for t in trials if t.people > 1}):
+        for w in WINDOWS:
+            part = [t for t in trials if t.people == n and t.window == w]
+            if part:
+                chance = 1 / n
+                out.append(f"| {n} ({w}, chance {chance:.2f}) | {_summary(part)} |")
+    single = [t for t in trials if t.people == 1]
+    if single:
+        out += ["", "### One person: speaking (own sound) vs off-screen voice (another clip's)",
+                "| case, scene | acc | said someone | acc when said | frame acc | frames 'nobody' | scenes |",
+                "|---|---|---|---|---|---|---|"]
+        for label, own in (("own sound", True), ("off-screen", False)):
+            for w in WINDOWS:
+                part = [t for t in single if (t.speaker is not None) == own and t.window == w]
+                if part:
+                    out.append(f"| {label} ({w}) | {_decided(part)} |")
+    return "\n".join(out)
+
+
+def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
+        cache: Path | None) -> int:
+    from .cli import TqdmProgress
+    from .evaluate import single_speaker_clips
+
+    clips = single_speaker_clips(samples)
+    if len(clips) < max(sizes):
+        raise GestsyncError(f"{len(clips)} single-speaker clips in {samples}: the speaker "
+                            f"protocol needs at least {max(sizes)}")
+    signals = []
+    for clip, stated in clips:
+        progress = TqdmProgress(clip.name, enabled=not quiet)
+        try:
+            signals.append(clip_signals(clip, stated, progress, cache))
+        except GestsyncError as e:
+            print(f"gestsync: skipped {clip.name}: {e}", file=sys.stderr)
+        finally:
+            progress.close()
+    trials = run_protocol(signals, sizes)
+    if json_out:
+        with open(json_out, "w") as f:
+            for t in trials:
+                f.write(json.dumps({**t.__dict__, "correct": t.correct}) + "\n")
+    lengths = ", ".join(f"{s.name} {s.length / media.FPS:.1f} s" for s in signals)
+    print(f"Speaker protocol: {len(signals)} clips ({lengths}); built-in estimator; "
+          f"per-frame context {DEFAULT_CONTEXT} frames; frame accuracy over frames with speech.\n")
+    print(report(trials))
+    return 0

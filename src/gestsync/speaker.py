@@ -1,0 +1,302 @@
+"""`find_speakers`: who is speaking, scene by scene and frame by frame, from gestures alone.
+
+Stages: one decode of the clip feeds both the shot-cut detector (`scenes`) and the pose
+detector (`scan.detect_poses`); people are tracked within each scene; each track is
+scored against the scene's sound (`speaker_scores`: built-in estimator or the model at
+zero lag); voice activity (`vad`) says where nobody speaks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import estimator, media, outputs, people, scan, speaker_scores, vad
+from .errors import MediaError, PeopleError
+from .scenes import CUT_THRESHOLD, SceneCuts
+
+DEFAULT_MAX_PEOPLE = 4  # people tracked per frame (pose cost grows with it)
+DEFAULT_CONTEXT_FRAMES = 50  # --per-frame window: 2 s around each frame
+MODEL_WINDOW = 25  # frames per model window; its score belongs to its centre frame
+LEAD_TOLERANCE = 2  # frames either side of the estimator's gesture lead (2 frames) over
+# which the sound is averaged: on the composite protocol, zero-lag correlation alone gave
+# 75/66/57% for 2/3/4 people, the 0..4-frame average 81/74/69% (README)
+
+
+@dataclass
+class SceneSpeakers:
+    """One scene: frames [start_frame, end_frame) at 25 fps, and who speaks in it.
+
+    speaker: id of the speaking track, or None (reason says why: "no speech",
+    "off-screen voice", "no person"). confidence: see README (bootstrap agreement).
+    frame_speakers / frame_confidence: per frame, with per_frame only.
+    """
+
+    index: int
+    start_frame: int
+    end_frame: int
+    start_seconds: float
+    end_seconds: float
+    speech_fraction: float
+    track_ids: list[int]
+    speaker: int | None
+    confidence: float
+    reason: str
+    frame_speakers: list[int | None] | None = None
+    frame_confidence: list[float] | None = None
+
+
+@dataclass
+class TrackSpeaker:
+    """One person in one scene: boxes per frame (x0, y0, x1, y1, original pixels)."""
+
+    id: int
+    scene: int
+    start_frame: int
+    end_frame: int
+    score: float | None  # mean zero-lag evidence (correlation or scaled cosine)
+    z: float | None  # score standardised against the track's own shifted-sound scores
+    boxes: list[list[int]]
+
+
+@dataclass
+class SpeakerResult:
+    """What `find_speakers` found; frames are at 25 fps on the presentation clock."""
+
+    video: str
+    method: str  # "builtin" or "model"
+    num_frames: int
+    duration_seconds: float
+    per_frame: bool
+    context_frames: int | None
+    scenes: list[SceneSpeakers]
+    tracks: list[TrackSpeaker]
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def speaker_at(self, frame: int) -> int | None:
+        """Track id speaking at `frame` (per-frame decision if present, else the scene's)."""
+        for s in self.scenes:
+            if s.start_frame <= frame < s.end_frame:
+                if s.frame_speakers is not None:
+                    return s.frame_speakers[frame - s.start_frame]
+                return s.speaker
+        return None
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    """Inference options of `find_speakers` (see its docstring)."""
+
+    per_frame: bool = False
+    context_frames: int = DEFAULT_CONTEXT_FRAMES
+    max_people: int = DEFAULT_MAX_PEOPLE
+    min_track_frames: int = people.MIN_FRAMES
+    min_track_size: float = people.MIN_SIZE
+    max_gap: int = people.MAX_GAP
+    scene_threshold: float = CUT_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if self.context_frames < 1:
+            raise ValueError(f"--context-frames must be at least 1, got {self.context_frames}")
+        if self.max_people < 1:
+            raise ValueError(f"--max-people must be at least 1, got {self.max_people}")
+        if self.min_track_frames < MODEL_WINDOW:
+            raise ValueError(f"--min-track-frames must be at least {MODEL_WINDOW} (one "
+                             f"second), got {self.min_track_frames}")
+        if self.min_track_size < 0 or self.max_gap < 0 or self.scene_threshold <= 0:
+            raise ValueError("--min-track-size and --max-gap must be >= 0 and "
+                             "--scene-threshold > 0")
+
+
+def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                  per_frame: bool = False, context_frames: int = DEFAULT_CONTEXT_FRAMES,
+                  max_people: int = DEFAULT_MAX_PEOPLE,
+                  min_track_frames: int = people.MIN_FRAMES,
+                  min_track_size: float = people.MIN_SIZE, max_gap: int = people.MAX_GAP,
+                  scene_threshold: float = CUT_THRESHOLD,
+                  out_dir: str | os.PathLike | None = None, write_video: bool = True,
+                  device: str | None = None, progress: scan.Progress = scan.no_progress
+                  ) -> SpeakerResult:
+    """Find who speaks in each scene (and, with per_frame, on each frame) of `video`.
+
+    Args:
+        video: a video file with sound and one or more visible people.
+        checkpoint: GestSync weights (`model_rgb.pth` or ours); None: built-in estimator.
+        per_frame: also decide on every frame, from the evidence of the `context_frames`
+            frames centred on it (fewer at the ends of a track: the window shrinks).
+        max_people: most people detected per frame.
+        min_track_frames, min_track_size, max_gap: tracks shorter than min_track_frames
+            or smaller than min_track_size pixels are dropped; gaps up to max_gap frames
+            are bridged (see `people.track_people`).
+        scene_threshold: shot-cut threshold of the content detector (higher: fewer cuts).
+        out_dir: where to write speakers.json and <name>_speakers.mp4; None writes nothing.
+        write_video: write the annotated video.
+        device: torch device for the model; None picks a GPU if present.
+        progress: hook called as progress(stage, completed, total).
+    Raises:
+        GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
+        fix: unreadable or silent input, clip under 2 s, no scene long enough, no person.
+    """
+    options = SpeakerOptions(per_frame, context_frames, max_people, min_track_frames,
+                             min_track_size, max_gap, scene_threshold)
+    if out_dir is not None:
+        outputs.check_writable(Path(out_dir))
+    info = media.probe(video)
+    from .sync import _speech_audio  # same checks as `gestsync sync`: length, silence
+
+    audio = _speech_audio(info, None)
+    model = None
+    if checkpoint is not None:
+        from .checkpoint import load_model
+
+        model = load_model(checkpoint, device=device)
+    spans, tracks = _scenes_and_tracks(info, options, progress)
+    voice = vad.voice_activity(audio, info.num_frames)
+    progress("voice activity", 1, 1)
+    evidence = _evidence(info, audio, tracks, model, progress)
+    result = _decide(info, spans, tracks, evidence, voice, options,
+                     "builtin" if model is None else "model")
+    if out_dir is not None:
+        _write_outputs(result, info, Path(out_dir), write_video, progress)
+    return result
+
+
+def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress: scan.Progress
+                       ) -> tuple[list[tuple[int, int]], list[list[people.Track]]]:
+    """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
+    cuts = SceneCuts(options.scene_threshold)
+    poses = scan.detect_poses(info, options.max_people, progress, on_frame=cuts.feed)
+    spans = cuts.spans(info.num_frames)
+    longest = max(end - start for start, end in spans)
+    if longest < options.min_track_frames:
+        raise MediaError(
+            f"no scene of {info.path.name} lasts {options.min_track_frames / media.FPS:g} s "
+            f"(longest {longest / media.FPS:.2f} s between cuts): give a clip with longer "
+            "shots, or a higher --scene-threshold or lower --min-track-frames")
+    tracks = scan.track_scenes(poses, spans, (info.width, info.height),
+                               min_frames=options.min_track_frames,
+                               min_size=options.min_track_size, max_gap=options.max_gap)
+    if not any(tracks):
+        raise PeopleError(
+            f"no person found in {info.path.name}: gestsync needs visible people, faces "
+            "towards the camera with head and shoulders in view, for at least "
+            f"{options.min_track_frames / media.FPS:g} s")
+    return spans, tracks
+
+
+def _evidence(info, audio, tracks, model, progress) -> list[list[np.ndarray]]:
+    """Per scene, per track: (1 + S) x T evidence (`speaker_scores.circular_evidence`)."""
+    if model is None:
+        speech = estimator.speech_signals(audio, info.num_frames)
+        return [[builtin_evidence(t, speech) for t in scene] for scene in tracks]
+    total, done, out = sum(len(s) for s in tracks), 0, []
+    for scene in tracks:
+        out.append([])
+        for track in scene:
+            out[-1].append(model_evidence(model, info, audio, track, progress))
+            done += 1
+            progress("model (people)", done, total)
+    return out
+
+
+def builtin_evidence(track: people.Track, speech: np.ndarray) -> np.ndarray:
+    """Built-in estimator over a track's frames: (1 + S) x T evidence of its motion against
+    the speech signals (G x clip frames `speech`); see `motion_evidence`."""
+    motion = estimator.motion_signals(track.keypoints)
+    return motion_evidence(motion, speech[:, track.start:track.end])
+
+
+def heard_signal(speech: np.ndarray) -> np.ndarray:
+    """G x T speech signals -> (T,): the standardised speech signal, at each frame averaged
+    over the sound of frames t + GESTURE_LEAD_FRAMES - LEAD_TOLERANCE .. + LEAD_TOLERANCE
+    (gestures lead their syllables by a few frames, by different amounts for different
+    people; edges repeat the nearest frame)."""
+    sound = estimator.combined_signal(speech)
+    lead = estimator.GESTURE_LEAD_FRAMES
+    lags = np.arange(lead - LEAD_TOLERANCE, lead + LEAD_TOLERANCE + 1)
+    frames = np.clip(np.arange(len(sound))[:, None] + lags[None], 0, len(sound) - 1)
+    return sound[frames].mean(axis=1)
+
+
+def motion_evidence(motion: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """(1 + S) x T built-in evidence: per-frame product of the standardised motion signal
+    (F x T motion signals) and `heard_signal` of the G x T speech signals, then the same
+    with the sound circularly shifted (`speaker_scores.circular_evidence`)."""
+    picture = estimator.combined_signal(motion)
+    return speaker_scores.circular_evidence(picture, heard_signal(speech))
+
+
+def model_evidence(model, info: media.MediaInfo, audio: np.ndarray, track: people.Track,
+                   progress: scan.Progress) -> np.ndarray:
+    """The model's scaled cosine at zero lag, each window's score on its centre frame."""
+    from .model_scoring import track_embeddings
+
+    video, sound, scale = track_embeddings(model, info, audio, track, progress)
+    scored = speaker_scores.circular_evidence(video.numpy(), sound.numpy(), scale)
+    out = np.full((scored.shape[0], track.length), np.nan)
+    centre = MODEL_WINDOW // 2
+    out[:, centre:centre + scored.shape[1]] = scored
+    return out
+
+
+def _decide(info, spans, tracks, evidence, voice: vad.VoiceActivity, options: SpeakerOptions,
+            method: str) -> SpeakerResult:
+    scenes, results, next_id = [], [], 0
+    for index, ((start, end), scene, ev) in enumerate(zip(spans, tracks, evidence)):
+        ids = list(range(next_id, next_id + len(scene)))
+        next_id += len(scene)
+        offsets = [t.start - start for t in scene]
+        fraction = voice.fraction(start, end)
+        decision, scores, z = speaker_scores.decide_scene(ev, offsets, end - start, fraction)
+        scenes.append(SceneSpeakers(
+            index=index, start_frame=start, end_frame=end, start_seconds=start / media.FPS,
+            end_seconds=end / media.FPS, speech_fraction=round(fraction, 3), track_ids=ids,
+            speaker=None if decision.speaker is None else ids[decision.speaker],
+            confidence=decision.confidence, reason=decision.reason))
+        if options.per_frame:
+            _frame_decisions(scenes[-1], ev, offsets, ids, voice, options.context_frames)
+        results += [_track_result(i, index, t, s, zz) for i, t, s, zz in zip(ids, scene, scores, z)]
+    return SpeakerResult(
+        video=str(info.path), method=method, num_frames=info.num_frames,
+        duration_seconds=round(info.duration, 3), per_frame=options.per_frame,
+        context_frames=options.context_frames if options.per_frame else None,
+        scenes=scenes, tracks=results)
+
+
+def _frame_decisions(scene: SceneSpeakers, evidence, offsets, ids, voice, context) -> None:
+    span = slice(scene.start_frame, scene.end_frame)
+    length = scene.end_frame - scene.start_frame
+    z = speaker_scores.frame_z(evidence, offsets, length, context) if evidence else np.zeros((0, length))
+    picks, confidence = speaker_scores.decide_frames(z, voice.speech[span], voice.probability[span])
+    scene.frame_speakers = [None if p is None else ids[p] for p in picks]
+    scene.frame_confidence = [float(c) for c in confidence]
+
+
+def _track_result(track_id: int, scene: int, track: people.Track, score: float, z: float) -> TrackSpeaker:
+    def num(x):
+        return round(float(x), 4) if np.isfinite(x) else None
+
+    return TrackSpeaker(id=track_id, scene=scene, start_frame=track.start, end_frame=track.end,
+                        score=num(score), z=num(z),
+                        boxes=np.round(track.boxes).astype(int).tolist())
+
+
+def _write_outputs(result: SpeakerResult, info: media.MediaInfo, out_dir: Path,
+                   write_video: bool, progress: scan.Progress) -> None:
+    """speakers.json and (unless write_video is False) the annotated video, all or nothing."""
+    names = {"json": "speakers.json"}
+    if write_video:
+        names["video"] = f"{info.path.stem}_speakers.mp4"
+    result.outputs = {k: str(out_dir / v) for k, v in names.items()}
+    with outputs.staged(out_dir) as stage:
+        if write_video:
+            from .render import write_speaker_video
+
+            write_speaker_video(info, result, stage / names["video"], progress)
+        outputs.write_json(stage / names["json"], result.to_dict())

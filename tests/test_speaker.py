@@ -1,0 +1,251 @@
+"""`gestsync speaker`: scenes, voice activity, scoring and decisions on generated signals;
+bad input on synthetic clips; real samples end to end (slow)."""
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import synth
+from gestsync import speaker_scores as ss
+from gestsync.cli import main
+from gestsync.scenes import SceneCuts, cut_spans
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------ scenes
+
+def test_cut_spans_cover_the_clip():
+    assert cut_spans([], 10) == [(0, 10)]
+    assert cut_spans([0, 4, 4, 12], 10) == [(0, 4), (4, 10)]
+
+
+def test_scene_cuts_find_a_hard_cut():
+    cuts = SceneCuts()
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        base = np.array([200, 40, 40] if k < 30 else [30, 60, 220], np.uint8)
+        frame = np.clip(base + rng.integers(-3, 4, (36, 64, 3)), 0, 255).astype(np.uint8)
+        cuts.feed(k, frame)
+    assert cuts.spans() == [(0, 30), (30, 60)]
+    with pytest.raises(ValueError):
+        SceneCuts().feed(3, frame)
+
+
+# ------------------------------------------------------------------------ voice activity
+
+def test_voice_activity_silence_and_thread_count():
+    from gestsync import vad
+
+    threads = torch.get_num_threads()
+    quiet = vad.voice_activity(np.zeros(3 * 16000, np.float32), 75)
+    assert torch.get_num_threads() == threads  # importing silero must not change it
+    assert quiet.speech.shape == (75,) and not quiet.speech.any()
+    assert quiet.fraction(0, 75) == 0.0 and quiet.probability.shape == (75,)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def _speech(n: int, rng) -> np.ndarray:
+    """A smooth random 'speech' signal, standardised."""
+    x = np.convolve(rng.normal(size=n + 6), np.ones(7) / 7, "valid")
+    return (x - x.mean()) / x.std()
+
+
+def test_null_shifts_and_window_means():
+    assert len(ss.null_shifts(20)) == 0
+    shifts = ss.null_shifts(200)
+    assert shifts.min() >= ss.NULL_MIN_SHIFT and shifts.max() <= 200 - ss.NULL_MIN_SHIFT
+    assert len(shifts) <= ss.NULL_SHIFTS
+    x = np.arange(10, dtype=float)[None]
+    m = ss.window_means(x, 4)  # frame t averages t-2 .. t+1, fewer at the ends
+    assert m[0, 0] == pytest.approx(np.mean([0, 1]))
+    assert m[0, 5] == pytest.approx(np.mean([3, 4, 5, 6]))
+    assert m[0, 9] == pytest.approx(np.mean([7, 8, 9]))
+    x[0, 5] = np.nan
+    assert ss.window_means(x, 4)[0, 5] == pytest.approx(np.mean([3, 4, 6]))
+
+
+def _scene(rng, n=250, people=3, speaker=1, coupling=0.6):
+    sound = _speech(n, rng)
+    evidence = []
+    for i in range(people):
+        motion = rng.normal(size=n)
+        if i == speaker:
+            motion = coupling * sound + (1 - coupling) * motion
+        evidence.append(ss.circular_evidence(motion, sound))
+    return evidence
+
+
+def test_decide_scene_finds_the_speaker():
+    rng = np.random.default_rng(1)
+    ev = _scene(rng)
+    decision, scores, z = ss.decide_scene(ev, [0, 0, 0], 250, speech_fraction=0.9)
+    assert decision.speaker == 1 and decision.reason == ss.SPEAKING
+    assert decision.confidence > 0.9
+    assert scores.argmax() == 1 and z[1] > 3
+
+
+def test_decide_scene_nobody_and_off_screen():
+    rng = np.random.default_rng(2)
+    decisions = [ss.decide_scene(_scene(rng, people=1, speaker=None), [0], 250, 0.9)[0]
+                 for _ in range(20)]
+    assert np.mean([d.reason == ss.OFF_SCREEN for d in decisions]) >= 0.7  # about 0.84 expected
+    assert all(d.speaker is None for d in decisions if d.reason == ss.OFF_SCREEN)
+    decision, _, _ = ss.decide_scene(_scene(rng), [0, 0, 0], 250, speech_fraction=0.05)
+    assert decision.reason == ss.NO_SPEECH and decision.confidence == pytest.approx(0.95)
+    decision, _, _ = ss.decide_scene([], [], 250, speech_fraction=0.9)
+    assert decision.reason == ss.NO_PERSON
+
+
+def test_per_frame_decisions_follow_turns():
+    rng = np.random.default_rng(3)
+    n = 300
+    sound = _speech(n, rng)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    a[:150] += 2 * sound[:150]  # a speaks first, b second
+    b[150:] += 2 * sound[150:]
+    ev = [ss.circular_evidence(a, sound), ss.circular_evidence(b, sound)]
+    z = ss.frame_z(ev, [0, 0], n, context=50)
+    speech = np.ones(n, bool)
+    speech[-20:] = False
+    picks, confidence = ss.decide_frames(z, speech, np.where(speech, 0.9, 0.1))
+    assert np.mean([p == 0 for p in picks[20:130]]) > 0.9
+    assert np.mean([p == 1 for p in picks[170:270]]) > 0.9
+    assert picks[-10:] == [None] * 10 and confidence[-1] == pytest.approx(0.9)
+
+
+def test_frame_z_places_tracks_in_the_scene():
+    rng = np.random.default_rng(4)
+    ev = ss.circular_evidence(rng.normal(size=80), rng.normal(size=80))
+    z = ss.frame_z([ev], [30], 120, context=25)
+    assert np.isnan(z[0, :30]).all() and np.isnan(z[0, 110:]).all() and np.isfinite(z[0, 30:110]).all()
+
+
+# ---------------------------------------------------------------------------- bad input
+
+@pytest.fixture
+def out(tmp_path):
+    return tmp_path / "results"
+
+
+def _assert_clean_failure(code, err, out_dir: Path, match: str):
+    assert code == 2
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("gestsync: error: "), err
+    assert match in lines[0], lines[0]
+    assert not out_dir.exists()
+
+
+def test_no_person(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
+    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet",
+                        "--scene-threshold", "1000")  # the test pattern flickers: no cuts
+    _assert_clean_failure(code, err, out, "no person")
+
+
+def test_no_scene_long_enough(capsys, tmp_path, out):
+    clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
+    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet",
+                        "--min-track-frames", "100", "--scene-threshold", "1000")
+    _assert_clean_failure(code, err, out, "no scene")
+
+
+def test_bad_input_as_in_sync(capsys, tmp_path, out):
+    code, _, err = _run(capsys, "speaker", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "does not exist")
+    clip = synth.make_video(tmp_path / "quiet.mp4", seconds=3.0, silent=True)
+    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "silent")
+    clip = synth.make_video(tmp_path / "tiny.mp4", seconds=1.0)
+    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet")
+    _assert_clean_failure(code, err, out, "longer clip")
+    clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
+    code, _, err = _run(capsys, "speaker", str(clip), "--context-frames", "0", "--out", str(out),
+                        "--quiet")
+    _assert_clean_failure(code, err, out, "--context-frames")
+
+
+# -------------------------------------------------------------------------------- video
+
+def test_speaker_video_keeps_timing_and_sound(tmp_path):
+    from gestsync import media
+    from gestsync.render import write_speaker_video
+    from gestsync.speaker import SceneSpeakers, SpeakerResult, TrackSpeaker
+
+    clip = synth.make_video(tmp_path / "c.mp4", seconds=2.0, fps=30, size=(160, 120), vfr=True)
+    info = media.probe(clip)
+    box = [[20, 20, 80, 100]] * info.num_frames
+    result = SpeakerResult(
+        video=str(clip), method="builtin", num_frames=info.num_frames, duration_seconds=2.0,
+        per_frame=False, context_frames=None,
+        scenes=[SceneSpeakers(0, 0, info.num_frames, 0.0, 2.0, 1.0, [0], 0, 1.0, ss.SPEAKING)],
+        tracks=[TrackSpeaker(0, 0, 0, info.num_frames, 0.3, 2.5, box)])
+    path = write_speaker_video(info, result, tmp_path / "out.mp4")
+    with av.open(str(clip)) as src, av.open(str(path)) as dst:
+        src_times = [f.time for f in src.decode(video=0)]
+        dst_frames = list(dst.decode(video=0))
+        assert [round(f.time, 3) for f in dst_frames] == [round(t, 3) for t in src_times]
+        assert dst.streams.audio[0].codec_context.name == "aac"
+        rgb = dst_frames[10].to_ndarray(format="rgb24")
+        assert rgb[20:100, 20:24, 1].mean() > 150  # the green speaker box is drawn
+
+
+# ------------------------------------------------------------------------ real samples
+
+@pytest.mark.slow
+@needs_samples
+def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
+    out = tmp_path / "res"
+    code, stdout, _ = _run(capsys, "speaker", str(SAMPLES / "asd_sample_2.mp4"), "--out", str(out),
+                           "--quiet", "--json", "--per-frame", "--context-frames", "25")
+    assert code == 0
+    d = json.loads(stdout)
+    assert json.loads((out / "speakers.json").read_text()) == d
+    assert [(s["start_frame"], s["end_frame"]) for s in d["scenes"]][0] == (0, 52)  # cut at 2.07 s
+    assert d["scenes"][-1]["end_frame"] == d["num_frames"]
+    ids = {t["id"] for t in d["tracks"]}
+    assert len(ids) >= 2
+    for s in d["scenes"]:
+        assert s["speaker"] is None or s["speaker"] in s["track_ids"]
+        assert len(s["frame_speakers"]) == s["end_frame"] - s["start_frame"]
+        assert set(s["frame_speakers"]) <= ids | {None}
+        assert 0 <= s["confidence"] <= 1
+    for t in d["tracks"]:
+        assert len(t["boxes"]) == t["end_frame"] - t["start_frame"]
+        x0, y0, x1, y1 = np.array(t["boxes"]).T
+        assert (x1 > x0).all() and (y1 > y0).all() and x1.max() <= 1280 and y1.max() <= 720
+    video = out / "asd_sample_2_speakers.mp4"
+    with av.open(str(video)) as c:
+        assert c.streams.video[0].width == 1280 and c.streams.audio
+
+
+@pytest.mark.slow
+@needs_samples
+def test_checkpoint_scores_every_track(tmp_path):
+    """--checkpoint path on a real clip with a small random model: runs, and each track's
+    score is a scaled cosine (|score| <= the logit scale, 1 here)."""
+    from gestsync.checkpoint import checkpoint_payload
+    from gestsync.model import GestSyncModel, ModelConfig
+    from gestsync.speaker import find_speakers
+
+    torch.manual_seed(0)
+    path = tmp_path / "small.pth"
+    torch.save(checkpoint_payload(GestSyncModel(ModelConfig(n_layers=1))), path)
+    result = find_speakers(SAMPLES / "asd_sample_2.mp4", checkpoint=path, device="cpu",
+                           per_frame=True)
+    assert result.method == "model" and result.tracks
+    for t in result.tracks:
+        assert t.score is not None and abs(t.score) <= 1.0
+    assert all(s.frame_speakers is not None for s in result.scenes)
