@@ -138,11 +138,31 @@ class ConvStack(nn.Module):
             in_channels = b.out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """In eval mode each batch-norm is folded into its conv (weights rescaled per call,
+        a few ms): same numbers to about 1e-6 relative, no pass over the conv outputs
+        (about 10% less CPU time for the video stack)."""
         for conv_name, bn_name, pool_name in self.stages:
-            x = F.relu(getattr(self, bn_name)(getattr(self, conv_name)(x)), inplace=True)
+            conv, bn = getattr(self, conv_name), getattr(self, bn_name)
+            if self.training:
+                x = bn(conv(x))
+            else:
+                x = conv._conv_forward(x, *_folded_conv_bn(conv, bn))
+            x = F.relu(x, inplace=True)
             if pool_name is not None:
                 x = getattr(self, pool_name)(x)
         return x
+
+
+def _folded_conv_bn(conv: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of `conv` followed by eval-mode `bn`; 3-D weights channels-last."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    weight = conv.weight * scale.reshape((-1,) + (1,) * (conv.weight.ndim - 1))
+    if weight.ndim == 5:  # the video stack runs channels-last: give mkldnn the weight that way too
+        weight = weight.contiguous(memory_format=torch.channels_last_3d)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return weight, bias
 
 
 class PositionalEncoding(nn.Module):
@@ -223,6 +243,17 @@ class GestSyncModel(nn.Module):
         x = self.ff_vid(self.transformer_encoder(x))  # B x N x 1024
         return x.transpose(1, 2)
 
+    def embeddings_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Window embeddings: `B x 512 x N` conv features -> `B x embed_dim`.
+
+        Equal to `tokens_from_features(features).mean(dim=2)`, but the last (linear) layer
+        of `ff_vid` runs on the token mean rather than on every token (a mean commutes with
+        a linear map): about 5% less transformer-head work.
+        """
+        x = self.pos_encoder(features.to(self.device, self.dtype).transpose(1, 2))  # B x N x 512
+        hidden = self.ff_vid[1](self.ff_vid[0](self.transformer_encoder(x)))  # B x N x 512 (Linear, ReLU)
+        return self.ff_vid[2](hidden.mean(dim=1))
+
     def video_tokens(self, windows: torch.Tensor) -> torch.Tensor:
         """Per-token embeddings: `B x 3 x 25 x 270 x 480` in [0, 1] -> `B x 1024 x 21`."""
         _check_video(windows, exact_frames=self.config.window_frames)
@@ -233,9 +264,9 @@ class GestSyncModel(nn.Module):
 
         Mean over the 21 tokens, not normalised (as the published model).
         """
-        return self.video_tokens(windows).mean(dim=2)
+        _check_video(windows, exact_frames=self.config.window_frames)
+        return self.embeddings_from_features(self.video_features(windows))
 
-    @torch.no_grad()
     def clip_features(self, frames: Frames, chunk: int = 32, progress: Progress | None = None) -> torch.Tensor:
         """Conv-stack output for every frame position of a clip, computed once per frame.
 
@@ -253,14 +284,14 @@ class GestSyncModel(nn.Module):
             raise ValueError(f"chunk must be at least 1, got {chunk}")
         total, read, out = _clip_length(frames), 0, [torch.empty(0, D_MODEL)]
         for block in _frame_chunks(frames, chunk):
-            out.append(self.video_features(block)[0].T.float().cpu())
+            with torch.inference_mode():
+                out.append(self.video_features(block)[0].T.float().cpu())
             read += block.shape[2] - (TEMPORAL_CONTEXT if read else 0)
             if progress is not None:
                 progress("video features", read, total)
-        return torch.cat(out)
+        return torch.cat(out)  # outside inference mode: an ordinary tensor
 
-    @torch.no_grad()
-    def embed_clip_features(self, features: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    def embed_clip_features(self, features: torch.Tensor, batch: int = 128) -> torch.Tensor:
         """Window embeddings from `clip_features`: `(T - 4) x 512` -> `(T - 24) x 1024`.
 
         Row s is the embedding of the window of frames s .. s + 24. float32 on the CPU.
@@ -273,13 +304,14 @@ class GestSyncModel(nn.Module):
                 f"{self.config.window_frames} frames, got {tuple(features.shape)}"
             )
         windows = features.unfold(0, n_tokens, 1)  # (T - 24) x 512 x 21, a view
-        out = torch.empty(windows.shape[0], self.config.embed_dim)
-        for s in range(0, windows.shape[0], batch):
-            out[s : s + batch] = self.tokens_from_features(windows[s : s + batch]).mean(dim=2).float().cpu()
+        out = torch.empty(windows.shape[0], self.config.embed_dim)  # an ordinary tensor, filled in place
+        with torch.inference_mode():  # PyTorch's fused transformer path needs no grad; this also skips version counters
+            for s in range(0, windows.shape[0], batch):
+                out[s : s + batch] = self.embeddings_from_features(windows[s : s + batch]).float().cpu()
         return out
 
     def embed_video_clip(
-        self, frames: Frames, chunk: int = 32, batch: int = 64, progress: Progress | None = None
+        self, frames: Frames, chunk: int = 32, batch: int = 128, progress: Progress | None = None
     ) -> torch.Tensor:
         """Embedding of the window starting at every frame of a clip.
 
