@@ -10,6 +10,7 @@ seconds of processing per second of video: below 0.5 means at least 2x faster th
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -20,7 +21,9 @@ import av
 import numpy as np
 
 from gestsync import estimator, media, offset, people, scan
+from gestsync.sync import POSE_STRIDE
 
+LOAD = 0.0
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 
@@ -47,9 +50,14 @@ def make_long_clip(source: Path, out: Path, seconds: float, size=(1280, 720)) ->
     return out
 
 
+CPU = {}  # stage -> CPU seconds (all threads of this process)
+
+
 def timed(fn, *args, **kw):
-    t = time.perf_counter()
+    """(value, wall seconds); the CPU seconds go to CPU[fn name]."""
+    t, c = time.perf_counter(), time.process_time()
     value = fn(*args, **kw)
+    CPU[getattr(fn, "__name__", str(fn))] = time.process_time() - c
     return value, time.perf_counter() - t
 
 
@@ -60,11 +68,13 @@ def main() -> None:
     args = ap.parse_args()
     if not args.source.is_file():
         sys.exit(f"no source clip {args.source}: give --source")
+    global LOAD
+    LOAD = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds)
         info, t_probe = timed(media.probe, clip)
         _, t_decode = timed(lambda: sum(1 for _ in media.iter_frames(info, size=scan.pose_size(info))))
-        tracks, t_people = timed(scan.scan_people, info, 2)
+        tracks, t_people = timed(scan.scan_people, info, 2, stride=POSE_STRIDE)
         person = people.main_person(tracks, info.num_frames)
         audio, t_audio = timed(media.read_audio, info)
         lags = offset.candidate_lags(50)
@@ -80,17 +90,21 @@ def main() -> None:
         _, t_estimate = timed(estimate)
         _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)
     d = info.duration
-    rows = [("probe", t_probe), ("decode only (640 px)", t_decode),
-            ("people: decode + pose + tracks", t_people), ("read audio", t_audio),
-            ("estimator + offset search + confidence", t_estimate), ("write synced video", t_write)]
+    rows = [("probe", t_probe, "probe"), ("decode only (640 px)", t_decode, "<lambda>"),
+            (f"people: decode + pose (every {POSE_STRIDE}) + tracks", t_people, "scan_people"),
+            ("read audio", t_audio, "read_audio"),
+            ("estimator + offset search + confidence", t_estimate, "estimate"),
+            ("write synced video", t_write, "write_synced")]
     total = t_probe + t_people + t_audio + t_estimate + t_write
+    cpu_total = sum(CPU[k] for k in ("probe", "scan_people", "read_audio", "estimate", "write_synced"))
     print(f"clip: {d:.1f} s, {info.width}x{info.height}, {info.num_frames} frames at 25 fps; "
-          f"person found on {int(person.detected.sum())} frames")
-    print(f"{'stage':42s} {'seconds':>8s} {'real-time factor':>17s}")
-    for name, t in rows:
-        print(f"{name:42s} {t:8.2f} {t / d:17.3f}")
-    print(f"{'whole command (all but decode-only)':42s} {total:8.2f} {total / d:17.3f}"
-          f"   -> {d / total:.2f}x real time")
+          f"person detected on {int(person.detected.sum())} frames; load average before: "
+          f"{LOAD:.1f} on {os.cpu_count()} cores")
+    print(f"{'stage':46s} {'wall s':>7s} {'wall RTF':>9s} {'CPU s':>7s} {'CPU RTF':>8s}")
+    for name, t, key in rows:
+        print(f"{name:46s} {t:7.2f} {t / d:9.3f} {CPU[key]:7.2f} {CPU[key] / d:8.3f}")
+    print(f"{'whole command (all but decode-only)':46s} {total:7.2f} {total / d:9.3f} "
+          f"{cpu_total:7.2f} {cpu_total / d:8.3f}   -> {d / total:.2f}x real time (wall)")
     print(f"estimator share of pose stage: {t_estimate / t_people:.1%}")
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

@@ -127,3 +127,16 @@ def test_steady_offset_is_not_drift_and_short_tail_joins_last_segment():
     assert offset.drift(segments)["drifting"] is False
     with pytest.raises(ValueError, match="--segments"):
         offset.segment_offsets(ev, offset.candidate_lags(50), 10)
+
+
+def test_person_timeline_bridges_skipped_pose_frames():
+    from gestsync import people, scan
+
+    frames = np.arange(10)
+    keypoints = np.ones((10, 33, 4), np.float32)
+    detected = frames % 2 == 0  # pose ran on every 2nd frame
+    keypoints[~detected, :, 3] = 0.0  # tracking marks interpolated frames unseen
+    track = people.Track(frames, np.zeros((10, 4), np.float32), keypoints, detected, (100, 100))
+    timeline = scan.person_timeline([track], 12)
+    assert np.all(timeline[:10, :, 3] == 1.0)
+    assert np.isnan(timeline[10:]).all()

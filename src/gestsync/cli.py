@@ -113,16 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--always-write", action="store_true",
                    help="write the corrected video even when the offset is 0")
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
+    s.add_argument("--segments", type=float, metavar="SECONDS",
+                   help="also report the offset of every SECONDS-long stretch and flag drift "
+                        "(e.g. 30)")
     s.set_defaults(run=_run_sync)
     _add_speaker_parser(sub)
     from .evaluate import add_eval_parser
 
     add_eval_parser(sub)
-    for name, text in TOOLS.items():  # listed here; parsed by their own modules (see main)
-        sub.add_parser(name, help=text, add_help=False)
     from .app import add_serve_parser
 
     add_serve_parser(sub)
+    for name, text in TOOLS.items():  # listed here; parsed by their own modules (see main)
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -196,7 +199,7 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
                            context_frames=args.context_frames, grid=args.grid,
                            out_dir=out_dir, write_video=not args.no_video,
                            always_write=args.always_write, device=args.device,
-                           progress=progress)
+                           segment_seconds=args.segments, progress=progress)
     return one
 
 
@@ -204,8 +207,18 @@ def _summary_line(result) -> str:
     d = result.to_dict()
     if "offset_frames" in d:
         note = " (uncertain)" if d.get("uncertain") else ""
-        return (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
+        line = (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
+        for seg in d.get("segments") or []:
+            line += (f"\n  {seg['start_seconds']:7.1f}-{seg['end_seconds']:.1f} s: "
+                     f"{seg['offset_frames']:+d} frames, confidence {seg['confidence']:.2f}")
+        if d.get("drift"):
+            verdict = {None: "unknown (fewer than two confident segments)", True: "yes",
+                       False: "no"}[d["drift"]["drifting"]]
+            line += f"\n  drift: {verdict}"
+            if d["drift"]["frames_per_minute"] is not None:
+                line += f" ({d['drift']['frames_per_minute']:+.2f} frames per minute)"
+        return line
     if "scenes" in d:
         return _speaker_summary(d)
     return f"{Path(d['video']).name}: done"

@@ -14,6 +14,7 @@ import csv
 import json
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from . import estimator, media, offset, people, scan
 from .errors import GestsyncError
+from .sync import POSE_STRIDE
 
 TOLERANCES = (0, 1, 2, 5)
 CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
@@ -34,7 +36,9 @@ class Trial:
     context: str
     shift: int
     predicted: int
-    confidence: float
+    confidence: float  # calibrated
+    agreement: float  # raw bootstrap agreement
+    scored_frames: int
 
     @property
     def error(self) -> int:
@@ -62,7 +66,7 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
                   work: Path, progress: scan.Progress) -> list[Trial]:
     """All trials of one clip: one pose pass, one shifted copy per shift."""
     info = media.probe(clip)
-    tracks = scan.scan_people(info, max_people=2, progress=progress)
+    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=POSE_STRIDE)
     person = people.main_person(tracks, info.num_frames, name=clip.name)
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
     motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
@@ -91,8 +95,9 @@ def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
         span = (start, start + length)
         scores = offset.lag_scores(evidence, span)
         best = offset.best_lag(lags, scores)
-        confidence = offset.bootstrap_confidence(evidence, span, lags, best)
-        trials.append(Trial(clip, hands, name, shift, best, confidence))
+        agreement = offset.bootstrap_confidence(evidence, span, lags, best)
+        confidence = offset.calibrated_confidence(agreement, length)
+        trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length))
     return trials
 
 
@@ -157,6 +162,11 @@ def add_eval_parser(sub) -> None:
                    help="candidate offsets in [-N, N] frames (default 50)")
     e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
+                   "earlier --json-out instead of running the protocol again")
+    e.add_argument("--fit-calibration", action="store_true",
+                   help="fit the confidence calibration on half of the clips (chosen by a "
+                        "hash of the file name), check it on the other half, print both")
     e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
                    help="offset: shifted copies (default); speaker: composite scenes "
                         "(see gestsync.evaluate_speaker)")
@@ -199,6 +209,57 @@ def run_eval(args) -> int:
 
         return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
                    Path(args.cache) if args.cache else None)
+    if args.trials:
+        trials, durations = _read_trials(Path(args.trials))
+    else:
+        trials, durations = _run_offset_protocol(args)
+    print(f"Offset protocol: {len(durations)} clips, shifts {args.shifts} frames, candidates "
+          f"+-{args.max_offset} frames, built-in estimator.\n")
+    print(report(trials, durations))
+    if args.fit_calibration:
+        print("\n" + calibration_report(trials))
+    return 0
+
+
+def _read_trials(path: Path) -> tuple[list[Trial], dict[str, float]]:
+    """Trials (and clip durations) from an earlier --json-out file."""
+    trials, durations = [], {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        durations[row["clip"]] = row.pop("clip_seconds")
+        row.pop("error")
+        trials.append(Trial(**row))
+    return trials, durations
+
+
+def calibration_split(clip: str) -> str:
+    """'fit' or 'check': a fixed, name-based half of the clips."""
+    return "fit" if zlib.crc32(clip.encode()) % 2 == 0 else "check"
+
+
+def calibration_report(trials: list[Trial]) -> str:
+    """Fit the calibration on the 'fit' clips, show its reliability on the 'check' clips."""
+    fit = [t for t in trials if calibration_split(t.clip) == "fit"]
+    check = [t for t in trials if calibration_split(t.clip) == "check"]
+    coefficients = offset.fit_calibration([t.agreement for t in fit],
+                                          [t.scored_frames for t in fit],
+                                          [abs(t.error) <= offset.AGREE_FRAMES for t in fit])
+    refit = [Trial(t.clip, t.hands, t.context, t.shift, t.predicted,
+                   offset.calibrated_confidence(t.agreement, t.scored_frames, coefficients),
+                   t.agreement, t.scored_frames) for t in check]
+    out = ["### Calibration fit", f"fitted on: {', '.join(sorted({t.clip for t in fit}))}",
+           f"checked on: {', '.join(sorted({t.clip for t in check}))}",
+           f"CALIBRATION = ({', '.join(f'{c:.4f}' for c in coefficients)})", "",
+           "Reliability on the check clips:", "| confidence | mean confidence | acc@2 | trials |",
+           "|---|---|---|---|"]
+    for row in calibration(refit):
+        out.append("| {confidence} | {mean_confidence:.2f} | {acc@2:.2f} | {trials} |".format(**row))
+    return "\n".join(out)
+
+
+def _run_offset_protocol(args) -> tuple[list[Trial], dict[str, float]]:
+    from .cli import TqdmProgress
+
     shifts = _parse_shifts(args.shifts)
     lags = offset.candidate_lags(args.max_offset)
     clips = single_speaker_clips(Path(args.samples))
@@ -218,8 +279,6 @@ def run_eval(args) -> int:
     if args.json_out:
         with open(args.json_out, "w") as f:
             for t in trials:
-                f.write(json.dumps({**t.__dict__, "error": t.error}) + "\n")
-    print(f"Offset protocol: {len(durations)} clips, shifts {args.shifts} frames, candidates "
-          f"+-{args.max_offset} frames, built-in estimator.\n")
-    print(report(trials, durations))
-    return 0
+                f.write(json.dumps({**t.__dict__, "error": t.error,
+                                    "clip_seconds": durations[t.clip]}) + "\n")
+    return trials, durations

@@ -30,7 +30,7 @@ def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 
         for k, frame in enumerate(media.iter_frames(info, start_frame=start_frame,
                                                     num_frames=num_frames)):
             i = int(np.clip(start_frame + k - track.start, 0, track.length - 1))
-            keypoints = track.keypoints[i] if track.detected[i] else None
+            keypoints = track.keypoints[i]  # interpolated where not detected: still a head box
             if k == 0:
                 with native_logs_hidden():  # the face mesh logs its set-up on first use
                     crop = masker.masked_crop(frame, boxes[i], keypoints)

@@ -50,13 +50,18 @@ def native_logs_hidden() -> Iterator[None]:
 
 
 def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
-                 on_frame: FrameHook | None = None) -> list[np.ndarray]:
-    """Everyone's body landmarks on every 25 fps frame, in pixels of the original frame.
+                 on_frame: FrameHook | None = None, stride: int = 1) -> list[np.ndarray]:
+    """Everyone's body landmarks on the 25 fps frames, in pixels of the original frame.
 
     Decodes the clip once at `pose_size`; `on_frame(k, rgb)`, if given, also sees each
-    decoded frame (e.g. a shot-cut detector), so nothing is decoded twice.
+    decoded frame (e.g. a shot-cut detector), so nothing is decoded twice. The detector
+    runs on every `stride`-th frame; the frames between get no detection (an empty array),
+    which tracking bridges by interpolation.
     Returns one float32 (P, 33, 4) array per frame (see `pose.PoseDetector.detect`).
     """
+    if stride < 1:
+        raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
+    skipped = np.zeros((0, 33, 4), np.float32)
     size = pose_size(info)
     scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1],
                      np.float32)
@@ -67,7 +72,9 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
         for k, frame in enumerate(media.iter_frames(info, size=size)):
             if on_frame is not None:
                 on_frame(k, frame)
-            if k == 0:
+            if k % stride:
+                poses.append(skipped)
+            elif k == 0:
                 with native_logs_hidden():  # the first inference logs its set-up too
                     poses.append(detector.detect(frame, k) * scale)
             else:
@@ -77,13 +84,13 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
 
 
 def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
-                **track_options) -> list[people.Track]:
+                stride: int = 1, **track_options) -> list[people.Track]:
     """Every person track of the clip, in pixels of the original frame.
 
-    Decodes the clip once at `pose_size`, runs the pose detector on every 25 fps frame and
-    links detections into tracks (`people.track_people` options pass through).
+    Decodes the clip once at `pose_size`, runs the pose detector on every `stride`-th 25 fps
+    frame and links detections into tracks (`people.track_people` options pass through).
     """
-    poses = detect_poses(info, max_people, progress)
+    poses = detect_poses(info, max_people, progress, stride=stride)
     return people.track_people(poses, (info.width, info.height), **track_options)
 
 
@@ -109,6 +116,19 @@ def person_timeline(tracks: list[people.Track], num_frames: int) -> np.ndarray:
     for track in sorted(tracks, key=lambda t: -t.size):
         frames = track.frames[track.frames < num_frames]
         free = ~filled[frames]
-        timeline[frames[free]] = track.keypoints[: len(frames)][free]
+        timeline[frames[free]] = _bridged(track)[: len(frames)][free]
         filled[frames[free]] = True
     return timeline
+
+
+def _bridged(track: people.Track) -> np.ndarray:
+    """The track's keypoints with visibility also interpolated over undetected frames
+    (tracking interpolates positions there but marks them unseen; skipped pose frames
+    would otherwise blank every other frame)."""
+    keypoints = track.keypoints.copy()
+    seen = np.flatnonzero(track.detected)
+    if 0 < len(seen) < track.length:
+        gaps = np.flatnonzero(~track.detected)
+        for joint in range(keypoints.shape[1]):
+            keypoints[gaps, joint, 3] = np.interp(gaps, seen, track.keypoints[seen, joint, 3])
+    return keypoints

@@ -13,6 +13,9 @@ from .errors import MediaError
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
 MIN_CLIP_FRAMES = 2 * media.FPS  # 2 s: shorter clips hold too few gestures to align
+# Pose on every 2nd frame (12.5 fps) and interpolated between: the estimator keeps only
+# 0.5-6 Hz, under that rate's 6.25 Hz Nyquist limit; halves the costliest stage.
+POSE_STRIDE = 2
 
 
 @dataclass
@@ -21,8 +24,9 @@ class OffsetResult:
 
     offset_frames > 0 means the sound comes later than the picture (the published
     model's convention): delay the picture, or advance the sound, by that much to fix it.
-    confidence: share of block-bootstrap resamples of the clip that agree with the answer
-    within 2 frames (see README); `uncertain` is True below 0.5.
+    confidence: calibrated probability that the answer is right within 2 frames, from
+    `bootstrap_agreement` (the share of block-bootstrap resamples of the clip that agree
+    with it within 2 frames) and the scored length (see README); `uncertain` below 0.5.
     """
 
     video: str
@@ -30,12 +34,15 @@ class OffsetResult:
     offset_seconds: float
     confidence: float
     uncertain: bool
+    bootstrap_agreement: float
     method: str  # "builtin" (no weights) or "model" (a checkpoint)
     num_frames: int
     duration_seconds: float
     scored_frames: tuple[int, int]  # [start, stop) on the 25 fps grid
     candidates: list[int]
     scores: list[float | None]
+    segments: list[dict] | None = None  # with segment_seconds: the offset of each stretch
+    drift: dict | None = None  # with segment_seconds: {"drifting", "frames_per_minute"}
     outputs: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -47,8 +54,8 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
                 max_offset: int = DEFAULT_MAX_OFFSET, context_frames: int | None = None,
                 grid: int = 1, out_dir: str | os.PathLike | None = None,
                 write_video: bool = True, always_write: bool = False,
-                device: str | None = None, progress: scan.Progress = scan.no_progress
-                ) -> OffsetResult:
+                device: str | None = None, segment_seconds: float | None = None,
+                progress: scan.Progress = scan.no_progress) -> OffsetResult:
     """Estimate how far the sound of `video` is shifted against its picture.
 
     Args:
@@ -64,11 +71,15 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         write_video: write the sync-corrected copy (skipped for offset 0 unless
             always_write).
         device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
+        segment_seconds: also report the offset of every stretch of this length and
+            whether it drifts along the clip.
         progress: hook called as progress(stage, completed, total).
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can fix.
     """
     lags = offset.candidate_lags(max_offset, grid)
+    if segment_seconds is not None and segment_seconds < 2:
+        raise ValueError(f"--segments must be at least 2 s, got {segment_seconds:g}")
     if context_frames is not None and context_frames < 1:
         raise ValueError(f"--context-frames must be at least 1, got {context_frames}")
     if out_dir is not None:
@@ -80,7 +91,7 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         from .checkpoint import load_model
 
         model = load_model(checkpoint, device=device)
-    tracks = scan.scan_people(info, max_people=2, progress=progress)
+    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=POSE_STRIDE)
     person = people.main_person(tracks, info.num_frames, name=info.path.name)
     if model is None:
         evidence = _builtin_evidence(info, audio, tracks, lags)
@@ -91,6 +102,9 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
             from .keypoint_scoring import keypoint_evidence as model_evidence
         evidence = model_evidence(model, info, audio, person, lags, progress)
     result = _decide(info, evidence, lags, context_frames, "builtin" if model is None else "model")
+    if segment_seconds is not None:
+        result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS))
+        result.drift = offset.drift(result.segments)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
     return result
@@ -121,12 +135,11 @@ def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[peo
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
             context_frames: int | None, method: str) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
-    scores = offset.lag_scores(evidence, span)
-    best = offset.best_lag(lags, scores)
-    confidence = offset.bootstrap_confidence(evidence, span, lags, best)
+    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags)
     return OffsetResult(
         video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,
         confidence=round(confidence, 3), uncertain=confidence < offset.UNCERTAIN_BELOW,
+        bootstrap_agreement=round(agreement, 3),
         method=method, num_frames=info.num_frames, duration_seconds=round(info.duration, 3),
         scored_frames=span, candidates=[int(x) for x in lags],
         scores=[None if not np.isfinite(s) else round(float(s), 6) for s in scores])
