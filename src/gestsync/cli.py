@@ -118,15 +118,45 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 30)")
     s.set_defaults(run=_run_sync)
     _add_speaker_parser(sub)
-    from .evaluate import add_eval_parser
-
-    add_eval_parser(sub)
+    _add_eval_parser(sub)
     from .app import add_serve_parser
 
     add_serve_parser(sub)
     for name, text in TOOLS.items():  # listed here; parsed by their own modules (see main)
         sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _add_eval_parser(sub) -> None:
+    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips")
+    e.add_argument("--samples", default=str(Path("..") / "shared" / "samples"), metavar="DIR",
+                   help="folder with MANIFEST.tsv and the clips (default ../shared/samples)")
+    e.add_argument("--shifts", default="-20:20", metavar="A:B[:STEP]",
+                   help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
+    e.add_argument("--max-offset", type=int, default=50, metavar="N",
+                   help="candidate offsets in [-N, N] frames (default 50)")
+    e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
+                   "earlier --json-out instead of running the protocol again")
+    e.add_argument("--fit-calibration", action="store_true",
+                   help="fit the confidence calibration on half of the clips (chosen by a "
+                        "hash of the file name), check it on the other half, print both")
+    e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
+                   help="offset: shifted copies (default); speaker: composite scenes "
+                        "(see gestsync.evaluate_speaker)")
+    e.add_argument("--people", default="1,2,3,4", metavar="N,N",
+                   help="with --protocol speaker: people per composite (1 = speaking vs "
+                        "off-screen voice; default 1,2,3,4)")
+    e.add_argument("--cache", metavar="DIR", help="with --protocol speaker: keep each clip's "
+                   "signals here (.npz) and reuse them")
+    e.set_defaults(run=_run_eval)
+
+
+def _run_eval(args) -> int:
+    from .evaluate import run_eval  # heavy (torch, MediaPipe): only when eval runs
+
+    return run_eval(args)
 
 
 def _add_speaker_parser(sub) -> None:

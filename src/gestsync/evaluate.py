@@ -152,32 +152,6 @@ def report(trials: list[Trial], durations: dict[str, float]) -> str:
     return "\n".join(out)
 
 
-def add_eval_parser(sub) -> None:
-    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips")
-    e.add_argument("--samples", default=str(Path("..") / "shared" / "samples"), metavar="DIR",
-                   help="folder with MANIFEST.tsv and the clips (default ../shared/samples)")
-    e.add_argument("--shifts", default="-20:20", metavar="A:B[:STEP]",
-                   help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
-    e.add_argument("--max-offset", type=int, default=50, metavar="N",
-                   help="candidate offsets in [-N, N] frames (default 50)")
-    e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
-    e.add_argument("--quiet", action="store_true", help="no progress bars")
-    e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
-                   "earlier --json-out instead of running the protocol again")
-    e.add_argument("--fit-calibration", action="store_true",
-                   help="fit the confidence calibration on half of the clips (chosen by a "
-                        "hash of the file name), check it on the other half, print both")
-    e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
-                   help="offset: shifted copies (default); speaker: composite scenes "
-                        "(see gestsync.evaluate_speaker)")
-    e.add_argument("--people", default="1,2,3,4", metavar="N,N",
-                   help="with --protocol speaker: people per composite (1 = speaking vs "
-                        "off-screen voice; default 1,2,3,4)")
-    e.add_argument("--cache", metavar="DIR", help="with --protocol speaker: keep each clip's "
-                   "signals here (.npz) and reuse them")
-    e.set_defaults(run=run_eval)
-
-
 def _parse_shifts(text: str) -> list[int]:
     try:
         parts = [int(x) for x in text.split(":")]

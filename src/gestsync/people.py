@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import median_filter
-from scipy.optimize import linear_sum_assignment
 
 from .errors import PeopleError
 
@@ -221,6 +219,8 @@ class Tracker:
         if self._open and len(poses):
             predicted = np.stack([t.predict(frame) for t in self._open])
             overlap = iou(predicted, links)
+            from scipy.optimize import linear_sum_assignment  # lazy: keeps `gestsync --help` fast
+
             for ti, di in zip(*linear_sum_assignment(-overlap)):
                 if overlap[ti, di] > self.iou_threshold:
                     self._open[ti].add(frame, poses[di], self.frame_size)
@@ -279,6 +279,8 @@ def _finalise(t: _Open, frame_size: tuple[int, int], smooth_frames: int, end: in
     keypoints = _interpolate(frames, seen, np.stack(t.keypoints))
     keypoints[~detected, :, 3] = 0  # interpolated landmarks are not observations
     if smooth_frames > 1:
+        from scipy.ndimage import median_filter  # lazy: keeps `gestsync --help` fast
+
         boxes = median_filter(boxes, size=(smooth_frames, 1), mode="nearest")
     return Track(frames=frames.astype(np.int64), boxes=boxes.astype(np.float32),
                  keypoints=keypoints.astype(np.float32), detected=detected,
