@@ -29,19 +29,19 @@ def check_writable(out_dir: Path) -> None:
     if probe_dir.exists() and not probe_dir.is_dir():
         raise GestsyncError(f"output folder {out_dir} is not a folder ({probe_dir} is a "
                             "file): choose another --out")
-    try:
-        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".gestsync-check-"):
-            pass
-    except OSError as e:
-        raise GestsyncError(
-            f"cannot write to output folder {out_dir} ({e.strerror or e}): choose a "
-            "writable folder with --out") from e
+    _try_writing(probe_dir, out_dir)
 
 
 def _make_dir(out_dir: Path) -> None:
+    _try_writing(out_dir, out_dir, create=True)
+
+
+def _try_writing(folder: Path, out_dir: Path, create: bool = False) -> None:
+    """Create a scratch file in `folder` (made first if `create`); a clear error if not."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".gestsync-check-"):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".gestsync-check-"):
             pass
     except OSError as e:
         raise GestsyncError(
