@@ -8,6 +8,7 @@ the figure includes reading and decoding clips, as in a real run.
 
     python benchmarks/bench_train.py                         # both variants, CPU
     python benchmarks/bench_train.py --variant rgb --batch-size 2 --steps 3
+    python benchmarks/bench_train.py --threads 1               # often faster on a busy CPU
     python benchmarks/bench_train.py --device cuda --batch-size 12
 
 Measured numbers: see README, "Train your own".
@@ -85,7 +86,10 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default 12 keypoint, 1 rgb")
     p.add_argument("--device", default="cpu")
     p.add_argument("--loader-workers", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for variant in ("keypoint", "rgb") if args.variant == "both" else (args.variant,):
         steps = args.steps or (20 if variant == "keypoint" else 2)
         batch = args.batch_size or (12 if variant == "keypoint" else 1)

@@ -542,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data loading processes per process, one thread each (default 2; 0: in the training process)")
     p.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE",
                    help="architecture field, e.g. hidden=64 or dropout=0 (repeatable)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads of this process (default: torch's; 1 is often faster on a busy CPU)")
     p.add_argument("--device", help="cpu, cuda (default: cuda if available); torchrun ranks use cuda:LOCAL_RANK")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -579,6 +581,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """`gestsync train ...`; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # an entry point may set this process's threads
     config = config_from_args(args)
     config.model_config()  # architecture errors before any work
     metrics = train(config, resume=args.resume, device=args.device, quiet=args.quiet)
