@@ -105,9 +105,10 @@ def test_clips_masks_wav_keypoints_and_manifest(tmp_path, monkeypatch):
     inputs.mkdir()
     synth.make_video(inputs / "talk.mp4", seconds=6.0, size=(320, 180), audio_rate=44100)
     (tmp_path / "list.txt").write_text("# one video\nin/talk.mp4\n")
-    summary = prepare.prepare([tmp_path / "list.txt"], PrepareOptions(out_dir=str(tmp_path / "out")))
+    summary = prepare.prepare([tmp_path / "list.txt"], PrepareOptions(out_dir=str(tmp_path / "out"), parquet=True))
     assert summary.clips == 2  # one track per scene
     clips = read_manifest(tmp_path / "out")
+    assert read_manifest(tmp_path / "out" / "manifest.parquet") == clips
     first = clips[0]
     assert first["split"] == split_of(first["video_id"], 0.1) and first["num_frames"] == 75
     assert first["visible_hands_ratio"] == 1.0 and first["scene"] == 0 and clips[1]["start_frame"] == 75

@@ -12,7 +12,7 @@ Layout of the output folder (nothing is pickled):
   with the error, timings, and its clip rows). Written last and atomically: it is the
   "done" marker that makes re-runs skip the video;
 - `manifest.jsonl`: every video record (`kind: "video"`) and clip row (`kind: "clip"`),
-  rebuilt from `videos/` at the end of each run.
+  rebuilt from `videos/` at the end of each run; with `parquet`, `manifest.parquet` too.
 
 The split (train/val) is a hash of the video id, so every clip of a source video lands in
 the same split, whatever the other videos are. Both engines run `process_video` per video.
@@ -63,6 +63,7 @@ class PrepareOptions:
     scene_threshold: float = 27.0  # PySceneDetect ContentDetector threshold
     crf: int = 18  # H.264 quality of the clips (lower: better, bigger)
     retry_failed: bool = False  # redo videos whose record says "error"
+    parquet: bool = False  # also write manifest.parquet (needs pyarrow)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction <= 1.0:
@@ -374,26 +375,46 @@ def manifest_rows(out_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
         yield from clips
 
 
-def write_manifest(out_dir: str | os.PathLike) -> Path:
-    """Rebuild `manifest.jsonl` atomically from the per-video records."""
+def write_manifest(out_dir: str | os.PathLike, parquet: bool = False) -> Path:
+    """Rebuild `manifest.jsonl` (and `manifest.parquet`, same rows) atomically from the
+    per-video records."""
     out = Path(out_dir) / MANIFEST
+    rows = list(manifest_rows(out_dir))
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=MANIFEST + ".", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        for row in manifest_rows(out_dir):
-            f.write(json.dumps(row) + "\n")
+        f.writelines(json.dumps(row) + "\n" for row in rows)
     os.replace(tmp, out)
+    if parquet:
+        _write_parquet(out.with_suffix(".parquet"), rows)
     return out
 
 
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as e:
+        raise GestsyncError("--parquet needs pyarrow: pip install 'gestsync[train]'") from e
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # video and clip fields
+    pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
+    os.replace(tmp, path)
+
+
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
-    """Clip rows of a manifest (a `manifest.jsonl` or the folder holding it), optionally
-    of one split; paths in the rows are made absolute."""
+    """Clip rows of a manifest (`manifest.jsonl`, `manifest.parquet` or the folder holding
+    them), optionally of one split; paths in the rows are made absolute."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST
     if not path.exists():
         raise GestsyncError(f"no manifest at {path}: run `gestsync prepare VIDEOS --out DIR` first")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = [{k: v for k, v in r.items() if v is not None} for r in pq.read_table(path).to_pylist()]
+    else:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     clips = [r for r in rows if r.get("kind") == "clip" and (split is None or r["split"] == split)]
     for r in clips:
         for key in ("video", "audio", "keypoints"):
@@ -473,7 +494,7 @@ def prepare(inputs: Sequence[str | os.PathLike], options: PrepareOptions, engine
         records = run_ray(paths, options, workers, hook, ray_address)
     else:
         records = run_local(paths, options, workers, hook)
-    manifest = write_manifest(options.out_dir)
+    manifest = write_manifest(options.out_dir, options.parquet)
     return _summary(records, manifest, time.perf_counter() - started)
 
 
@@ -517,6 +538,7 @@ def build_parser():
                    help="PySceneDetect content threshold for scene cuts (default 27)")
     p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")
     p.add_argument("--retry-failed", action="store_true", help="redo videos that failed before")
+    p.add_argument("--parquet", action="store_true", help="also write manifest.parquet (needs pyarrow)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -528,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = PrepareOptions(
         out_dir=args.out, val_fraction=args.val_fraction, min_seconds=args.min_seconds,
         max_people=args.max_people, pose_stride=args.pose_stride,
-        scene_threshold=args.scene_threshold, crf=args.crf, retry_failed=args.retry_failed)
+        scene_threshold=args.scene_threshold, crf=args.crf, retry_failed=args.retry_failed,
+        parquet=args.parquet)
     bar = _bar(len(list_videos(args.inputs)), enabled=not args.quiet)
     try:
         summary = prepare(args.inputs, options, engine=args.engine, workers=args.workers,
