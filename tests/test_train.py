@@ -212,9 +212,12 @@ def test_rgb_variant_fine_tunes_from_published_format(tmp_path):
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
 @pytest.mark.slow
-def test_sync_accepts_a_keypoint_checkpoint(data, tmp_path):
+def test_sync_and_speaker_accept_a_keypoint_checkpoint(data, tmp_path):
+    from gestsync.speaker import find_speakers
     from gestsync.sync import find_offset
 
     train(tiny(data, tmp_path / "run", steps=2), device="cpu", quiet=True)
     result = find_offset(SAMPLES / "sync_sample_3.mp4", checkpoint=tmp_path / "run" / LAST, max_offset=10)
     assert result.method == "model" and len(result.candidates) == 21 and -10 <= result.offset_frames <= 10
+    speakers = find_speakers(SAMPLES / "asd_sample_2.mp4", checkpoint=tmp_path / "run" / LAST)
+    assert speakers.method == "model" and speakers.tracks

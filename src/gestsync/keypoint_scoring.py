@@ -1,5 +1,5 @@
-"""Sync evidence from the keypoint variant (`gestsync sync --checkpoint` with one of our
-keypoint checkpoints). The picture side is the person's pose keypoints, already found by
+"""Sync evidence from the keypoint variant (`gestsync sync` / `speaker --checkpoint` with one
+of our keypoint checkpoints). The picture side is the person's pose keypoints, already found by
 the people stage, so nothing is decoded again.
 
 evidence[i, s] = scaled cosine of picture window s and sound window s + lags[i].
@@ -48,3 +48,20 @@ def shifted_cosines(video: torch.Tensor, sound: torch.Tensor, lags: np.ndarray, 
         if last > first:
             evidence[i, first:last] = scale * (video[first:last] * sound[first + lag:last + lag]).sum(1).numpy()
     return evidence
+
+
+def track_embeddings(model: KeypointSyncModel, info: media.MediaInfo, audio: np.ndarray,
+                     track: people.Track, progress: Progress) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """As `model_scoring.track_embeddings` (for `gestsync speaker`), from the track's
+    keypoints: L2-normalised W x D picture and sound embeddings over the track's own frames,
+    and the logit scale."""
+    progress("model (keypoints)", 0, 1)
+    features = keypoint_features(track.keypoints, track.crop_boxes())
+    video = model.embed_video_clip(features)
+    span = audio[track.start * media.SAMPLES_PER_FRAME:track.end * media.SAMPLES_PER_FRAME]
+    sound = model.embed_audio_clip(log_mel(span).to(model.device))
+    progress("model (keypoints)", 1, 1)
+    rows = min(len(video), len(sound))
+    video = torch.nn.functional.normalize(video[:rows], dim=1)
+    sound = torch.nn.functional.normalize(sound[:rows], dim=1)
+    return video, sound, float(model.logits_scale.weight.detach().reshape(()))

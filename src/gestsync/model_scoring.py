@@ -68,6 +68,10 @@ def track_embeddings(model: GestSyncModel, info: media.MediaInfo, audio: np.ndar
     of frames track.start + s .. + 24 (picture of the masked crop; its sound), and the
     model's logit scale, so that scale * (video * sound).sum(1) is the scaled cosine.
     """
+    if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: from the keypoints
+        from .keypoint_scoring import track_embeddings as keypoint_track_embeddings
+
+        return keypoint_track_embeddings(model, info, audio, track, progress)
     crops = masked_crops(info, track, start_frame=track.start, num_frames=track.length)
     video = model.embed_video_clip(
         crops, progress=lambda step, done, total: progress("model (picture)", done, track.length))
