@@ -20,6 +20,7 @@ the same split, whatever the other videos are. Both engines run `process_video` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -208,7 +209,7 @@ def scan_video(info: media.MediaInfo, options: PrepareOptions) -> tuple[list[np.
         for k, frame in enumerate(media.iter_frames(info, size=size)):
             cuts += cutter.update(k, frame)
             if k % options.pose_stride == 0:
-                with native_logs_hidden() if k == 0 else _nothing():
+                with native_logs_hidden() if k == 0 else contextlib.nullcontext():
                     poses.append(detector.detect(frame, k) * scale)
     return poses, sorted(set(cuts + cutter.finish(info.num_frames)))
 
@@ -305,7 +306,7 @@ def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndar
             head = None
             if track.detected[i]:
                 head = head_box(track.keypoints[i]) - np.tile(boxes[i, :2].astype(np.float32), 2)
-            with native_logs_hidden() if i == 0 else _nothing():
+            with native_logs_hidden() if i == 0 else contextlib.nullcontext():
                 chin = masker.chin_y(crop, head)
             found += chin is not None
             picture = av.VideoFrame.from_ndarray(mask_face(crop, chin), format="rgb24")
@@ -331,16 +332,6 @@ def read_wav(path: str | os.PathLike) -> np.ndarray:
         if w.getnchannels() != 1 or w.getsampwidth() != 2:
             raise ValueError(f"{path}: expected 16-bit mono PCM")
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32767.0
-
-
-class _nothing:
-    """A do-nothing context manager (contextlib.nullcontext without the import)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # ------------------------------------------------------------------------ records
@@ -431,11 +422,16 @@ def run_local(paths: Sequence[str], options: PrepareOptions, workers: int,
         return [_report(process_video(p, options), progress) for p in paths]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # spawn: fresh interpreters, no threads inherited from this one (MediaPipe, PyAV)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(process_video, p, options) for p in paths]
-        return [_report(f.result(), progress) for f in as_completed(futures)]
+        try:
+            return [_report(f.result(), progress) for f in as_completed(futures)]
+        except BrokenProcessPool as e:  # a worker was killed (out of memory?) or crashed
+            raise GestsyncError(f"a prepare worker died ({e}); finished videos are kept: run the "
+                                "same command again to resume, with fewer --workers if memory ran out") from e
 
 
 def run_ray(paths: Sequence[str], options: PrepareOptions, workers: int,

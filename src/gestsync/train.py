@@ -419,49 +419,76 @@ def _datasets(config: TrainConfig, rt: Runtime) -> tuple[ClipWindows, ClipWindow
     return train_set, val_set
 
 
-def _train(config: TrainConfig, rt: Runtime, resume: bool, quiet: bool) -> dict[str, Any]:
-    out = Path(config.out)
+@dataclass
+class _Run:
+    """Everything a training loop needs, set up by `_setup`."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    step: int
+    sampler: EpochBatches
+    loader: torch.utils.data.DataLoader
+    val_set: ClipWindows
+
+
+def _setup(config: TrainConfig, rt: Runtime, resume: bool) -> _Run:
     train_set, val_set = _datasets(config, rt)
     model = build(config, rt.device)
     use_amp = config.amp and rt.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay)
-    step = load_state(out / LAST, model, optimizer, scaler) if resume else 0
+    step = load_state(Path(config.out) / LAST, model, optimizer, scaler) if resume else 0
     if rt.world > 1:
         if rt.device.type == "cuda" and config.variant == "rgb":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     sampler = EpochBatches(len(train_set), config.batch_size, rt.world, rt.rank, config.seed, step, config.steps)
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
-                                         num_workers=config.loader_workers, pin_memory=rt.device.type == "cuda",
-                                         persistent_workers=False)
-    logs = _open_logs(out, rt, step if resume else None)
-    bar = _progress(config.steps, step, quiet or not rt.main)
+                                         num_workers=config.loader_workers, pin_memory=rt.device.type == "cuda")
+    return _Run(model, optimizer, scaler, use_amp, step, sampler, loader, val_set)
+
+
+def _train(config: TrainConfig, rt: Runtime, resume: bool, quiet: bool) -> dict[str, Any]:
+    run = _setup(config, rt, resume)
+    logs = _open_logs(Path(config.out), rt, run.step if resume else None)
+    bar = _progress(config.steps, run.step, quiet or not rt.main)
     last: dict[str, Any] = {}
-    model.train()
-    timer, seen = time.perf_counter(), 0
-    for pictures, sounds in loader:
-        seed_step(config.seed, rt.rank, step)
-        loss = _step(model, optimizer, scaler, pictures, sounds, rt.device, use_amp)
-        step, seen = step + 1, seen + len(pictures) * rt.world
+    losses, timer = [], time.perf_counter()
+    run.model.train()
+    for pictures, sounds in run.loader:
+        seed_step(config.seed, rt.rank, run.step)
+        losses.append(_step(run.model, run.optimizer, run.scaler, pictures, sounds, rt.device, run.use_amp))
+        run.step += 1
         bar.update(1)
-        if step % config.log_every == 0 or step == config.steps:
-            rate = seen / (time.perf_counter() - timer)
-            last = {"step": step, "epoch": (step - 1) // sampler.per_epoch, "loss": _mean_over_ranks(loss, rt),
-                    "scale": float(_core(model).logits_scale.weight.detach()), "samples_per_s": rate}
-            bar.set_postfix(loss=f"{last['loss']:.3f}", rate=f"{rate:.1f}/s", refresh=False)
+        if run.step % config.log_every == 0 or run.step == config.steps:
+            last = _log_row(run, rt, losses, config.batch_size * rt.world / (time.perf_counter() - timer) * len(losses))
+            bar.set_postfix(loss=f"{last['loss']:.3f}", rate=f"{last['samples_per_s']:.1f}/s", refresh=False)
             if rt.main:
                 logs[0].write(last)
-            timer, seen = time.perf_counter(), 0
-        last.update(_maybe_validate(model, val_set, config, rt, step, logs))
-        if step % config.ckpt_every == 0 or step == config.steps:
-            if rt.main:
-                save_checkpoint(out / LAST, model, optimizer, scaler, step, step // sampler.per_epoch, config)
-            if rt.world > 1:
-                dist.barrier()
+            losses, timer = [], time.perf_counter()
+        last.update(_maybe_validate(run.model, run.val_set, config, rt, run.step, logs))
+        if run.step % config.ckpt_every == 0 or run.step == config.steps:
+            _checkpoint(run, rt, config)
     bar.close()
     return last
+
+
+def _log_row(run: _Run, rt: Runtime, losses: list[float], rate: float) -> dict[str, Any]:
+    """train.csv row: mean loss of the steps since the last row (all ranks), scale, speed."""
+    return {"step": run.step, "epoch": (run.step - 1) // run.sampler.per_epoch,
+            "loss": _mean_over_ranks(sum(losses) / len(losses), rt),
+            "scale": float(_core(run.model).logits_scale.weight.detach()), "samples_per_s": rate}
+
+
+def _checkpoint(run: _Run, rt: Runtime, config: TrainConfig) -> None:
+    if rt.main:
+        save_checkpoint(Path(config.out) / LAST, run.model, run.optimizer, run.scaler, run.step,
+                        run.step // run.sampler.per_epoch, config)
+    if rt.world > 1:
+        dist.barrier()
 
 
 def _step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
