@@ -19,9 +19,13 @@ threads otherwise spin at every barrier, which bills CPU time per operator (the 
 transformer operators far more than the big convs) and distorts the CPU-time ratio. Set
 OMP_WAIT_POLICY=ACTIVE to see the spinning figures.
 
-Measured 2026-11-24 on a shared 2-core CPU (torch 2.13 CPU, load 4-5, so wall times are noisy):
-T=110: ours 6.4 s CPU, peak RSS 0.78 GB; authors' way 74 s CPU, 2.0 GB; 11.7x less CPU.
-T=1000 streamed: 59 s CPU (59 ms per window), peak RSS 0.78 GB, flat along the clip.
+Measured 2026-11-24 on a shared 2-core AMD EPYC (torch 2.13 CPU, load average 5-9 from other
+work, so wall times are noisy and CPU times are the figures to compare), one run each:
+T=110: ours 3.97 s CPU (conv stack 3.07 s = 29.0 ms/frame, transformer head 0.89 s =
+10.4 ms/window), peak RSS 0.71 GB; authors' way 55.2 s CPU (641 ms/window), 1.9 GB:
+13.9x less CPU on this clip (11.1x wall), 16.3x per window on a long clip.
+Before this round (BN not folded, head batch 64, OpenMP spinning): ours 6.4 s CPU, 11.7x.
+T=1000 streamed: 40.3 s CPU (83 s wall), peak RSS 0.80 GB; see README for the curve.
 """
 
 from __future__ import annotations
