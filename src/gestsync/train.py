@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .audio import SAMPLES_PER_FRAME, WINDOW_FRAMES, log_mel, mel_windows
-from .checkpoint import CONFIG_KEY, checkpoint_payload, read_checkpoint, remap_keys, resolve_device, split_checkpoint
+from .checkpoint import checkpoint_payload, read_checkpoint, remap_keys, resolve_device, split_checkpoint
 from .errors import GestsyncError
 from .keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features
 from .model import GestSyncModel, ModelConfig
