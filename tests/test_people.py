@@ -211,3 +211,20 @@ def test_people_together_in_several_shots_add_up():
     assert (people_per_frame(tracks, 120) == 2).sum() == 45
     with pytest.raises(PeopleError, match="2 people"):
         main_person(tracks, 120)
+
+
+def test_join_fragments_resumes_a_person_after_a_long_miss():
+    from gestsync.people import join_fragments, keep_tracks
+
+    a = walk(200, 210, 40)
+    b = walk(212, 220, 40)
+    poses = frames_of(*([p] for p in a), *([[]] * 40), *([p] for p in b))  # 40 frames missed
+    pieces = track_people(poses, FRAME, min_frames=1)
+    assert len(pieces) == 2
+    joined = join_fragments(pieces)
+    assert len(joined) == 1 and joined[0].length == 120 and joined[0].detected.sum() == 80
+    assert (joined[0].keypoints[40:80, :, 3] == 0).all()  # the gap is not an observation
+    far = frames_of(*([p] for p in a), *([[]] * 40), *([p] for p in walk(500, 510, 40)))
+    assert len(join_fragments(track_people(far, FRAME, min_frames=1))) == 2  # elsewhere: new
+    stray = frames_of([a[0]], *([[]] * 20), [a[0]], *([[]] * 20), [a[0]])
+    assert keep_tracks(join_fragments(track_people(stray, FRAME, min_frames=1)), min_frames=10) == []

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import estimator, media, people, scan, speaker_scores, vad
 from .errors import GestsyncError
-from .speaker import motion_evidence
+from .speaker import heard_signal, motion_evidence
 
 WINDOWS = {"5s": 125, "10s": 250, "whole": None}
 DEFAULT_CONTEXT = 50  # per-frame window, as `gestsync speaker --per-frame`
@@ -112,7 +112,8 @@ def composite_trials(group: list[ClipSignals], sound: ClipSignals, speaker: int 
 
 def _trial(group, sound, speaker, window, start, size, context) -> SpeakerTrial:
     span = slice(start, start + size)
-    evidence = [motion_evidence(c.motion[:, span], sound.speech[:, span]) for c in group]
+    heard = heard_signal(sound.speech[:, span])
+    evidence = [motion_evidence(c.motion[:, span], heard) for c in group]
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
     decision, _, scene_z = speaker_scores.decide_scene(evidence, offsets, size,

@@ -37,6 +37,11 @@ LINK_MARGIN = 0.25  # each side of the link box grows by this fraction of its lo
 DUPLICATE_IOU = 0.6  # the pose landmarker sometimes returns one person twice: link boxes
 # overlapping more than this are one person (side-by-side people overlap far less)
 VELOCITY_SPAN = 5  # detections over which a track's velocity is averaged (noise)
+JOIN_IOU = 0.3  # `join_fragments`: a track resumes an earlier one of the same scene when
+# their boxes across the gap overlap this much (a person lost for longer than MAX_GAP
+# while the camera holds still is back where they were)
+MIN_DETECTED_FRACTION = 0.5  # `keep_tracks`: joined tracks must be detected on at least
+# this share of their frames (stray one-frame detections at one place add up otherwise)
 
 # Boxes from keypoints.
 KEYPOINT_MIN_VISIBILITY = 0.3  # landmarks less visible than this do not shape the box
@@ -328,6 +333,49 @@ def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
         frame = first_frame + i * stride
         tracker.update(frame, np.asarray(poses, np.float32).reshape(-1, 33, 4))
     return tracker.finish(None if num_frames is None else first_frame + num_frames)
+
+
+def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU) -> list[Track]:
+    """Join tracks of ONE scene that follow each other in time at the same place.
+
+    A track whose first box overlaps (IoU >= min_iou) the last box of a track that ended
+    before it started continues that track, however long the gap; the gap is interpolated
+    like a short miss (not detected, landmark visibility 0). Call it before dropping short
+    tracks, so fragments shorter than the minimum can add up. Returns tracks by first frame.
+    """
+    joined: list[Track] = []
+    for track in sorted(tracks, key=lambda t: t.start):
+        earlier = [t for t in joined if t.end <= track.start]
+        if earlier:
+            overlap = iou(np.stack([t.boxes[-1] for t in earlier]), track.boxes[:1])[:, 0]
+            best = int(np.argmax(overlap))
+            if overlap[best] >= min_iou:
+                joined[joined.index(earlier[best])] = _concatenate(earlier[best], track)
+                continue
+        joined.append(track)
+    return sorted(joined, key=lambda t: (t.start, -t.size))
+
+
+def _concatenate(a: Track, b: Track) -> Track:
+    """One track from `a` and a later `b`, the frames between interpolated."""
+    seen = np.concatenate([a.frames, b.frames])
+    frames = np.arange(a.start, b.end)
+    inside = np.isin(frames, seen)
+    keypoints = _interpolate(frames, seen, np.concatenate([a.keypoints, b.keypoints]))
+    keypoints[~inside, :, 3] = 0
+    detected = np.zeros(len(frames), bool)
+    detected[inside] = np.concatenate([a.detected, b.detected])
+    return Track(frames=frames.astype(np.int64),
+                 boxes=_interpolate(frames, seen, np.concatenate([a.boxes, b.boxes])),
+                 keypoints=keypoints, detected=detected, frame_size=a.frame_size)
+
+
+def keep_tracks(tracks: list[Track], min_frames: int = MIN_FRAMES,
+                min_size: float = MIN_SIZE) -> list[Track]:
+    """The tracks at least min_frames long, min_size pixels big (see `Track.size`) and
+    detected on at least MIN_DETECTED_FRACTION of their frames."""
+    return [t for t in tracks if t.length >= min_frames and t.size >= min_size
+            and t.detected.mean() >= MIN_DETECTED_FRACTION]
 
 
 # ------------------------------------------------------------------------------ crops

@@ -101,6 +101,7 @@ def _drawn_packets(src, vin, vout, info: media.MediaInfo, result: SpeakerResult,
     """Encoded packets of every source picture, drawn on, with its own timestamp."""
     labels, scaler = _labels(result), VideoReformatter()
     count = max(1, round((info.video_end - info.video_start) * info.video_fps))
+    progress("writing video", 0, count)
     for i, frame in enumerate(media._decoded(src, vin, info.path)):
         if frame.time is None:
             continue

@@ -150,18 +150,23 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
     info = media.probe(video)
     from .sync import _speech_audio  # same checks as `gestsync sync`: length, silence
 
+    progress("reading sound", 0, 1)
     audio = _speech_audio(info, None)
+    progress("reading sound", 1, 1)
     model = None
     if checkpoint is not None:
         from .checkpoint import load_model
 
         model = load_model(checkpoint, device=device)
     spans, tracks = _scenes_and_tracks(info, options, progress)
+    progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
+    progress("scoring", 0, 1)
     evidence = _evidence(info, audio, tracks, model, progress)
     result = _decide(info, spans, tracks, evidence, voice, options,
                      "builtin" if model is None else "model")
+    progress("scoring", 1, 1)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, progress)
     return result
@@ -171,6 +176,7 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
                        ) -> tuple[list[tuple[int, int]], list[list[people.Track]]]:
     """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
     cuts = SceneCuts(options.scene_threshold)
+    progress("people", 0, info.num_frames)
     poses = scan.detect_poses(info, options.max_people, progress, on_frame=cuts.feed)
     spans = cuts.spans(info.num_frames)
     longest = max(end - start for start, end in spans)
@@ -179,9 +185,10 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
             f"no scene of {info.path.name} lasts {options.min_track_frames / media.FPS:g} s "
             f"(longest {longest / media.FPS:.2f} s between cuts): give a clip with longer "
             "shots, or a higher --scene-threshold or lower --min-track-frames")
-    tracks = scan.track_scenes(poses, spans, (info.width, info.height),
-                               min_frames=options.min_track_frames,
-                               min_size=options.min_track_size, max_gap=options.max_gap)
+    fragments = scan.track_scenes(poses, spans, (info.width, info.height), min_frames=1,
+                                  min_size=0, max_gap=options.max_gap)
+    tracks = [people.keep_tracks(people.join_fragments(scene), options.min_track_frames,
+                                 options.min_track_size) for scene in fragments]
     if not any(tracks):
         raise PeopleError(
             f"no person found in {info.path.name}: gestsync needs visible people, faces "
@@ -209,7 +216,7 @@ def builtin_evidence(track: people.Track, speech: np.ndarray) -> np.ndarray:
     """Built-in estimator over a track's frames: (1 + S) x T evidence of its motion against
     the speech signals (G x clip frames `speech`); see `motion_evidence`."""
     motion = estimator.motion_signals(track.keypoints)
-    return motion_evidence(motion, speech[:, track.start:track.end])
+    return motion_evidence(motion, heard_signal(speech[:, track.start:track.end]))
 
 
 def heard_signal(speech: np.ndarray) -> np.ndarray:
@@ -224,12 +231,11 @@ def heard_signal(speech: np.ndarray) -> np.ndarray:
     return sound[frames].mean(axis=1)
 
 
-def motion_evidence(motion: np.ndarray, speech: np.ndarray) -> np.ndarray:
+def motion_evidence(motion: np.ndarray, heard: np.ndarray) -> np.ndarray:
     """(1 + S) x T built-in evidence: per-frame product of the standardised motion signal
-    (F x T motion signals) and `heard_signal` of the G x T speech signals, then the same
-    with the sound circularly shifted (`speaker_scores.circular_evidence`)."""
-    picture = estimator.combined_signal(motion)
-    return speaker_scores.circular_evidence(picture, heard_signal(speech))
+    (F x T motion signals) and the (T,) `heard_signal`, then the same with the sound
+    circularly shifted (`speaker_scores.circular_evidence`)."""
+    return speaker_scores.circular_evidence(estimator.combined_signal(motion), heard)
 
 
 def model_evidence(model, info: media.MediaInfo, audio: np.ndarray, track: people.Track,

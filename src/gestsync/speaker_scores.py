@@ -179,21 +179,12 @@ def decide_frames(z: np.ndarray, speech: np.ndarray, speech_probability: np.ndar
     margin = best z - max(second z, z_speaking) for a speaker, z_speaking - best z for
     nobody; the chance that unit-variance noise on the margin leaves the decision as is.
     """
-    speakers: list[int | None] = []
-    confidence = np.zeros(z.shape[1])
-    for t in range(z.shape[1]):
-        if not speech[t]:
-            speakers.append(None)
-            confidence[t] = 1 - speech_probability[t]
-            continue
-        col = z[:, t]
-        chosen = pick(col, z_speaking)
-        speakers.append(chosen)
-        if chosen is None:
-            best = np.nanmax(col) if np.isfinite(col).any() else -np.inf
-            confidence[t] = norm.cdf(z_speaking - best)
-        else:
-            others = np.delete(col, chosen)
-            second = np.nanmax(others) if np.isfinite(others).any() else -np.inf
-            confidence[t] = norm.cdf(col[chosen] - max(second, z_speaking))
+    ranked = np.sort(np.where(np.isfinite(z), z, -np.inf), axis=0)[::-1]  # K x T, best first
+    best = ranked[0] if len(z) else np.full(z.shape[1], -np.inf)
+    second = ranked[1] if len(z) > 1 else np.full(z.shape[1], -np.inf)
+    chosen = np.argmax(np.where(np.isfinite(z), z, -np.inf), axis=0) if len(z) else best.astype(int)
+    speaking = speech & (best >= z_speaking)
+    margin = np.where(speaking, best - np.maximum(second, z_speaking), z_speaking - best)
+    confidence = np.where(speech, norm.cdf(margin), 1 - speech_probability)
+    speakers = [int(c) if s else None for c, s in zip(chosen, speaking)]
     return speakers, np.round(confidence, 3)
