@@ -213,3 +213,20 @@ def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "sync", str(clip), "--checkpoint", str(bad), "--out", str(out),
                         "--quiet")
     _assert_clean_failure(code, err, out, "model.pth")
+
+
+@pytest.mark.slow
+@needs_samples
+def test_parallel_pose_detection_matches_one_process(monkeypatch):
+    from gestsync import media, scan
+
+    info = media.probe(SAMPLES / "sync_sample_3.mp4")
+    serial = scan.detect_poses(info, 2, workers=1)
+    monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)  # two chunks, one per process
+    parallel = scan.detect_poses(info, 2, workers=2)
+    assert len(parallel) == len(serial) == info.num_frames
+    same_count = [len(a) == len(b) for a, b in zip(serial, parallel)]
+    assert np.mean(same_count) > 0.95
+    diffs = [np.abs(a[0, :, :2] - b[0, :, :2]).mean() for a, b in zip(serial, parallel)
+             if len(a) and len(b)]
+    assert np.median(diffs) < 2.0  # pixels: the same person, tracked the same way

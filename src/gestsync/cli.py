@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--always-write", action="store_true",
                    help="write the corrected video even when the offset is 0")
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
+    s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes "
+                   "(default: one per CPU core, at most 4)")
+    s.add_argument("--pose-stride", type=int, default=1, metavar="K",
+                   help="run the pose detector on every K-th frame only (faster, coarser "
+                        "offsets; default 1)")
     s.add_argument("--segments", type=float, metavar="SECONDS",
                    help="also report the offset of every SECONDS-long stretch and flag drift "
                         "(e.g. 30)")
@@ -229,8 +234,17 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
                            context_frames=args.context_frames, grid=args.grid,
                            out_dir=out_dir, write_video=not args.no_video,
                            always_write=args.always_write, device=args.device,
-                           segment_seconds=args.segments, progress=progress)
+                           segment_seconds=args.segments, pose_stride=args.pose_stride,
+                           workers=_workers(args), progress=progress)
     return one
+
+
+def _workers(args) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, got {args.workers}")
+    from .scan import default_workers
+
+    return args.workers or default_workers()
 
 
 def _summary_line(result) -> str:

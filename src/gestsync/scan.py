@@ -6,8 +6,10 @@ Shared by `gestsync sync` (one person) and `gestsync speaker` (several).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy as np
 from . import media, people
 from .pose import PoseDetector
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 FrameHook = Callable[[int, np.ndarray], None]  # (frame index, uint8 H x W x 3 RGB)
 
@@ -50,47 +53,103 @@ def native_logs_hidden() -> Iterator[None]:
 
 
 def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
-                 on_frame: FrameHook | None = None, stride: int = 1) -> list[np.ndarray]:
+                 on_frame: FrameHook | None = None, stride: int = 1,
+                 workers: int = 1) -> list[np.ndarray]:
     """Everyone's body landmarks on the 25 fps frames, in pixels of the original frame.
 
     Decodes the clip once at `pose_size`; `on_frame(k, rgb)`, if given, also sees each
     decoded frame (e.g. a shot-cut detector), so nothing is decoded twice. The detector
     runs on every `stride`-th frame; the frames between get no detection (an empty array),
-    which tracking bridges by interpolation.
+    which tracking bridges by interpolation. With `workers` > 1 and no `on_frame`,
+    stretches of CHUNK_FRAMES frames are decoded and detected in parallel processes
+    (spawned: a script calling this must guard its top level with
+    `if __name__ == "__main__":`; if it does not, this falls back to one process).
     Returns one float32 (P, 33, 4) array per frame (see `pose.PoseDetector.detect`).
     """
     if stride < 1:
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
-    skipped = np.zeros((0, 33, 4), np.float32)
+    chunks = [(start, min(CHUNK_FRAMES, info.num_frames - start))
+              for start in range(0, info.num_frames, CHUNK_FRAMES)]
+    if workers <= 1 or on_frame is not None or len(chunks) == 1:
+        return _detect_span(info, max_people, stride, 0, info.num_frames, progress, on_frame)
+    try:
+        return _detect_parallel(info, max_people, stride, chunks, workers, progress)
+    except BrokenProcessPool:
+        log.warning("parallel pose detection failed to start (is the calling script's top "
+                    "level guarded by `if __name__ == '__main__':`?); using one process")
+        return _detect_span(info, max_people, stride, 0, info.num_frames, progress)
+
+
+CHUNK_FRAMES = 500  # 20 s per parallel task: detector start-up (~0.2 s) stays under 2%
+MAX_POSE_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One pose process per CPU core this process may use, at most MAX_POSE_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_POSE_WORKERS))
+
+
+def _detect_span(info: media.MediaInfo, max_people: int, stride: int, start: int, count: int,
+                 progress: Progress = no_progress, on_frame: FrameHook | None = None
+                 ) -> list[np.ndarray]:
+    """Poses of frames [start, start + count), one detector tracking through them."""
     size = pose_size(info)
     scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1],
                      np.float32)
+    skipped = np.zeros((0, 33, 4), np.float32)
     poses = []
     with native_logs_hidden():
         detector = PoseDetector(max_people=max_people, max_width=None)
     with detector:
-        for k, frame in enumerate(media.iter_frames(info, size=size)):
+        frames = media.iter_frames(info, size=size, start_frame=start, num_frames=count)
+        for i, frame in enumerate(frames):
+            k = start + i
             if on_frame is not None:
                 on_frame(k, frame)
             if k % stride:
                 poses.append(skipped)
-            elif k == 0:
+            elif i == 0:
                 with native_logs_hidden():  # the first inference logs its set-up too
                     poses.append(detector.detect(frame, k) * scale)
             else:
                 poses.append(detector.detect(frame, k) * scale)
-            progress("people", k + 1, info.num_frames)
+            progress("people", i + 1, count)
     return poses
 
 
+def _detect_parallel(info: media.MediaInfo, max_people: int, stride: int,
+                     chunks: list[tuple[int, int]], workers: int, progress: Progress
+                     ) -> list[np.ndarray]:
+    """`_detect_span` over chunks in a process pool; results in frame order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding MediaPipe
+    results: dict[int, list[np.ndarray]] = {}
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
+        futures = {pool.submit(_detect_span, info, max_people, stride, start, count): start
+                   for start, count in chunks}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            done += len(results[futures[future]])
+            progress("people", done, info.num_frames)
+    return [pose for start, _ in chunks for pose in results[start]]
+
+
 def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
-                stride: int = 1, **track_options) -> list[people.Track]:
+                stride: int = 1, workers: int = 1,
+                **track_options) -> list[people.Track]:
     """Every person track of the clip, in pixels of the original frame.
 
     Decodes the clip once at `pose_size`, runs the pose detector on every `stride`-th 25 fps
     frame and links detections into tracks (`people.track_people` options pass through).
     """
-    poses = detect_poses(info, max_people, progress, stride=stride)
+    poses = detect_poses(info, max_people, progress, stride=stride, workers=workers)
     return people.track_people(poses, (info.width, info.height), **track_options)
 
 

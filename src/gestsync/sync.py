@@ -13,9 +13,10 @@ from .errors import MediaError
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
 MIN_CLIP_FRAMES = 2 * media.FPS  # 2 s: shorter clips hold too few gestures to align
-# Pose on every 2nd frame (12.5 fps) and interpolated between: the estimator keeps only
-# 0.5-6 Hz, under that rate's 6.25 Hz Nyquist limit; halves the costliest stage.
-POSE_STRIDE = 2
+# Pose on every frame by default. Every 2nd frame (--pose-stride 2) halves the costliest
+# stage and keeps the estimator's 0.5-6 Hz band, but measured offsets got coarser (see
+# docs/accuracy.md), so it is an option, not the default.
+POSE_STRIDE = 1
 
 
 @dataclass
@@ -55,6 +56,7 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
                 grid: int = 1, out_dir: str | os.PathLike | None = None,
                 write_video: bool = True, always_write: bool = False,
                 device: str | None = None, segment_seconds: float | None = None,
+                pose_stride: int = POSE_STRIDE, workers: int = 1,
                 progress: scan.Progress = scan.no_progress) -> OffsetResult:
     """Estimate how far the sound of `video` is shifted against its picture.
 
@@ -73,6 +75,9 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
         segment_seconds: also report the offset of every stretch of this length and
             whether it drifts along the clip.
+        pose_stride: run the pose detector on every k-th frame (faster, coarser).
+        workers: pose-detection processes (see `scan.detect_poses`; > 1 needs the calling
+            script's top level guarded by `if __name__ == "__main__":`).
         progress: hook called as progress(stage, completed, total).
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can fix.
@@ -91,7 +96,8 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         from .checkpoint import load_model
 
         model = load_model(checkpoint, device=device)
-    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=POSE_STRIDE)
+    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=pose_stride,
+                              workers=workers)
     person = people.main_person(tracks, info.num_frames, name=info.path.name)
     if model is None:
         evidence = _builtin_evidence(info, audio, tracks, lags)
