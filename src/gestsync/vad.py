@@ -6,8 +6,10 @@ torchaudio, which we do not use) and its speech probabilities are put on the 25 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -56,6 +58,19 @@ def _model():
     return _silero().load_silero_vad(onnx=False)  # TorchScript model shipped in the wheel
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread, then restore the caller's count. silero steps are tiny
+    (512 samples): with 2 threads on 2 busy cores they took 45x longer (measured: 20 s of
+    sound in 45 s instead of 1 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def speech_probabilities(audio: np.ndarray) -> np.ndarray:
     """silero's speech probability for each 512-sample step of 16 kHz float audio -> (N,)."""
     model = _model()
@@ -63,7 +78,7 @@ def speech_probabilities(audio: np.ndarray) -> np.ndarray:
     wav = torch.as_tensor(np.asarray(audio, np.float32))
     steps = -(-len(wav) // WINDOW)
     wav = torch.nn.functional.pad(wav, (0, steps * WINDOW - len(wav)))
-    with torch.inference_mode():
+    with torch.inference_mode(), _one_thread():
         probs = [float(model(wav[i * WINDOW:(i + 1) * WINDOW], SAMPLE_RATE)) for i in range(steps)]
     return np.asarray(probs, np.float32)
 
