@@ -305,3 +305,36 @@ def test_composite_two_people_the_kept_sound_speaks(tmp_path):
     assert len(scene.track_ids) == 2
     right = max(result.tracks, key=lambda t: np.mean(t.boxes, axis=0)[0])
     assert scene.speaker == right.id and scene.reason == "speaking"
+
+
+# ------------------------------------------------------------------ composite protocol
+
+def _clip(name: str, rng, n: int = 200):
+    """A generated clip whose motion follows its own speech."""
+    from gestsync.evaluate_speaker import ClipSignals
+
+    speech = np.stack([_speech(n, rng), _speech(n, rng)])
+    motion = np.stack([np.roll(speech[0], -2) + 0.5 * rng.normal(size=n)] * 3)
+    voiced = np.ones(n, bool)
+    return ClipSignals(name, motion, speech, voiced, np.full(n, 0.9))
+
+
+def test_composite_protocol_on_generated_clips():
+    from gestsync.evaluate_speaker import report, run_protocol
+
+    rng = np.random.default_rng(5)
+    clips = [_clip(f"c{i}", rng) for i in range(3)]
+    trials = run_protocol(clips, sizes=(1, 2, 3))
+    pairs = [t for t in trials if t.people == 2 and t.window == "whole"]
+    assert len(pairs) == 6  # 3 pairs x which one speaks
+    assert np.mean([t.forced == t.speaker for t in pairs]) == 1.0
+    assert np.mean([t.correct for t in trials if t.people == 3]) > 0.8
+    off = [t for t in trials if t.people == 1 and t.speaker is None and t.window == "whole"]
+    assert len(off) == 6 and np.mean([t.correct for t in off]) > 0.5
+    text = report(trials)
+    assert "| 2 (whole, chance 0.50) |" in text and "off-screen" in text
+
+
+def test_eval_speaker_protocol_bad_people(capsys):
+    code, _, err = _run(capsys, "eval", "--protocol", "speaker", "--people", "x")
+    assert code == 2 and "--people" in err
