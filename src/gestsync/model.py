@@ -14,6 +14,9 @@ per window and frame, as the authors' code does: about 21x less work) in bounded
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -287,6 +290,7 @@ class GestSyncModel(nn.Module):
             with torch.inference_mode():
                 out.append(self.video_features(block)[0].T.float().cpu())
             read += block.shape[2] - (TEMPORAL_CONTEXT if read else 0)
+            _trim_heap()
             if progress is not None:
                 progress("video features", read, total)
         return torch.cat(out)  # outside inference mode: an ordinary tensor
@@ -363,6 +367,7 @@ class GestSyncModel(nn.Module):
         out = torch.empty(n, self.config.embed_dim)
         for s in range(0, n, batch):
             out[s : s + batch] = self.embed_audio(_cut_mel_windows(mel, range(s, min(s + batch, n)))).float().cpu()
+        _trim_heap()
         return out
 
     # ---- scoring --------------------------------------------------------------------------
@@ -381,6 +386,26 @@ class GestSyncModel(nn.Module):
 
 
 # ---- input checks and clip chunking ----------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl without it)
+        return None
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc `malloc_trim`; a no-op elsewhere).
+
+    Without it glibc keeps the freed conv buffers of earlier chunks (up to ~100 MB each)
+    and the resident size of a long clip creeps up (482 -> 602 MB over 2,000 streamed
+    frames); with it, it stays flat (452 -> 454 MB) for about 0.7% more CPU time.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _require_eval(model: nn.Module) -> None:
