@@ -40,8 +40,9 @@ VELOCITY_SPAN = 5  # detections over which a track's velocity is averaged (noise
 JOIN_IOU = 0.3  # `join_fragments`: a track resumes an earlier one of the same scene when
 # their boxes across the gap overlap this much (a person lost for longer than MAX_GAP
 # while the camera holds still is back where they were)
-MIN_DETECTED_FRACTION = 0.5  # `keep_tracks`: joined tracks must be detected on at least
-# this share of their frames (stray one-frame detections at one place add up otherwise)
+MIN_DETECTED_FRAMES = 13  # `keep_tracks`: a track must be detected on this many frames
+# (0.5 s) in all, or stray one-frame detections at one place add up to a "person". Not a
+# share of its frames: with several people MediaPipe may find each on only 1 frame in 4
 
 # Boxes from keypoints.
 KEYPOINT_MIN_VISIBILITY = 0.3  # landmarks less visible than this do not shape the box
@@ -373,9 +374,9 @@ def _concatenate(a: Track, b: Track) -> Track:
 def keep_tracks(tracks: list[Track], min_frames: int = MIN_FRAMES,
                 min_size: float = MIN_SIZE) -> list[Track]:
     """The tracks at least min_frames long, min_size pixels big (see `Track.size`) and
-    detected on at least MIN_DETECTED_FRACTION of their frames."""
+    detected on at least MIN_DETECTED_FRAMES frames."""
     return [t for t in tracks if t.length >= min_frames and t.size >= min_size
-            and t.detected.mean() >= MIN_DETECTED_FRACTION]
+            and t.detected.sum() >= MIN_DETECTED_FRAMES]
 
 
 # ------------------------------------------------------------------------------ crops
