@@ -80,7 +80,7 @@ def main() -> None:
         lags = offset.candidate_lags(50)
 
         def estimate():
-            motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
+            motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
             speech = estimator.speech_signals(audio, info.num_frames)
             ev = estimator.evidence(motion, speech, lags)
             span = offset.scored_span(info.num_frames, None)

@@ -129,14 +129,34 @@ def test_steady_offset_is_not_drift_and_short_tail_joins_last_segment():
         offset.segment_offsets(ev, offset.candidate_lags(50), 10)
 
 
-def test_person_timeline_bridges_skipped_pose_frames():
-    from gestsync import people, scan
+def _track(start, length, size, x=0.0):
+    from gestsync import people
 
-    frames = np.arange(10)
-    keypoints = np.ones((10, 33, 4), np.float32)
-    detected = frames % 2 == 0  # pose ran on every 2nd frame
-    keypoints[~detected, :, 3] = 0.0  # tracking marks interpolated frames unseen
-    track = people.Track(frames, np.zeros((10, 4), np.float32), keypoints, detected, (100, 100))
-    timeline = scan.person_timeline([track], 12)
-    assert np.all(timeline[:10, :, 3] == 1.0)
-    assert np.isnan(timeline[10:]).all()
+    frames = np.arange(start, start + length)
+    keypoints = np.ones((length, 33, 4), np.float32)
+    keypoints[..., 0] += x
+    boxes = np.tile(np.array([0, 0, size, size], np.float32), (length, 1))
+    return people.Track(frames, boxes, keypoints, np.ones(length, bool), (1000, 1000))
+
+
+def test_person_pieces_bridge_skipped_pose_frames():
+    from gestsync import scan
+
+    track = _track(0, 10, 100)
+    track.detected[1::2] = False  # pose ran on every 2nd frame
+    track.keypoints[1::2, :, 3] = 0.0  # tracking marks interpolated frames unseen
+    (start, keypoints), = scan.person_pieces([track], 12)
+    assert start == 0 and len(keypoints) == 10
+    assert np.all(keypoints[..., 3] == 1.0)
+
+
+def test_person_pieces_split_where_the_person_changes():
+    from gestsync import scan
+
+    small, big = _track(0, 30, 50, x=0.0), _track(20, 30, 200, x=500.0)  # overlap 20..29
+    pieces = scan.person_pieces([small, big], 60)
+    assert [(s, len(k)) for s, k in pieces] == [(0, 20), (20, 30)]
+    assert np.all(pieces[1][1][..., 0] == 501.0)  # the bigger person wins the overlap
+    motion = estimator.person_motion(pieces, 60)
+    assert motion.shape == (3, 60)
+    assert np.all(motion == 0)  # nobody moves; the jump between people is no motion

@@ -63,6 +63,8 @@ def motion_signals(keypoints: np.ndarray, config: EstimatorConfig = EstimatorCon
     with no detection may be NaN. Returns F x T float64: for hands, arms and head, the mean
     speed of the visible joints in shoulder widths per frame (0 where none is visible).
     """
+    if len(keypoints) < 2:  # no motion can be measured from one frame
+        return np.zeros((len(BODY_PARTS), len(keypoints)))
     xy = np.array(keypoints[..., :2], dtype=np.float64)
     xy[~(keypoints[..., 3] >= config.min_visibility)] = np.nan
     shoulders = np.linalg.norm(xy[:, SHOULDERS[0]] - xy[:, SHOULDERS[1]], axis=1)
@@ -77,6 +79,16 @@ def motion_signals(keypoints: np.ndarray, config: EstimatorConfig = EstimatorCon
         total = np.where(seen, part, 0.0).sum(axis=1)
         rows.append(np.where(seen.any(axis=1), total / np.maximum(seen.sum(axis=1), 1), 0.0))
     return np.stack(rows)
+
+
+def person_motion(pieces: list[tuple[int, np.ndarray]], num_frames: int,
+                  config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
+    """`motion_signals` of one person per frame, computed run by run (`scan.person_pieces`:
+    a run is one track), zero where nobody is seen. Returns F x num_frames."""
+    motion = np.zeros((len(BODY_PARTS), num_frames))
+    for start, keypoints in pieces:
+        motion[:, start:start + len(keypoints)] = motion_signals(keypoints, config)
+    return motion
 
 
 def speech_signals(audio: np.ndarray, num_frames: int) -> np.ndarray:

@@ -69,7 +69,7 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
     tracks = scan.scan_people(info, max_people=2, progress=progress, stride=POSE_STRIDE)
     person = people.main_person(tracks, info.num_frames, name=clip.name)
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
-    motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
+    motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
     suffix, trials = media.output_suffix(info), []
     for i, shift in enumerate(shifts):
         copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{suffix}",

@@ -66,7 +66,7 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
         info = media.probe(clip)
         tracks = scan.scan_people(info, max_people=2, progress=progress)
         people.main_person(tracks, info.num_frames, name=clip.name)
-        motion = estimator.motion_signals(scan.person_timeline(tracks, info.num_frames))
+        motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
         audio = media.read_audio(info)
         if cached is not None:
             cache.mkdir(parents=True, exist_ok=True)

@@ -164,20 +164,27 @@ def track_scenes(poses: list[np.ndarray], spans: list[tuple[int, int]],
             for start, end in spans]
 
 
-def person_timeline(tracks: list[people.Track], num_frames: int) -> np.ndarray:
-    """Keypoints of one person per frame: float32 num_frames x 33 x 4, NaN where absent.
+def person_pieces(tracks: list[people.Track], num_frames: int) -> list[tuple[int, np.ndarray]]:
+    """One person per frame, as (first frame, keypoints K x 33 x 4) runs of a single track.
 
-    Bigger tracks win where tracks overlap; a clip cut between shots of one person each
-    thus gets each shot's person.
+    Bigger tracks win where tracks overlap, so a clip cut between shots of one person each
+    gets each shot's person; a new run starts wherever the chosen track changes, so that
+    nothing downstream differentiates across a cut or a change of person. Undetected
+    frames inside a track are bridged (see `_bridged`).
     """
-    timeline = np.full((num_frames, 33, 4), np.nan, np.float32)
-    filled = np.zeros(num_frames, bool)
-    for track in sorted(tracks, key=lambda t: -t.size):
+    owner = np.full(num_frames, -1)
+    for i, track in sorted(enumerate(tracks), key=lambda it: -it[1].size):
         frames = track.frames[track.frames < num_frames]
-        free = ~filled[frames]
-        timeline[frames[free]] = _bridged(track)[: len(frames)][free]
-        filled[frames[free]] = True
-    return timeline
+        free = frames[owner[frames] < 0]
+        owner[free] = i
+    pieces = []
+    changes = np.flatnonzero(np.diff(owner) != 0) + 1
+    for start, stop in zip(np.r_[0, changes], np.r_[changes, num_frames]):
+        if owner[start] >= 0:
+            track = tracks[owner[start]]
+            rows = np.arange(start, stop) - track.start
+            pieces.append((int(start), _bridged(track)[rows]))
+    return pieces
 
 
 def _bridged(track: people.Track) -> np.ndarray:

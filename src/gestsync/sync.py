@@ -132,8 +132,7 @@ def _speech_audio(info: media.MediaInfo, context_frames: int | None) -> np.ndarr
 
 def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[people.Track],
                       lags: np.ndarray) -> np.ndarray:
-    keypoints = scan.person_timeline(tracks, info.num_frames)
-    motion = estimator.motion_signals(keypoints)
+    motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
     speech = estimator.speech_signals(audio, info.num_frames)
     return estimator.evidence(motion, speech, lags)
 
