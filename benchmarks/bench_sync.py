@@ -65,6 +65,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--source", type=Path, default=SAMPLES / "sync_sample_2.mp4")
+    ap.add_argument("--workers", type=int, default=scan.default_workers(),
+                    help="pose-detection processes (default: as `gestsync sync`)")
     args = ap.parse_args()
     if not args.source.is_file():
         sys.exit(f"no source clip {args.source}: give --source")
@@ -74,7 +76,8 @@ def main() -> None:
         clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds)
         info, t_probe = timed(media.probe, clip)
         _, t_decode = timed(lambda: sum(1 for _ in media.iter_frames(info, size=scan.pose_size(info))))
-        tracks, t_people = timed(scan.scan_people, info, 2, stride=POSE_STRIDE)
+        tracks, t_people = timed(scan.scan_people, info, 2, stride=POSE_STRIDE,
+                                 workers=args.workers)
         person = people.main_person(tracks, info.num_frames)
         audio, t_audio = timed(media.read_audio, info)
         lags = offset.candidate_lags(50)
@@ -91,7 +94,7 @@ def main() -> None:
         _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)
     d = info.duration
     rows = [("probe", t_probe, "probe"), ("decode only (640 px)", t_decode, "<lambda>"),
-            (f"people: decode + pose (every {POSE_STRIDE}) + tracks", t_people, "scan_people"),
+            (f"people: decode + pose + tracks ({args.workers} processes)", t_people, "scan_people"),
             ("read audio", t_audio, "read_audio"),
             ("estimator + offset search + confidence", t_estimate, "estimate"),
             ("write synced video", t_write, "write_synced")]
@@ -105,9 +108,10 @@ def main() -> None:
         print(f"{name:46s} {t:7.2f} {t / d:9.3f} {CPU[key]:7.2f} {CPU[key] / d:8.3f}")
     print(f"{'whole command (all but decode-only)':46s} {total:7.2f} {total / d:9.3f} "
           f"{cpu_total:7.2f} {cpu_total / d:8.3f}   -> {d / total:.2f}x real time (wall)")
+    print("(CPU s counts this process only: with several pose processes their CPU is not in it)")
     print(f"estimator share of pose stage: {t_estimate / t_people:.1%}")
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # guarded: pose worker processes re-import this module
     main()

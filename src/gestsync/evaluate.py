@@ -196,12 +196,15 @@ def run_eval(args) -> int:
 
 
 def _read_trials(path: Path) -> tuple[list[Trial], dict[str, float]]:
-    """Trials (and clip durations) from an earlier --json-out file."""
+    """Trials (and clip durations) from an earlier --json-out file, their confidence
+    recomputed with the current calibration."""
     trials, durations = [], {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
         durations[row["clip"]] = row.pop("clip_seconds")
         row.pop("error")
+        # confidence as the current calibration gives it (the file may predate it)
+        row["confidence"] = offset.calibrated_confidence(row["agreement"], row["scored_frames"])
         trials.append(Trial(**row))
     return trials, durations
 
