@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gestsync import estimator, media, offset, people, scan
+from gestsync import estimator, media, offset, scan
 from gestsync.sync import POSE_STRIDE
 
 LOAD = 0.0
@@ -76,9 +76,8 @@ def main() -> None:
         clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds)
         info, t_probe = timed(media.probe, clip)
         _, t_decode = timed(lambda: sum(1 for _ in media.iter_frames(info, size=scan.pose_size(info))))
-        tracks, t_people = timed(scan.scan_people, info, 2, stride=POSE_STRIDE,
-                                 workers=args.workers)
-        person = people.main_person(tracks, info.num_frames)
+        (tracks, person), t_people = timed(scan.single_person, info, stride=POSE_STRIDE,
+                                           workers=args.workers)
         audio, t_audio = timed(media.read_audio, info)
         lags = offset.candidate_lags(50)
 
@@ -94,12 +93,12 @@ def main() -> None:
         _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)
     d = info.duration
     rows = [("probe", t_probe, "probe"), ("decode only (640 px)", t_decode, "<lambda>"),
-            (f"people: decode + pose + tracks ({args.workers} processes)", t_people, "scan_people"),
+            (f"people: decode + pose + tracks ({args.workers} processes)", t_people, "single_person"),
             ("read audio", t_audio, "read_audio"),
             ("estimator + offset search + confidence", t_estimate, "estimate"),
             ("write synced video", t_write, "write_synced")]
     total = t_probe + t_people + t_audio + t_estimate + t_write
-    cpu_total = sum(CPU[k] for k in ("probe", "scan_people", "read_audio", "estimate", "write_synced"))
+    cpu_total = sum(CPU[k] for k in ("probe", "single_person", "read_audio", "estimate", "write_synced"))
     print(f"clip: {d:.1f} s, {info.width}x{info.height}, {info.num_frames} frames at 25 fps; "
           f"person detected on {int(person.detected.sum())} frames; load average before: "
           f"{LOAD:.1f} on {os.cpu_count()} cores")

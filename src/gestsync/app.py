@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli import VIDEO_SUFFIXES, UsageError
+from .cli import UsageError
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, media, offset, people, scan
+from . import estimator, media, offset, scan
 from .errors import GestsyncError
 from .sync import POSE_STRIDE
 
@@ -66,8 +66,7 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
                   work: Path, progress: scan.Progress) -> list[Trial]:
     """All trials of one clip: one pose pass, one shifted copy per shift."""
     info = media.probe(clip)
-    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=POSE_STRIDE)
-    person = people.main_person(tracks, info.num_frames, name=clip.name)
+    tracks, person = scan.single_person(info, progress, stride=POSE_STRIDE)
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
     motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
     suffix, trials = media.output_suffix(info), []
@@ -176,8 +175,6 @@ def _parse_people(text: str) -> tuple[int, ...]:
 
 
 def run_eval(args) -> int:
-    from .cli import TqdmProgress
-
     if args.protocol == "speaker":
         from .evaluate_speaker import run
 

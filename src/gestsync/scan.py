@@ -153,6 +153,28 @@ def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress =
     return people.track_people(poses, (info.width, info.height), **track_options)
 
 
+CROWD_STRIDE = 10  # frames: the several-people check of `single_person` looks 2.5 times a second
+
+
+def single_person(info: media.MediaInfo, progress: Progress = no_progress, stride: int = 1,
+                  workers: int = 1) -> tuple[list[people.Track], people.Track]:
+    """(tracks, main track) of a single-speaker clip.
+
+    Two passes, cheaper together than one multi-person pass on every frame: a sparse
+    multi-person pass (every CROWD_STRIDE-th frame) checks that exactly one person is
+    there (`people.main_person` raises otherwise), then a one-person pass on every
+    `stride`-th frame follows that person closely.
+    """
+    def checking(stage: str, completed: int, total: int) -> None:
+        progress("people check", completed, total)
+
+    crowd = scan_people(info, max_people=2, progress=checking, stride=CROWD_STRIDE,
+                        workers=workers)
+    people.main_person(crowd, info.num_frames, name=info.path.name)
+    tracks = scan_people(info, max_people=1, progress=progress, stride=stride, workers=workers)
+    return tracks, people.main_person(tracks, info.num_frames, name=info.path.name)
+
+
 def track_scenes(poses: list[np.ndarray], spans: list[tuple[int, int]],
                  frame_size: tuple[int, int], **track_options) -> list[list[people.Track]]:
     """People tracks of each scene [start, end) of `spans`: tracks never cross a cut.

@@ -96,16 +96,14 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         from .checkpoint import load_model
 
         model = load_model(checkpoint, device=device)
-    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=pose_stride,
-                              workers=workers)
-    person = people.main_person(tracks, info.num_frames, name=info.path.name)
+    tracks, person = scan.single_person(info, progress, stride=pose_stride, workers=workers)
     if model is None:
         evidence = _builtin_evidence(info, audio, tracks, lags)
     else:
-        from .model_scoring import model_evidence
-
         if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: scored on keypoints
             from .keypoint_scoring import keypoint_evidence as model_evidence
+        else:
+            from .model_scoring import model_evidence
         evidence = model_evidence(model, info, audio, person, lags, progress)
     result = _decide(info, evidence, lags, context_frames, "builtin" if model is None else "model")
     if segment_seconds is not None:
