@@ -115,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
     s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes "
                    "(default: one per CPU core, at most 4)")
-    s.add_argument("--pose-stride", type=int, default=1, metavar="K",
-                   help="run the pose detector on every K-th frame only (faster, coarser "
-                        "offsets; default 1)")
+    s.add_argument("--pose-stride", type=int, default=2, metavar="K",
+                   help="run the pose detector on every K-th frame, interpolating between "
+                        "(default 2; 1 = every frame, slower)")
     s.add_argument("--segments", type=float, metavar="SECONDS",
                    help="also report the offset of every SECONDS-long stretch and flag drift "
                         "(e.g. 30)")
