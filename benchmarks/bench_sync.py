@@ -65,6 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--source", type=Path, default=SAMPLES / "sync_sample_2.mp4")
+    ap.add_argument("--size", default="1280x720", help="W x H of the looped clip (default 1280x720)")
     ap.add_argument("--workers", type=int, default=scan.default_workers(),
                     help="pose-detection processes (default: as `gestsync sync`)")
     args = ap.parse_args()
@@ -73,7 +74,8 @@ def main() -> None:
     global LOAD
     LOAD = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
-        clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds)
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds, size)
         info, t_probe = timed(media.probe, clip)
         _, t_decode = timed(lambda: sum(1 for _ in media.iter_frames(info, size=scan.pose_size(info))))
         (tracks, person), t_people = timed(scan.single_person, info, stride=POSE_STRIDE,
