@@ -148,10 +148,10 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
     if out_dir is not None:
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
-    from .sync import _speech_audio  # same checks as `gestsync sync`: length, silence
+    from .sync import checked_audio  # same checks as `gestsync sync`: length, silence
 
     progress("reading sound", 0, 1)
-    audio = _speech_audio(info, None)
+    audio = checked_audio(info, None)
     progress("reading sound", 1, 1)
     model = None
     if checkpoint is not None:

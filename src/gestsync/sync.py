@@ -90,7 +90,7 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
     if out_dir is not None:
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
-    audio = _speech_audio(info, context_frames)
+    audio = checked_audio(info, context_frames)
     model = None
     if checkpoint is not None:
         from .checkpoint import load_model
@@ -114,7 +114,7 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
     return result
 
 
-def _speech_audio(info: media.MediaInfo, context_frames: int | None) -> np.ndarray:
+def checked_audio(info: media.MediaInfo, context_frames: int | None) -> np.ndarray:
     """The clip's sound at 16 kHz, after checking the clip is long enough and not silent."""
     needed = max(MIN_CLIP_FRAMES, context_frames or 0)
     if info.num_frames < needed:
