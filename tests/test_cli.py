@@ -230,3 +230,20 @@ def test_parallel_pose_detection_matches_one_process(monkeypatch):
     diffs = [np.abs(a[0, :, :2] - b[0, :, :2]).mean() for a, b in zip(serial, parallel)
              if len(a) and len(b)]
     assert np.median(diffs) < 2.0  # pixels: the same person, tracked the same way
+
+
+@pytest.mark.slow
+@needs_samples
+def test_segments_in_the_json(capsys, tmp_path):
+    code, stdout, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments",
+                             "2", "--json", "--quiet", "--no-video", "--out", str(tmp_path / "r"))
+    assert code == 0, err
+    result = json.loads(stdout)
+    segments = result["segments"]
+    assert [s["start_seconds"] for s in segments] == [0, 2, 4]  # 5.04 s: the 1 s tail stands
+    assert segments[-1]["end_seconds"] == pytest.approx(result["num_frames"] / 25)
+    assert all(0 <= s["confidence"] <= 1 for s in segments)
+    assert set(result["drift"]) == {"drifting", "frames_per_minute"}
+    code, _, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments", "1",
+                        "--quiet", "--no-video", "--out", str(tmp_path / "r2"))
+    assert code == 2 and "--segments" in err
