@@ -87,9 +87,7 @@ def main() -> None:
             motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
             speech = estimator.speech_signals(audio, info.num_frames)
             ev = estimator.evidence(motion, speech, lags)
-            span = offset.scored_span(info.num_frames, None)
-            best = offset.best_lag(lags, offset.lag_scores(ev, span))
-            return offset.bootstrap_confidence(ev, span, lags, best)
+            return offset.span_answer(ev, offset.scored_span(info.num_frames, None), lags)
 
         _, t_estimate = timed(estimate)
         _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)

@@ -58,7 +58,7 @@ def test_estimator_finds_a_planted_lag(true_lag):
     span = offset.scored_span(frames, None)
     best = offset.best_lag(lags, offset.lag_scores(ev, span))
     assert best == true_lag
-    assert offset.bootstrap_confidence(ev, span, lags, best) > 0.9
+    assert offset.bootstrap_agreement(ev, span, lags, best) > 0.9
 
 
 def test_confidence_is_low_for_unrelated_signals():
@@ -69,7 +69,7 @@ def test_confidence_is_low_for_unrelated_signals():
     ev = estimator.evidence(a[None], b[None], lags)
     span = (0, frames)
     best = offset.best_lag(lags, offset.lag_scores(ev, span))
-    assert offset.bootstrap_confidence(ev, span, lags, best) < 0.9
+    assert offset.bootstrap_agreement(ev, span, lags, best) < 0.9
 
 
 def test_motion_signals_are_scale_free_and_ignore_unseen_joints():

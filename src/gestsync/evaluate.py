@@ -91,11 +91,7 @@ def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
     length = context or frames
     trials = []
     for start in range(0, frames - length + 1, length):
-        span = (start, start + length)
-        scores = offset.lag_scores(evidence, span)
-        best = offset.best_lag(lags, scores)
-        agreement = offset.bootstrap_confidence(evidence, span, lags, best)
-        confidence = offset.calibrated_confidence(agreement, length)
+        best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags)
         trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length))
     return trials
 

@@ -19,7 +19,7 @@ processes, and one window behaves the same in training and in use.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from .audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES, num_windows
 from .audio import mel_windows as _cut_mel_windows
+from .model import config_from_dict
 
 KEYPOINT_VARIANT = "keypoint"
 # BlazePose ids: nose, eyes, ears (head motion; mouth 9, 10 left out: body gestures only),
@@ -69,11 +70,7 @@ class KeypointModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> KeypointModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown keypoint model config fields {unknown}; valid fields: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def keypoint_features(keypoints: np.ndarray, crop_boxes: np.ndarray) -> np.ndarray:

@@ -44,6 +44,16 @@ Progress = Callable[[str, int, Union[int, None]], None]
 Frames = Union[torch.Tensor, np.ndarray, Iterable[Any]]
 
 
+def config_from_dict(cls, values: dict[str, Any]):
+    """`cls(**values)` for a config dataclass; unknown fields raise ValueError naming the
+    valid ones (shared by the model configs)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; valid fields: {sorted(known)}")
+    return cls(**values)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a GestSync model; the defaults are the published RGB model.
@@ -86,11 +96,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Inverse of `to_dict`; unknown fields raise ValueError naming the valid ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown model config fields {unknown}; valid fields: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 class _Block(NamedTuple):

@@ -77,7 +77,7 @@ def best_lag(lags: np.ndarray, scores: np.ndarray) -> int:
     return int(tied[np.argmin(np.abs(tied))])
 
 
-def bootstrap_confidence(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
+def bootstrap_agreement(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
                          answer: int, seed: int = 0) -> float:
     """Share of block-bootstrap resamples of the scored frames whose best lag lies within
     AGREE_FRAMES of `answer`.
@@ -144,7 +144,7 @@ def span_answer(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray
     """(best lag, bootstrap agreement, calibrated confidence, scores) for one span."""
     scores = lag_scores(evidence, span)
     best = best_lag(lags, scores)
-    agreement = bootstrap_confidence(evidence, span, lags, best)
+    agreement = bootstrap_agreement(evidence, span, lags, best)
     return best, agreement, calibrated_confidence(agreement, span[1] - span[0]), scores
 
 
