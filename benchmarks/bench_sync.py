@@ -87,7 +87,8 @@ def main() -> None:
             motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
             speech = estimator.speech_signals(audio, info.num_frames)
             ev = estimator.evidence(motion, speech, lags)
-            return offset.span_answer(ev, offset.scored_span(info.num_frames, None), lags)
+            return offset.span_answer(ev, offset.scored_span(info.num_frames, None), lags,
+                                      estimator.SUBWINDOW_FRAMES)
 
         _, t_estimate = timed(estimate)
         _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)

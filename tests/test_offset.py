@@ -44,8 +44,9 @@ def _speech_like(frames, rng):
     return np.convolve(pulses, kernel, mode="same")
 
 
+@pytest.mark.parametrize("subwindow", [None, estimator.SUBWINDOW_FRAMES])
 @pytest.mark.parametrize("true_lag", [-17, 0, 3, 20])
-def test_estimator_finds_a_planted_lag(true_lag):
+def test_estimator_finds_a_planted_lag(true_lag, subwindow):
     rng = np.random.default_rng(5)
     frames = 750  # 30 s
     drive = _speech_like(frames + 100, rng)
@@ -56,9 +57,41 @@ def test_estimator_finds_a_planted_lag(true_lag):
     lags = offset.candidate_lags(50)
     ev = estimator.evidence(picture[None], sound[None], lags)
     span = offset.scored_span(frames, None)
-    best = offset.best_lag(lags, offset.lag_scores(ev, span))
+    best = offset.best_lag(lags, offset.lag_scores(ev, span, subwindow))
     assert best == true_lag
-    assert offset.bootstrap_agreement(ev, span, lags, best) > 0.9
+    assert offset.bootstrap_agreement(ev, span, lags, best, subwindow) > 0.9
+
+
+def test_plain_scores_are_the_mean_evidence_of_the_span():
+    rng = np.random.default_rng(3)
+    ev = rng.standard_normal((5, 120))
+    ev[1, 100:] = np.nan  # a lag with no sound at the end
+    assert np.allclose(offset.lag_scores(ev, (10, 110)), np.nanmean(ev[:, 10:110], axis=1))
+
+
+def test_subwindow_vote_is_not_outweighed_by_one_loud_stretch():
+    """Eight quiet 2 s stretches agree on lag 0; one loud stretch prefers lag 3. The plain
+    mean follows the loud stretch, the sub-window vote follows the majority."""
+    rng = np.random.default_rng(4)
+    lags, sub = np.arange(-5, 6), estimator.SUBWINDOW_FRAMES
+    ev = 0.05 * rng.standard_normal((len(lags), 9 * sub))
+    ev[lags == 0, : 8 * sub] += 0.2
+    ev[lags == 3, 8 * sub :] += 5.0
+    span = (0, ev.shape[1])
+    assert offset.best_lag(lags, offset.lag_scores(ev, span)) == 3
+    assert offset.best_lag(lags, offset.lag_scores(ev, span, sub)) == 0
+    assert offset.bootstrap_agreement(ev, span, lags, 0, sub) > 0.9
+
+
+def test_a_flat_subwindow_abstains():
+    """Nobody moving for 2 s (zero evidence) neither votes nor turns the scores into NaN."""
+    rng = np.random.default_rng(6)
+    lags, sub = np.arange(-3, 4), estimator.SUBWINDOW_FRAMES
+    ev = rng.standard_normal((len(lags), 3 * sub))
+    ev[:, sub : 2 * sub] = 0.0
+    sums, counts = offset.block_totals(ev, (0, ev.shape[1]), sub)
+    assert sums.shape == (len(lags), 3) and (counts[:, 1] == 0).all() and (counts[:, [0, 2]] == 1).all()
+    assert np.isfinite(offset.lag_scores(ev, (0, ev.shape[1]), sub)).all()
 
 
 def test_confidence_is_low_for_unrelated_signals():

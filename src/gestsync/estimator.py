@@ -33,6 +33,11 @@ SPEECH_BAND_HZ = (80.0, 4000.0)  # where the energy of voiced speech lies
 # immigration: both peak at +2) and checked on the seven short ones (pooled peak +4, five
 # of seven peak between +2 and +5); see docs/accuracy.md. Subtracted from every answer.
 GESTURE_LEAD_FRAMES = 2
+# A span is scored as the mean of standardised votes of 2 s sub-windows (`offset.block_totals`)
+# rather than one correlation over the whole span: chosen against the plain mean, and against
+# peak voting and 1 s / 3 s sub-windows, on the fit clips of the offset protocol, and better on
+# the check clips too (docs/accuracy.md, benchmarks/estimator_study.py).
+SUBWINDOW_FRAMES = 2 * FPS
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,8 @@ def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
     length = context or frames
     trials = []
     for start in range(0, frames - length + 1, length):
-        best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags)
+        best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags,
+                                                            estimator.SUBWINDOW_FRAMES)
         trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length))
     return trials
 

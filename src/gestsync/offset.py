@@ -2,10 +2,14 @@
 
 Both scorers (the built-in estimator and the published model) produce an *evidence* matrix:
 evidence[i, t] says how well picture frame t agrees with sound frame t + lags[i] (NaN where
-that sound frame does not exist). A lag's score is the mean evidence over the scored frames.
+that sound frame does not exist). A lag's score is the mean evidence over the scored frames
+(the published model), or the mean of standardised 2 s sub-window votes (the built-in
+estimator; see `block_totals`).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -60,12 +64,40 @@ def shifted_products(picture: np.ndarray, sound: np.ndarray, lags: np.ndarray) -
     return evidence
 
 
-def lag_scores(evidence: np.ndarray, span: tuple[int, int]) -> np.ndarray:
-    """Mean evidence of each lag over the frames of `span` (NaN if it has none)."""
+def block_totals(evidence: np.ndarray, span: tuple[int, int], subwindow: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lag (sums, counts), each L x B, of the blocks of `span`: the units that a score
+    averages over and that the bootstrap resamples.
+
+    subwindow None: 1 s blocks of raw evidence (sum and number of frames with sound), so
+    the score is the mean evidence over the span (the published model's rule).
+    subwindow k: k-frame sub-windows, each one vote: its lag curve (evidence sum / sqrt of
+    the frames with sound) standardised across lags (sum = that z value, count = 1), so a
+    few loud, busy seconds cannot outweigh the rest of the span.
+    """
     part = evidence[:, span[0]:span[1]]
-    counts = np.isfinite(part).sum(axis=1)
+    block = BOOTSTRAP_BLOCK if subwindow is None else subwindow
+    blocks = np.array_split(np.arange(part.shape[1]), max(1, part.shape[1] // block))
+    sums = np.stack([np.nansum(part[:, b], axis=1) for b in blocks], axis=1)  # L x B
+    counts = np.stack([np.isfinite(part[:, b]).sum(axis=1) for b in blocks], axis=1)
+    if subwindow is None:
+        return sums, counts
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a sub-window with no sound at all
+        curves = np.where(counts > 0, sums / np.sqrt(counts), np.nan)
+        z = (curves - np.nanmean(curves, axis=0)) / np.nanstd(curves, axis=0)
+    seen = np.isfinite(z)  # a flat curve (nobody moving, or silence) abstains
+    return np.where(seen, z, 0.0), seen.astype(float)
+
+
+def lag_scores(evidence: np.ndarray, span: tuple[int, int], subwindow: int | None = None
+               ) -> np.ndarray:
+    """Score of each lag over the frames of `span` (NaN if it has none): the mean evidence,
+    or with `subwindow` the mean sub-window vote (see `block_totals`)."""
+    sums, counts = block_totals(evidence, span, subwindow)
+    total = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, np.nansum(part, axis=1) / counts, np.nan)
+        return np.where(total > 0, sums.sum(axis=1) / total, np.nan)
 
 
 def best_lag(lags: np.ndarray, scores: np.ndarray) -> int:
@@ -78,19 +110,17 @@ def best_lag(lags: np.ndarray, scores: np.ndarray) -> int:
 
 
 def bootstrap_agreement(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
-                         answer: int, seed: int = 0) -> float:
+                         answer: int, subwindow: int | None = None, seed: int = 0) -> float:
     """Share of block-bootstrap resamples of the scored frames whose best lag lies within
     AGREE_FRAMES of `answer`.
 
-    The scored frames are cut into 1 s blocks; each resample draws as many blocks with
-    replacement and recomputes every lag's score. 1.0: every plausible variation of the
-    clip gives the same answer; near 1 / (number of candidates): no better than chance.
+    The span is cut into the blocks of `block_totals` (1 s, or the sub-windows); each
+    resample draws as many blocks with replacement and recomputes every lag's score.
+    1.0: every plausible variation of the clip gives the same answer; near
+    1 / (number of candidates): no better than chance.
     """
-    part = evidence[:, span[0]:span[1]]
-    num_blocks = max(1, part.shape[1] // BOOTSTRAP_BLOCK)
-    blocks = np.array_split(np.arange(part.shape[1]), num_blocks)
-    sums = np.stack([np.nansum(part[:, b], axis=1) for b in blocks], axis=1)  # L x B
-    counts = np.stack([np.isfinite(part[:, b]).sum(axis=1) for b in blocks], axis=1)
+    sums, counts = block_totals(evidence, span, subwindow)
+    num_blocks = sums.shape[1]
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(num_blocks, np.full(num_blocks, 1 / num_blocks),
                             size=BOOTSTRAP_RESAMPLES)  # R x B: how often each block is drawn
@@ -139,16 +169,18 @@ def fit_calibration(agreement, scored_frames, correct) -> tuple[float, float, fl
 DRIFT_FRAMES = 2 * AGREE_FRAMES  # confident segments this far apart: the offset drifts
 
 
-def span_answer(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray
-                ) -> tuple[int, float, float, np.ndarray]:
-    """(best lag, bootstrap agreement, calibrated confidence, scores) for one span."""
-    scores = lag_scores(evidence, span)
+def span_answer(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
+                subwindow: int | None = None) -> tuple[int, float, float, np.ndarray]:
+    """(best lag, bootstrap agreement, calibrated confidence, scores) for one span
+    (`subwindow`: see `block_totals`)."""
+    scores = lag_scores(evidence, span, subwindow)
     best = best_lag(lags, scores)
-    agreement = bootstrap_agreement(evidence, span, lags, best)
+    agreement = bootstrap_agreement(evidence, span, lags, best, subwindow)
     return best, agreement, calibrated_confidence(agreement, span[1] - span[0]), scores
 
 
-def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int) -> list[dict]:
+def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int,
+                    subwindow: int | None = None) -> list[dict]:
     """The offset of each consecutive `segment_frames` stretch of the clip (the last one
     takes the remainder when it is at least half a segment, else it joins the one before)."""
     if segment_frames < 2 * FPS:
@@ -160,7 +192,7 @@ def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int)
     rows = []
     for i, start in enumerate(starts):
         stop = starts[i + 1] if i + 1 < len(starts) else total
-        best, _, confidence, _ = span_answer(evidence, (start, stop), lags)
+        best, _, confidence, _ = span_answer(evidence, (start, stop), lags, subwindow)
         rows.append({"start_seconds": start / FPS, "end_seconds": stop / FPS,
                      "offset_frames": best, "confidence": round(confidence, 3)})
     return rows

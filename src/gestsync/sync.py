@@ -105,9 +105,12 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         else:
             from .model_scoring import model_evidence
         evidence = model_evidence(model, info, audio, person, lags, progress)
-    result = _decide(info, evidence, lags, context_frames, "builtin" if model is None else "model")
+    method = "builtin" if model is None else "model"
+    subwindow = estimator.SUBWINDOW_FRAMES if model is None else None  # the model: plain mean, as the authors
+    result = _decide(info, evidence, lags, context_frames, method, subwindow)
     if segment_seconds is not None:
-        result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS))
+        result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
+                                                 subwindow)
         result.drift = offset.drift(result.segments)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
@@ -136,9 +139,9 @@ def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[peo
 
 
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
-            context_frames: int | None, method: str) -> OffsetResult:
+            context_frames: int | None, method: str, subwindow: int | None) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
-    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags)
+    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags, subwindow)
     return OffsetResult(
         video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,
         confidence=round(confidence, 3), uncertain=confidence < offset.UNCERTAIN_BELOW,
