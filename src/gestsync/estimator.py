@@ -4,7 +4,8 @@ Gesture strokes and head movements cluster around stressed, loud parts of speech
 the body keypoints into motion signals (speed of hands, arms and head, in shoulder widths
 per frame) and the sound into speech signals (band energy and onset strength), all at
 25 fps; band-pass both to the rhythm of syllables and gestures; and score every candidate
-lag by the correlation of the mean motion signal with the mean speech signal at that lag.
+lag by the correlation of the mean motion signal with the mean speech signal at that lag,
+taken over 2 s sub-windows that each cast one standardised vote (`SUBWINDOW_FRAMES`).
 """
 
 from __future__ import annotations
