@@ -193,3 +193,22 @@ def test_person_pieces_split_where_the_person_changes():
     motion = estimator.person_motion(pieces, 60)
     assert motion.shape == (3, 60)
     assert np.all(motion == 0)  # nobody moves; the jump between people is no motion
+
+
+def test_calibration_report_holds_each_clip_out():
+    """Trials whose agreement predicts being right: the held-out confidences rank them, and
+    the curve fitted on every clip is printed for shipping."""
+    from gestsync.evaluate import Trial, calibration_report
+
+    rng = np.random.default_rng(7)
+    trials = []
+    for clip in ("a.mp4", "b.mp4", "c.mp4"):
+        for i in range(60):
+            right = i % 2 == 0
+            agreement = float(np.clip(rng.normal(0.8 if right else 0.2, 0.1), 0.01, 0.99))
+            trials.append(Trial(clip, "visible", "5s", 0, 0 if right else 30, 0.0, agreement, 125))
+    report = calibration_report(trials)
+    assert "other 2 clips" in report and "Fitted on every clip: CALIBRATION = (" in report
+    rows = [line for line in report.splitlines() if line.startswith("| [")]
+    low, high = float(rows[0].split("|")[3]), float(rows[-1].split("|")[3])
+    assert low < 0.2 and high > 0.8  # acc@2 of the least and most confident bins

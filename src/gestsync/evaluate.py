@@ -15,7 +15,7 @@ import json
 import sys
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -209,23 +209,27 @@ def calibration_split(clip: str) -> str:
 
 
 def calibration_report(trials: list[Trial]) -> str:
-    """Fit the calibration on the 'fit' clips, show its reliability on the 'check' clips."""
-    fit = [t for t in trials if calibration_split(t.clip) == "fit"]
-    check = [t for t in trials if calibration_split(t.clip) == "check"]
-    coefficients = offset.fit_calibration([t.agreement for t in fit],
-                                          [t.scored_frames for t in fit],
-                                          [abs(t.error) <= offset.AGREE_FRAMES for t in fit])
-    refit = [Trial(t.clip, t.hands, t.context, t.shift, t.predicted,
-                   offset.calibrated_confidence(t.agreement, t.scored_frames, coefficients),
-                   t.agreement, t.scored_frames) for t in check]
-    out = ["### Calibration fit", f"fitted on: {', '.join(sorted({t.clip for t in fit}))}",
-           f"checked on: {', '.join(sorted({t.clip for t in check}))}",
-           f"CALIBRATION = ({', '.join(f'{c:.4f}' for c in coefficients)})", "",
-           "Reliability on the check clips:", "| confidence | mean confidence | acc@2 | trials |",
-           "|---|---|---|---|"]
-    for row in calibration(refit):
+    """Fit the calibration leaving one clip out at a time, show the reliability of the
+    held-out confidences (how it holds on clips it never saw), and give the curve fitted
+    on every clip (the one to ship)."""
+    held_out = []
+    for clip in sorted({t.clip for t in trials}):
+        coefficients = _fit_calibration([t for t in trials if t.clip != clip])
+        held_out += [replace(t, confidence=offset.calibrated_confidence(t.agreement, t.scored_frames, coefficients))
+                     for t in trials if t.clip == clip]
+    out = ["### Calibration fit", "Each clip's confidences from the curve fitted on the other "
+           f"{len({t.clip for t in trials}) - 1} clips (leave one clip out):",
+           "| confidence | mean confidence | acc@2 | trials |", "|---|---|---|---|"]
+    for row in calibration(held_out):
         out.append("| {confidence} | {mean_confidence:.2f} | {acc@2:.2f} | {trials} |".format(**row))
+    everything = _fit_calibration(trials)
+    out += ["", f"Fitted on every clip: CALIBRATION = ({', '.join(f'{c:.4f}' for c in everything)})"]
     return "\n".join(out)
+
+
+def _fit_calibration(trials: list[Trial]) -> tuple[float, float, float]:
+    return offset.fit_calibration([t.agreement for t in trials], [t.scored_frames for t in trials],
+                                  [abs(t.error) <= offset.AGREE_FRAMES for t in trials])
 
 
 def _run_offset_protocol(args) -> tuple[list[Trial], dict[str, float]]:
