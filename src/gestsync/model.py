@@ -156,9 +156,9 @@ class ConvStack(nn.Module):
                 x = bn(conv(x))
             else:
                 x = conv._conv_forward(x, *_folded_conv_bn(conv, bn))
-            x = F.relu(x, inplace=True)
-            if pool_name is not None:
+            if pool_name is not None:  # max-pool and ReLU commute: pool first, ReLU on 4x fewer values
                 x = getattr(self, pool_name)(x)
+            x = F.relu(x, inplace=True)
         return x
 
 
