@@ -516,8 +516,8 @@ def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 def report(trials: np.recarray, cost: dict[str, np.ndarray], methods: list[Method],
            clips: list[Clip], markdown: bool) -> str:
     contexts = list(evaluate.CONTEXTS)
-    split = {c.name: evaluate.calibration_split(c.name) for c in clips}
-    out = ["### Clips (# in the per-clip table; split: `evaluate.calibration_split`)",
+    split = {c.name: evaluate.fit_check_split(c.name) for c in clips}
+    out = ["### Clips (# in the per-clip table; split: `evaluate.fit_check_split`)",
            table(["#", "clip", "seconds", "hands visible", "split"],
                  [[str(i + 1), c.name, f"{c.num_frames / estimator.FPS:.1f}",
                    f"{c.hands_ratio:.2f}", split[c.name]] for i, c in enumerate(clips)], markdown)]

@@ -145,8 +145,8 @@ def _add_eval_parser(sub) -> None:
     e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
                    "earlier --json-out instead of running the protocol again")
     e.add_argument("--fit-calibration", action="store_true",
-                   help="fit the confidence calibration on half of the clips (chosen by a "
-                        "hash of the file name), check it on the other half, print both")
+                   help="fit the confidence calibration leaving one clip out at a time, "
+                        "print the held-out reliability and the curve fitted on every clip")
     e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
                    help="offset: shifted copies (default); speaker: composite scenes "
                         "(see gestsync.evaluate_speaker)")

@@ -203,8 +203,9 @@ def _read_trials(path: Path) -> tuple[list[Trial], dict[str, float]]:
     return trials, durations
 
 
-def calibration_split(clip: str) -> str:
-    """'fit' or 'check': a fixed, name-based half of the clips."""
+def fit_check_split(clip: str) -> str:
+    """'fit' or 'check': a fixed, name-based split of the clips (CRC-32 of the file name
+    even = fit), on which the estimator's parameters are chosen and then checked."""
     return "fit" if zlib.crc32(clip.encode()) % 2 == 0 else "check"
 
 
