@@ -560,18 +560,6 @@ def cached_clips(samples: Path, cache: Path) -> list[Clip]:
     return clips
 
 
-def parse_shifts(text: str) -> list[int]:
-    """'A:B[:STEP]' -> [A, A + STEP, ..., B]."""
-    try:
-        start, stop, *step = (int(x) for x in text.split(":"))
-        shifts = list(range(start, stop + 1, step[0] if step else 1))
-    except ValueError:
-        shifts = []
-    if not shifts:
-        sys.exit(f"estimator_study: --shifts {text!r} is not A:B[:STEP], e.g. -20:20:2")
-    return shifts
-
-
 def main(argv: list[str] | None = None) -> int:
     names = [m.name for m in all_methods()]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -589,15 +577,19 @@ def main(argv: list[str] | None = None) -> int:
     if not (samples / "MANIFEST.tsv").is_file():
         print(f"estimator_study: no MANIFEST.tsv in {samples}: nothing to study", file=sys.stderr)
         return 0
+    try:
+        shifts = evaluate.parse_shifts(args.shifts)
+    except GestsyncError as e:
+        parser.error(str(e))
     cv2.setNumThreads(1)
     started = time.time()
     clips = cached_clips(samples, Path(args.cache))
     methods = [m for m in all_methods() if m.name in args.methods.split(",")]
-    shifts = parse_shifts(args.shifts)
     trials, cost = run_study(methods, clips, shifts)
     print(f"Simulated shifts {args.shifts} ({len(shifts)} shifts), {len(clips)} clips, candidates"
-          f" -50..50, pose stride {sync.POSE_STRIDE}, shipped = sub-window vote ({estimator.SUBWINDOW_FRAMES} frames); chance at"
-          f" acc@2 = 5/101. {time.time() - started:.0f} s (with the cache build if it ran).\n")
+          f" -50..50, pose stride {sync.POSE_STRIDE}, shipped = sub-window vote"
+          f" ({estimator.SUBWINDOW_FRAMES} frames); chance at acc@2 = 5/101."
+          f" {time.time() - started:.0f} s (with the cache build if it ran).\n")
     print(report(trials, cost, methods, clips, args.markdown))
     return 0
 

@@ -148,7 +148,8 @@ def report(trials: list[Trial], durations: dict[str, float]) -> str:
     return "\n".join(out)
 
 
-def _parse_shifts(text: str) -> list[int]:
+def parse_shifts(text: str) -> list[int]:
+    """'A:B[:STEP]' -> [A, A + STEP, ..., B]; GestsyncError naming the form otherwise."""
     try:
         parts = [int(x) for x in text.split(":")]
         start, stop = parts[0], parts[1]
@@ -236,7 +237,7 @@ def _fit_calibration(trials: list[Trial]) -> tuple[float, float, float]:
 def _run_offset_protocol(args) -> tuple[list[Trial], dict[str, float]]:
     from .cli import TqdmProgress
 
-    shifts = _parse_shifts(args.shifts)
+    shifts = parse_shifts(args.shifts)
     lags = offset.candidate_lags(args.max_offset)
     clips = single_speaker_clips(Path(args.samples))
     if not clips:
