@@ -140,11 +140,12 @@ def _planted_evidence(lag_of_frame, frames, rng):
     return estimator.evidence(picture[None], sound[None], offset.candidate_lags(50))
 
 
-def test_segments_follow_a_drifting_offset():
+@pytest.mark.parametrize("subwindow", [None, estimator.SUBWINDOW_FRAMES])
+def test_segments_follow_a_drifting_offset(subwindow):
     rng = np.random.default_rng(3)
     frames = 3000  # 2 minutes, offset 0 then 10 frames
     ev = _planted_evidence(lambda t: 0 if t < 1500 else 10, frames, rng)
-    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, subwindow)
     assert [s["offset_frames"] for s in segments] == [0, 0, 10, 10]
     assert [s["start_seconds"] for s in segments] == [0, 30, 60, 90]
     d = offset.drift(segments)
