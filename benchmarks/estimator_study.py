@@ -458,11 +458,20 @@ def windows(num_frames: int, context: int | None) -> list[Span]:
     return [(s, s + length) for s in range(0, num_frames - length + 1, length)]
 
 
+def truth_z(scores: np.ndarray, truth: int, exclude: int = 10) -> float:
+    """How far the true lag's score stands above the scores of the lags more than `exclude`
+    frames away from it, in their standard deviations (about 3 is needed to win among 101
+    candidates; a steadier measure of the evidence than right-or-wrong)."""
+    far = (np.abs(LAGS - truth) > exclude) & np.isfinite(scores)
+    return float((scores[LAGS == truth][0] - scores[far].mean()) / (scores[far].std() + 1e-12))
+
+
 def run_study(methods: list[Method], clips: list[Clip], shifts: list[int]
-              ) -> tuple[np.recarray, dict[str, np.ndarray]]:
-    """All trials of every method, and per method the CPU seconds and frames of its visual
-    features, speech features and span scoring (a 3 x 2 array)."""
-    rows, cost = [], {m.name: np.zeros((3, 2)) for m in methods}
+              ) -> tuple[np.recarray, dict[str, np.ndarray], dict[tuple[str, str], float]]:
+    """All trials of every method; per method the CPU seconds and frames of its visual
+    features, speech features and span scoring (a 3 x 2 array); and per (method, clip) the
+    `truth_z` of the whole in-sync clip."""
+    rows, cost, z = [], {m.name: np.zeros((3, 2)) for m in methods}, {}
     for method in methods:
         method.prepare(clips)
     for clip in clips:
@@ -479,6 +488,8 @@ def run_study(methods: list[Method], clips: list[Clip], shifts: list[int]
                 sound = method.speech(clip, wav)
                 heard = time.process_time()
                 scores = method.scorer(pictures[method.name], sound)
+                if shift == 0:
+                    z[method.name, clip.name] = truth_z(scores((0, clip.num_frames)), 0)
                 for context, length in evaluate.CONTEXTS.items():
                     for span in windows(clip.num_frames, length):
                         predicted = offset.best_lag(LAGS, scores(span))
@@ -486,7 +497,7 @@ def run_study(methods: list[Method], clips: list[Clip], shifts: list[int]
                         cost[method.name][2, 1] += span[1] - span[0]
                 cost[method.name][1] += heard - start, clip.num_frames
                 cost[method.name][2, 0] += time.process_time() - heard
-    return np.rec.fromrecords(rows, names="method,clip,context,error"), cost
+    return np.rec.fromrecords(rows, names="method,clip,context,error"), cost, z
 
 
 def summary(errors: np.ndarray) -> list[str]:
@@ -506,8 +517,8 @@ def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header] + rows)
 
 
-def report(trials: np.recarray, cost: dict[str, np.ndarray], methods: list[Method],
-           clips: list[Clip], markdown: bool) -> str:
+def report(trials: np.recarray, cost: dict[str, np.ndarray], z: dict[tuple[str, str], float],
+           methods: list[Method], clips: list[Clip], markdown: bool) -> str:
     contexts = list(evaluate.CONTEXTS)
     split = {c.name: evaluate.fit_check_split(c.name) for c in clips}
     out = ["### Clips (# in the per-clip table; split: `evaluate.fit_check_split`)",
@@ -536,6 +547,15 @@ def report(trials: np.recarray, cost: dict[str, np.ndarray], methods: list[Metho
                         for c in clips] for m in methods]
     out += ["", "### Per clip, whole-clip context: acc@2",
             table(["method"] + [str(i + 1) for i in range(len(clips))], rows, markdown)]
+    if z:
+        groups = {"all": clips, "fit": [c for c in clips if split[c.name] == "fit"],
+                  "check": [c for c in clips if split[c.name] == "check"]}
+        rows = [[m.name] + [f"{z[m.name, c.name]:+.1f}" for c in clips]
+                + [f"{np.mean([z[m.name, c.name] for c in g]):+.2f}" if g else "-" for g in groups.values()]
+                for m in methods]
+        out += ["", "### In-sync whole clip: z of the true lag against lags more than 10 frames away",
+                table(["method"] + [str(i + 1) for i in range(len(clips))] + [f"mean {g}" for g in groups],
+                      rows, markdown)]
     rows = [[m.name, m.family] + [f"{1000 * s / max(n, 1):.3f}" for s, n in cost[m.name]]
             for m in methods]
     out += ["", "### CPU ms per frame (pose excluded: shared by all methods)",
@@ -585,12 +605,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     clips = cached_clips(samples, Path(args.cache))
     methods = [m for m in all_methods() if m.name in args.methods.split(",")]
-    trials, cost = run_study(methods, clips, shifts)
+    trials, cost, z = run_study(methods, clips, shifts)
     print(f"Simulated shifts {args.shifts} ({len(shifts)} shifts), {len(clips)} clips, candidates"
           f" -50..50, pose stride {sync.POSE_STRIDE}, shipped = sub-window vote"
           f" ({estimator.SUBWINDOW_FRAMES} frames); chance at acc@2 = 5/101."
           f" {time.time() - started:.0f} s (with the cache build if it ran).\n")
-    print(report(trials, cost, methods, clips, args.markdown))
+    print(report(trials, cost, z, methods, clips, args.markdown))
     return 0
 
 
