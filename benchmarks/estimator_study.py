@@ -461,9 +461,13 @@ def windows(num_frames: int, context: int | None) -> list[Span]:
 def truth_z(scores: np.ndarray, truth: int, exclude: int = 10) -> float:
     """How far the true lag's score stands above the scores of the lags more than `exclude`
     frames away from it, in their standard deviations (about 3 is needed to win among 101
-    candidates; a steadier measure of the evidence than right-or-wrong)."""
+    candidates; a steadier measure of the evidence than right-or-wrong). NaN where those
+    scores are not a curve (nearly all equal, as the path counts of `viterbi`)."""
     far = (np.abs(LAGS - truth) > exclude) & np.isfinite(scores)
-    return float((scores[LAGS == truth][0] - scores[far].mean()) / (scores[far].std() + 1e-12))
+    spread = scores[far].std()
+    if spread <= 1e-3 * (np.nanmax(scores) - np.nanmin(scores)):
+        return float("nan")
+    return float((scores[LAGS == truth][0] - scores[far].mean()) / spread)
 
 
 def run_study(methods: list[Method], clips: list[Clip], shifts: list[int]
@@ -553,6 +557,7 @@ def report(trials: np.recarray, cost: dict[str, np.ndarray], z: dict[tuple[str, 
         rows = [[m.name] + [f"{z[m.name, c.name]:+.1f}" for c in clips]
                 + [f"{np.mean([z[m.name, c.name] for c in g]):+.2f}" if g else "-" for g in groups.values()]
                 for m in methods]
+        rows = [[cell.replace("+nan", "n/a") for cell in row] for row in rows]
         out += ["", "### In-sync whole clip: z of the true lag against lags more than 10 frames away",
                 table(["method"] + [str(i + 1) for i in range(len(clips))] + [f"mean {g}" for g in groups],
                       rows, markdown)]
