@@ -94,6 +94,14 @@ def test_a_flat_subwindow_abstains():
     assert np.isfinite(offset.lag_scores(ev, (0, ev.shape[1]), sub)).all()
 
 
+def test_no_motion_at_all_answers_zero_with_no_confidence():
+    """Every sub-window abstains (a person who never moves): offset 0, agreement 0, no error."""
+    lags = offset.candidate_lags(5)
+    ev = offset.shifted_products(np.zeros(200), np.ones(200), lags)
+    best, agreement, _, scores = offset.span_answer(ev, (0, 200), lags, estimator.SUBWINDOW_FRAMES)
+    assert best == 0 and agreement == 0.0 and np.isfinite(scores).all()
+
+
 def test_confidence_is_low_for_unrelated_signals():
     rng = np.random.default_rng(1)
     frames = 250

@@ -92,12 +92,12 @@ def block_totals(evidence: np.ndarray, span: tuple[int, int], subwindow: int | N
 
 def lag_scores(evidence: np.ndarray, span: tuple[int, int], subwindow: int | None = None
                ) -> np.ndarray:
-    """Score of each lag over the frames of `span` (NaN if it has none): the mean evidence,
-    or with `subwindow` the mean sub-window vote (see `block_totals`)."""
+    """Score of each lag over the frames of `span` (NaN if none of them has sound): the mean
+    evidence, or with `subwindow` the mean sub-window vote (see `block_totals`; 0 where
+    every sub-window abstains)."""
     sums, counts = block_totals(evidence, span, subwindow)
-    total = counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, sums.sum(axis=1) / total, np.nan)
+    has_sound = np.isfinite(evidence[:, span[0]:span[1]]).any(axis=1)
+    return np.where(has_sound, sums.sum(axis=1) / np.maximum(counts.sum(axis=1), 1), np.nan)
 
 
 def best_lag(lags: np.ndarray, scores: np.ndarray) -> int:
