@@ -95,7 +95,11 @@ def lag_scores(evidence: np.ndarray, span: tuple[int, int], subwindow: int | Non
     """Score of each lag over the frames of `span` (NaN if none of them has sound): the mean
     evidence, or with `subwindow` the mean sub-window vote (see `block_totals`; 0 where
     every sub-window abstains)."""
-    sums, counts = block_totals(evidence, span, subwindow)
+    return _scores(evidence, span, *block_totals(evidence, span, subwindow))
+
+
+def _scores(evidence: np.ndarray, span: tuple[int, int], sums: np.ndarray, counts: np.ndarray
+            ) -> np.ndarray:
     has_sound = np.isfinite(evidence[:, span[0]:span[1]]).any(axis=1)
     return np.where(has_sound, sums.sum(axis=1) / np.maximum(counts.sum(axis=1), 1), np.nan)
 
@@ -119,7 +123,11 @@ def bootstrap_agreement(evidence: np.ndarray, span: tuple[int, int], lags: np.nd
     1.0: every plausible variation of the clip gives the same answer; near
     1 / (number of candidates): no better than chance.
     """
-    sums, counts = block_totals(evidence, span, subwindow)
+    return _agreement(*block_totals(evidence, span, subwindow), lags, answer, seed)
+
+
+def _agreement(sums: np.ndarray, counts: np.ndarray, lags: np.ndarray, answer: int,
+               seed: int = 0) -> float:
     num_blocks = sums.shape[1]
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(num_blocks, np.full(num_blocks, 1 / num_blocks),
@@ -173,9 +181,10 @@ def span_answer(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
                 subwindow: int | None = None) -> tuple[int, float, float, np.ndarray]:
     """(best lag, bootstrap agreement, calibrated confidence, scores) for one span
     (`subwindow`: see `block_totals`)."""
-    scores = lag_scores(evidence, span, subwindow)
+    totals = block_totals(evidence, span, subwindow)  # shared by the scores and the bootstrap
+    scores = _scores(evidence, span, *totals)
     best = best_lag(lags, scores)
-    agreement = bootstrap_agreement(evidence, span, lags, best, subwindow)
+    agreement = _agreement(*totals, lags, best)
     return best, agreement, calibrated_confidence(agreement, span[1] - span[0]), scores
 
 
