@@ -7,7 +7,7 @@
 known offset, what the product's pose stage gives (`scan.single_person` with the pose
 stride of `gestsync sync`: the main person's keypoints and track runs), grey frames 128 px
 wide, the 16 kHz sound and the stated offset (about 70 s on 2 cores for the 9 samples);
-every method is then scored from that cache (about 2 minutes for all 16 methods and the
+every method is then scored from that cache (about 2.5 minutes for all 18 methods and the
 default 41 shifts; half that with --shifts=-20:20:2).
 
 Protocol (../shared/docs/evaluation.md, simulated): the in-sync sound (the clip's stated
@@ -129,15 +129,17 @@ def run_geometry(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return xy, seen, width if width > 0 else np.nan
 
 
-def part_kinematics(clip: Clip, joints: tuple[int, ...], order: int) -> np.ndarray:
+def part_kinematics(clip: Clip, joints: tuple[int, ...], order: int,
+                    vertical_only: bool = False) -> np.ndarray:
     """(T,): mean magnitude of the `order`-th time derivative (1 speed, 2 acceleration) of
-    the seen `joints`, in shoulder widths per frame^order, run by run (0 where none seen)."""
+    the seen `joints` (of their height alone if `vertical_only`), in shoulder widths per
+    frame^order, run by run (0 where none seen)."""
     out = np.zeros(clip.num_frames)
     for start, stop in clip.runs():
         xy, seen, width = run_geometry(clip.keypoints[start:stop])
         if stop - start < 3 or not np.isfinite(width):
             continue
-        d = xy / width
+        d = xy[..., 1:] / width if vertical_only else xy / width
         for _ in range(order):
             d = np.gradient(d, axis=0)
         magnitude, part = np.linalg.norm(d, axis=2)[:, joints], seen[:, joints]
@@ -158,6 +160,23 @@ def apex_impulses(clip: Clip) -> np.ndarray:
         impulses = np.zeros_like(s)
         impulses[peaks] = s[peaks] / level
         out[start:stop] = gaussian_filter1d(impulses, 1.5)
+    return out
+
+
+NOSE, EARS = 0, [7, 8]
+
+
+def head_nods(clip: Clip) -> np.ndarray:
+    """(1, T): how fast the head pitches (nods): the change per frame of the nose's height
+    above the ears, in shoulder widths, run by run (0 where nose or both ears are unseen)."""
+    out = np.zeros((1, clip.num_frames))
+    for start, stop in clip.runs():
+        xy, seen, width = run_geometry(clip.keypoints[start:stop])
+        if stop - start < 3 or not np.isfinite(width):
+            continue
+        pitch = (xy[:, NOSE, 1] - xy[:, EARS, 1].mean(axis=1)) / width
+        visible = seen[:, NOSE] & seen[:, EARS].any(axis=1)
+        out[0, start:stop] = np.where(visible, np.abs(np.gradient(pitch)), 0)
     return out
 
 
@@ -422,12 +441,18 @@ def all_methods() -> list[Method]:
     def acceleration(clip):
         return np.stack([part_kinematics(clip, p, 2) for p in estimator.BODY_PARTS.values()])
 
+    def vertical(clip):
+        return np.stack([part_kinematics(clip, p, 1, vertical_only=True)
+                         for p in estimator.BODY_PARTS.values()])
+
     return [
         Method("shipped", "reference", span_scores=shipped_scores),
         Method("plain-mean", "reference"),
         Method("elbow-speed", "keypoints", speed(estimator.ARM_JOINTS)),
         Method("head-speed", "keypoints", speed(estimator.HEAD_JOINTS)),
         Method("acceleration", "keypoints", acceleration),
+        Method("vertical", "keypoints", vertical),
+        Method("head-nods", "keypoints", head_nods),
         Method("apex-impulses", "keypoints", lambda c: apex_impulses(c)[None]),
         Method("frame-diff", "dense", lambda c: masked_motion(c, flow=False)),
         Method("flow-vy", "dense", lambda c: masked_motion(c, flow=True)[:1]),
@@ -551,6 +576,9 @@ def report(trials: np.recarray, cost: dict[str, np.ndarray], z: dict[tuple[str, 
                         for c in clips] for m in methods]
     out += ["", "### Per clip, whole-clip context: acc@2",
             table(["method"] + [str(i + 1) for i in range(len(clips))], rows, markdown)]
+    out += ["", "### Per-clip oracle: the best method for each clip, chosen after the fact",
+            "An upper bound on any choice among these methods, clip-specific tuning included.",
+            "", oracle_table(trials, methods, clips, markdown)]
     if z:
         groups = {"all": clips, "fit": [c for c in clips if split[c.name] == "fit"],
                   "check": [c for c in clips if split[c.name] == "check"]}
@@ -567,6 +595,26 @@ def report(trials: np.recarray, cost: dict[str, np.ndarray], z: dict[tuple[str, 
             table(["method", "family", "visual features", "speech features", "span scoring"],
                   rows, markdown)]
     return "\n".join(out)
+
+
+def oracle_table(trials: np.recarray, methods: list[Method], clips: list[Clip],
+                 markdown: bool) -> str:
+    """Per context and clip, the method with the best acc@2 there; and the acc@2 over all
+    the context's trials when every clip gets its own best method."""
+    rows = []
+    for context in evaluate.CONTEXTS:
+        right = total = 0
+        for clip in clips:
+            scored = [(np.mean(e <= 2), len(e), m.name) for m in methods
+                      if len(e := errors(trials, method=m.name, context=context, clip=clip.name))]
+            if scored:
+                acc, count, name = max(scored)
+                right, total = right + acc * count, total + count
+                rows.append([context, clip.name, name, f"{acc:.2f}", str(count)])
+        if total:
+            rows.append([context, "**all clips**", "(each its best)", f"{right / total:.2f}",
+                         str(total)])
+    return table(["context", "clip", "best method", "acc@2", "trials"], rows, markdown)
 
 
 # ---------------------------------------------------------------- command line
