@@ -221,3 +221,15 @@ def test_calibration_report_holds_each_clip_out():
     rows = [line for line in report.splitlines() if line.startswith("| [")]
     low, high = float(rows[0].split("|")[3]), float(rows[-1].split("|")[3])
     assert low < 0.2 and high > 0.8  # acc@2 of the least and most confident bins
+
+
+def test_eval_report_gives_long_whole_clips_their_own_row():
+    """Issue #5's whole-clip target is for clips of 20 s or more: that row counts only them."""
+    from gestsync.evaluate import Trial, report
+
+    short = [Trial("short.mp4", "visible", "whole", s, s + 30, 0.1, 0.1, 200) for s in range(4)]
+    long = [Trial("long.mp4", "partly", "whole", s, s, 0.9, 0.9, 600) for s in range(4)]
+    text = report(short + long, {"short.mp4": 8.0, "long.mp4": 24.0})
+    rows = {line.split("|")[1].strip(): line.split("|")[4].strip()
+            for line in text.splitlines() if line.startswith("| whole")}
+    assert rows == {"whole": "0.50", "whole, clips of 20 s or more": "1.00"}
