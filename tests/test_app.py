@@ -96,6 +96,9 @@ def test_summaries_and_timeline(tmp_path):
     text = app.sync_summary({"offset_frames": -15, "offset_seconds": -0.6, "confidence": 0.9,
                              "uncertain": False, "method": "builtin"})
     assert "Offset: -15 frames (-0.60 s)" in text and "0.60 s earlier" in text
+    guess = app.sync_summary({"offset_frames": 7, "offset_seconds": 0.28, "confidence": 0.2,
+                              "uncertain": True, "method": "builtin"})
+    assert "uncertain" in guess and "no corrected copy" in guess and "below" not in guess
     scene = {"index": 0, "start_frame": 10, "end_frame": 16, "start_seconds": 0.4,
              "end_seconds": 0.64, "speaker": 1, "reason": "", "confidence": 0.8,
              "frame_speakers": [1, 1, None, 2, 2, 2]}
@@ -289,7 +292,10 @@ def test_sync_offset_in_the_browser(browser, server):
     shot = _screenshot(browser, "sync")
     result = json.loads(_download(browser, "offset.json"))
     assert result["offset_frames"] == int(m[1]) and f"{result['confidence']:.2f}" == m[3]
-    if result["offset_frames"] != 0:  # the corrected copy plays in the page and downloads
+    links = [a.get_attribute("href") or "" for a in _css(browser, "#downloads a")]
+    corrected = result["offset_frames"] != 0 and not result["uncertain"]
+    assert any(h.endswith("_synced.mp4") for h in links) == corrected
+    if corrected:  # the corrected copy plays in the page and downloads
         assert _css(browser, "#video-out video")
         assert len(_download(browser, "_synced.mp4")) > 10_000
     assert _css(browser, "#plot img") and shot.stat().st_size > 10_000

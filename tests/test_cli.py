@@ -247,3 +247,19 @@ def test_segments_in_the_json(capsys, tmp_path):
     code, _, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments", "1",
                         "--quiet", "--no-video", "--out", str(tmp_path / "r2"))
     assert code == 2 and "--segments" in err
+
+
+def test_summary_says_why_no_corrected_video_was_written():
+    from gestsync import sync
+    from gestsync.cli import _summary_line
+
+    result = sync.OffsetResult(
+        video="a.mp4", offset_frames=7, offset_seconds=0.28, confidence=0.2, uncertain=True,
+        bootstrap_agreement=0.3, method="builtin", num_frames=250, duration_seconds=10.0,
+        scored_frames=(0, 250), candidates=[7], scores=[1.0],
+        outputs={"json": "r/offset.json", "plot": "r/scores.png"})
+    assert _summary_line(result) == ("a.mp4: offset +7 frames (+0.28 s), confidence 0.20 "
+                                     "(uncertain); no corrected video written "
+                                     "(--always-write writes it anyway)")
+    result.outputs["synced_video"] = "r/a_synced.mp4"
+    assert _summary_line(result).endswith("confidence 0.20 (uncertain)")

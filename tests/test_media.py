@@ -350,3 +350,27 @@ def test_real_clip_shift_copy(tmp_path, name):
     lags = np.arange(lag - 40, lag + 41)
     score = [np.dot(x[: 4 * SAMPLE_RATE], y[k : k + 4 * SAMPLE_RATE]) for k in lags]
     assert lags[int(np.argmax(score))] == lag
+
+
+@pytest.mark.parametrize("offset_frames,uncertain,always,written", [
+    (5, False, False, True), (5, True, False, False), (5, True, True, True),
+    (0, False, False, False), (0, False, True, True)])
+def test_corrected_copy_only_for_a_sure_nonzero_offset(tmp_path, offset_frames, uncertain,
+                                                       always, written):
+    """An uncertain answer is not applied (the copy would correct by a guess), nor is 0;
+    always_write writes it anyway. offset.json and scores.png are always written."""
+    from gestsync import sync
+
+    info = media.probe(synth.make_video(tmp_path / "in.mp4", seconds=2.0))
+    lags = list(range(-10, 11))
+    result = sync.OffsetResult(
+        video=str(info.path), offset_frames=offset_frames, offset_seconds=offset_frames / 25,
+        confidence=0.2 if uncertain else 0.8, uncertain=uncertain, bootstrap_agreement=0.5,
+        method="builtin", num_frames=info.num_frames, duration_seconds=2.0,
+        scored_frames=(0, info.num_frames), candidates=lags, scores=[0.0] * len(lags))
+    out = tmp_path / "out"
+    sync._write_outputs(result, info, out, write_video=True, always_write=always,
+                        progress=lambda *a: None)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["offset.json", "scores.png"] + ["in_synced.mp4"] * written)
+    assert ("synced_video" in result.outputs) == written

@@ -237,10 +237,13 @@ def run_sync(video: Path, out_dir: Path, checkpoint: Path | None,
 def sync_summary(d: dict) -> str:
     """The offset in words (markdown), from `OffsetResult.to_dict()`."""
     frames, seconds = d["offset_frames"], d["offset_seconds"]
+    when = "later" if frames > 0 else "earlier"
     if frames == 0:
         meaning = "sound and picture are in sync; no corrected copy is needed"
+    elif d["uncertain"]:
+        meaning = (f"the sound may come {abs(seconds):.2f} s {when} than the picture; no "
+                   "corrected copy is made from a guess")
     else:
-        when = "later" if frames > 0 else "earlier"
         meaning = (f"the sound comes {abs(seconds):.2f} s {when} than the picture; the "
                    "corrected copy below moves the sound back in place")
     doubt = " (uncertain: treat the answer as a guess)" if d["uncertain"] else ""

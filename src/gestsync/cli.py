@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", type=int, default=1, metavar="K",
                    help="candidate step in frames (default 1; 5 = the authors' grid)")
     s.add_argument("--always-write", action="store_true",
-                   help="write the corrected video even when the offset is 0")
+                   help="write the corrected video even when the offset is 0 or the answer "
+                   "is uncertain")
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
     s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes "
                    "(default: one per CPU core, at most 4)")
@@ -251,6 +252,8 @@ def _summary_line(result) -> str:
     d = result.to_dict()
     if "offset_frames" in d:
         note = " (uncertain)" if d.get("uncertain") else ""
+        if d.get("uncertain") and d["offset_frames"] and "synced_video" not in (d["outputs"] or {}):
+            note += "; no corrected video written (--always-write writes it anyway)"
         line = (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
         for seg in d.get("segments") or []:

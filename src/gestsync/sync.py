@@ -70,8 +70,8 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         grid: candidate step in frames (1: every frame; 5: the authors' grid).
         out_dir: where to write offset.json, scores.png and <name>_synced.mp4; None writes
             nothing to disk.
-        write_video: write the sync-corrected copy (skipped for offset 0 unless
-            always_write).
+        write_video: write the sync-corrected copy (skipped when the offset is 0 or the
+            answer is uncertain, unless always_write).
         device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
         segment_seconds: also report the offset of every stretch of this length and
             whether it drifts along the clip.
@@ -155,7 +155,9 @@ def _write_outputs(result: OffsetResult, info: media.MediaInfo, out_dir: Path,
                    write_video: bool, always_write: bool, progress: scan.Progress) -> None:
     """offset.json, scores.png and (when needed) the corrected video, all or nothing."""
     names = {"json": "offset.json", "plot": "scores.png"}
-    if write_video and (result.offset_frames != 0 or always_write):
+    # No corrected copy for an offset of 0 (nothing to correct) or an uncertain answer (it
+    # would apply a guess), unless asked for.
+    if write_video and (always_write or (result.offset_frames != 0 and not result.uncertain)):
         names["synced_video"] = f"{info.path.stem}_synced{media.output_suffix(info)}"
     result.outputs = {k: str(out_dir / v) for k, v in names.items()}
     with outputs.staged(out_dir) as stage:
