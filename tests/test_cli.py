@@ -261,5 +261,6 @@ def test_summary_says_why_no_corrected_video_was_written():
     assert _summary_line(result) == ("a.mp4: offset +7 frames (+0.28 s), confidence 0.20 "
                                      "(uncertain); no corrected video written "
                                      "(--always-write writes it anyway)")
+    assert _summary_line(result, video_wanted=False).endswith("(uncertain)")  # --no-video
     result.outputs["synced_video"] = "r/a_synced.mp4"
     assert _summary_line(result).endswith("confidence 0.20 (uncertain)")

@@ -248,11 +248,14 @@ def _workers(args) -> int:
     return args.workers or default_workers()
 
 
-def _summary_line(result) -> str:
+def _summary_line(result, video_wanted: bool = True) -> str:
+    """One human-readable line (more with segments or scenes); `video_wanted`: the corrected
+    video was not turned off (--no-video), so its absence needs a word."""
     d = result.to_dict()
     if "offset_frames" in d:
         note = " (uncertain)" if d.get("uncertain") else ""
-        if d.get("uncertain") and d["offset_frames"] and "synced_video" not in (d["outputs"] or {}):
+        if (video_wanted and d["uncertain"] and d["offset_frames"]
+                and "synced_video" not in d["outputs"]):
             note += "; no corrected video written (--always-write writes it anyway)"
         line = (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
@@ -291,7 +294,7 @@ def _process(args, videos: list[Path]) -> int:
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
         else:
-            print(_summary_line(result), flush=True)
+            print(_summary_line(result, not getattr(args, "no_video", False)), flush=True)
             for path in result.to_dict().get("outputs", {}).values():
                 print(f"  wrote {path}")
     if many and not args.json:
