@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from gestsync import estimator, media, offset, scan
+from gestsync import estimator, media, offset, scan, sync
 from gestsync.sync import POSE_STRIDE
 
 LOAD = 0.0
@@ -88,7 +88,7 @@ def main() -> None:
             speech = estimator.speech_signals(audio, info.num_frames)
             ev = estimator.evidence(motion, speech, lags)
             return offset.span_answer(ev, offset.scored_span(info.num_frames, None), lags,
-                                      estimator.SUBWINDOW_FRAMES)
+                                      sync.scoring_subwindow("builtin"))
 
         _, t_estimate = timed(estimate)
         _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)

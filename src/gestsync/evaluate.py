@@ -22,7 +22,7 @@ import numpy as np
 
 from . import estimator, media, offset, scan
 from .errors import GestsyncError
-from .sync import POSE_STRIDE
+from .sync import POSE_STRIDE, scoring_subwindow
 
 TOLERANCES = (0, 1, 2, 5)
 CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
@@ -93,7 +93,7 @@ def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
     trials = []
     for start in range(0, frames - length + 1, length):
         best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags,
-                                                            estimator.SUBWINDOW_FRAMES)
+                                                            scoring_subwindow("builtin"))
         trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length))
     return trials
 
@@ -129,7 +129,8 @@ def report(trials: list[Trial], durations: dict[str, float]) -> str:
         part = [t for t in trials if t.context == c]
         if part:
             out.append(line.format(c, **summarise(part)))
-    long_clips = [t for t in trials if t.context == "whole" and t.scored_frames >= LONG_CLIP_FRAMES]
+    long_clips = [t for t in trials
+                  if t.context == "whole" and t.scored_frames >= LONG_CLIP_FRAMES]
     if long_clips:
         out.append(line.format(f"whole, clips of {LONG_CLIP_FRAMES // estimator.FPS} s or more",
                                **summarise(long_clips)))

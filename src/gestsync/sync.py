@@ -106,11 +106,10 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
             from .model_scoring import model_evidence
         evidence = model_evidence(model, info, audio, person, lags, progress)
     method = "builtin" if model is None else "model"
-    subwindow = estimator.SUBWINDOW_FRAMES if model is None else None  # the model: plain mean, as the authors
-    result = _decide(info, evidence, lags, context_frames, method, subwindow)
+    result = _decide(info, evidence, lags, context_frames, method)
     if segment_seconds is not None:
         result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
-                                                 subwindow)
+                                                 scoring_subwindow(method))
         result.drift = offset.drift(result.segments)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
@@ -138,10 +137,17 @@ def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[peo
     return estimator.evidence(motion, speech, lags)
 
 
+def scoring_subwindow(method: str) -> int | None:
+    """How a span's lags are scored (`offset.block_totals`): the built-in estimator by 2 s
+    sub-window votes, the published model by the plain mean, as the authors' code does."""
+    return estimator.SUBWINDOW_FRAMES if method == "builtin" else None
+
+
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
-            context_frames: int | None, method: str, subwindow: int | None) -> OffsetResult:
+            context_frames: int | None, method: str) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
-    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags, subwindow)
+    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags,
+                                                             scoring_subwindow(method))
     return OffsetResult(
         video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,
         confidence=round(confidence, 3), uncertain=confidence < offset.UNCERTAIN_BELOW,
