@@ -93,16 +93,22 @@ def test_decide_scene_finds_the_speaker():
     ev = _scene(rng)
     decision, scores, z = ss.decide_scene(ev, [0, 0, 0], 250, speech_fraction=0.9)
     assert decision.speaker == 1 and decision.reason == ss.SPEAKING
-    assert decision.confidence > 0.9
+    assert decision.raw_confidence > 0.9
+    assert decision.confidence == pytest.approx(
+        float(ss.calibrated(decision.raw_confidence, 3, "scene", False)), abs=1e-3)
     assert scores.argmax() == 1 and z[1] > 3
 
 
 def test_decide_scene_nobody_and_off_screen():
     rng = np.random.default_rng(2)
-    decisions = [ss.decide_scene(_scene(rng, people=1, speaker=None), [0], 250, 0.9)[0]
-                 for _ in range(20)]
+    scenes = [_scene(rng, people=1, speaker=None) for _ in range(20)]
+    decisions = [ss.decide_scene(ev, [0], 250, 0.9, allow_offscreen=True)[0] for ev in scenes]
     assert np.mean([d.reason == ss.OFF_SCREEN for d in decisions]) >= 0.7  # about 0.84 expected
     assert all(d.speaker is None for d in decisions if d.reason == ss.OFF_SCREEN)
+    # by default the lone visible person is named, with a confidence that says it is a guess
+    forced = [ss.decide_scene(ev, [0], 250, 0.9)[0] for ev in scenes]
+    assert all(d.speaker == 0 and d.reason == ss.SPEAKING for d in forced)
+    assert np.mean([d.confidence for d in forced]) < 0.5
     decision, _, _ = ss.decide_scene(_scene(rng), [0, 0, 0], 250, speech_fraction=0.05)
     assert decision.reason == ss.NO_SPEECH and decision.confidence == pytest.approx(0.95)
     decision, _, _ = ss.decide_scene([], [], 250, speech_fraction=0.9)
@@ -120,7 +126,7 @@ def test_per_frame_decisions_follow_turns():
     z = ss.frame_z(ev, [0, 0], n, context=50)
     speech = np.ones(n, bool)
     speech[-20:] = False
-    picks, confidence = ss.decide_frames(z, speech, np.where(speech, 0.9, 0.1))
+    picks, confidence, _ = ss.decide_frames(z, speech, np.where(speech, 0.9, 0.1))
     assert np.mean([p == 0 for p in picks[20:130]]) > 0.9
     assert np.mean([p == 1 for p in picks[170:270]]) > 0.9
     assert picks[-10:] == [None] * 10 and confidence[-1] == pytest.approx(0.9)

@@ -186,6 +186,10 @@ def _add_speaker_parser(sub) -> None:
                    help=f"bridge detection gaps up to N frames (default {MAX_GAP} = 1 s)")
     p.add_argument("--scene-threshold", type=float, default=CUT_THRESHOLD, metavar="T",
                    help=f"shot-cut threshold, higher: fewer cuts (default {CUT_THRESHOLD:g})")
+    p.add_argument("--allow-offscreen", action="store_true",
+                   help="answer 'off-screen voice' when no visible person's motion clearly "
+                        "follows the sound (default: one of the visible people is named "
+                        "whenever there is speech)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     p.set_defaults(run=_run_speaker)
 
@@ -195,6 +199,7 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
         return find_speakers(video, checkpoint=args.checkpoint, per_frame=args.per_frame,
+                             allow_offscreen=args.allow_offscreen,
                              context_frames=args.context_frames, max_people=args.max_people,
                              min_track_frames=args.min_track_frames,
                              min_track_size=args.min_track_size, max_gap=args.max_gap,
@@ -205,12 +210,27 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
 
 
 def _speaker_summary(d: dict) -> str:
+    """`name: <span>: <who> (<confidence>); ...`, who = #<track id> or why nobody; with
+    --per-frame the share of the scene's frames given to each person instead."""
     parts = []
     for s in d["scenes"]:
+        span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
+        if s.get("frame_speakers") is not None:
+            parts.append(span + _frame_shares(s["frame_speakers"]))
+            continue
         who = s["reason"] if s["speaker"] is None else f"#{s['speaker']}"
-        parts.append(f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: {who} "
-                     f"({s['confidence']:.2f})")
+        parts.append(span + f"{who} ({s['confidence']:.2f})")
     return f"{Path(d['video']).name}: " + "; ".join(parts)
+
+
+def _frame_shares(frame_speakers: list) -> str:
+    """'#1 67%, #0 20%, nobody 13%' of a scene's per-frame decisions, largest first."""
+    counts: dict = {}
+    for who in frame_speakers:
+        counts[who] = counts.get(who, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{'nobody' if who is None else f'#{who}'} "
+                     f"{round(100 * n / len(frame_speakers))}%" for who, n in ranked)
 
 
 def _version() -> str:
@@ -259,6 +279,12 @@ def _summary_line(result, video_wanted: bool = True) -> str:
             note += "; no corrected video written (--always-write writes it anyway)"
         line = (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
+        if d.get("people"):
+            x0, y0, x1, y1 = d["person"]["box"]
+            line += (f"\n  from person #{d['person']['track']} of {len(d['people'])} (box "
+                     f"{x0},{y0}-{x1},{y1}); the others: " + ", ".join(
+                         f"#{p['track']} {p['offset_frames']:+d} ({p['confidence']:.2f})"
+                         for p in d["people"] if p["track"] != d["person"]["track"]))
         for seg in d.get("segments") or []:
             line += (f"\n  {seg['start_seconds']:7.1f}-{seg['end_seconds']:.1f} s: "
                      f"{seg['offset_frames']:+d} frames, confidence {seg['confidence']:.2f}")

@@ -183,7 +183,7 @@ def run_eval(args) -> int:
         from .evaluate_speaker import run
 
         return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
-                   Path(args.cache) if args.cache else None)
+                   Path(args.cache) if args.cache else None, args.fit_calibration)
     if args.trials:
         trials, durations = _read_trials(Path(args.trials))
     else:

@@ -77,6 +77,10 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
                        _align(voice.speech, stated), _align(voice.probability, stated))
 
 
+CONFIDENCE_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)  # reliability table columns
+RAW_BINS = 20  # per-frame raw confidences are kept as counts in this many equal bins
+
+
 @dataclass
 class SpeakerTrial:
     people: int
@@ -85,13 +89,16 @@ class SpeakerTrial:
     window: str
     start: int
     frames: int
-    predicted: int | None
-    forced: int  # highest z, no threshold (the authors' rule: someone always speaks)
-    confidence: float
-    frame_correct: int  # speech frames decided right
-    frame_none: int  # speech frames decided "nobody"
-    frame_forced: int  # speech frames whose highest z is the speaker
+    predicted: int | None  # with off-screen voices allowed
+    forced: int  # highest z, no threshold (the default: someone visible always speaks)
+    confidence: float | None  # raw (before calibration), of `predicted`; None: no speech
+    forced_confidence: float | None  # raw, of `forced`
+    frame_correct: int  # speech frames decided right, off-screen voices allowed
+    frame_none: int  # speech frames decided "nobody", off-screen voices allowed
+    frame_forced: int  # speech frames whose forced decision is the speaker
     speech_frames: int
+    frame_bins: dict  # {"forced"|"offscreen": [[frames, right] per RAW_BINS bin of raw
+    # confidence]}
 
     @property
     def correct(self) -> bool:
@@ -116,17 +123,29 @@ def _trial(group, sound, speaker, window, start, size, context) -> SpeakerTrial:
     evidence = [motion_evidence(c.motion[:, span], heard) for c in group]
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
-    decision, _, scene_z = speaker_scores.decide_scene(evidence, offsets, size,
-                                                       float(speech.mean()))
+    scene = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
+                                                allow)[0] for allow in (False, True)}
     z = speaker_scores.frame_z(evidence, offsets, size, context)
-    picks, _ = speaker_scores.decide_frames(z, speech, sound.speech_probability[span])
-    picks = np.array([-1 if p is None else p for p in picks])[speech]
     truth = -1 if speaker is None else speaker
-    forced = np.nanargmax(np.nan_to_num(z[:, speech], nan=-np.inf), axis=0)
+    frames, bins = {}, {}
+    for allow, name in ((False, "forced"), (True, "offscreen")):
+        picks, _, raw = speaker_scores.decide_frames(z, speech, sound.speech_probability[span],
+                                                     allow)
+        right = (np.array([-1 if p is None else p for p in picks]) == truth)[speech]
+        frames[name] = (right, np.array([p is None for p in picks])[speech])
+        bins[name] = _binned(raw[speech], right)
+    scene_z = speaker_scores.z_scores(speaker_scores.scene_means(evidence))
     return SpeakerTrial(len(group), tuple(c.name for c in group), speaker, window, start, size,
-                        decision.speaker, int(np.nanargmax(scene_z)), decision.confidence,
-                        int((picks == truth).sum()), int((picks == -1).sum()),
-                        int((forced == truth).sum()), int(speech.sum()))
+                        scene[True].speaker, int(np.nanargmax(scene_z)),
+                        scene[True].raw_confidence, scene[False].raw_confidence, int(frames["offscreen"][0].sum()),
+                        int(frames["offscreen"][1].sum()), int(frames["forced"][0].sum()),
+                        int(speech.sum()), bins)
+
+
+def _binned(raw: np.ndarray, right: np.ndarray) -> list[list[int]]:
+    """[frames, right] per RAW_BINS equal bin of raw confidence."""
+    which = np.minimum((raw * RAW_BINS).astype(int), RAW_BINS - 1)
+    return [[int((which == b).sum()), int(right[which == b].sum())] for b in range(RAW_BINS)]
 
 
 def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4)) -> list[SpeakerTrial]:
@@ -182,11 +201,89 @@ def report(trials: list[SpeakerTrial]) -> str:
                 part = [t for t in single if (t.speaker is not None) == own and t.window == w]
                 if part:
                     out.append(f"| {label} ({w}) | {_decided(part)} |")
+    return "\n".join(out + ["", "### Reliability: share right (answers) per calibrated confidence",
+                            reliability(trials)])
+
+
+LEVELS = {("scene", False): "scene, forced (2+ people)",
+          ("scene", True): "scene, off-screen allowed (1+ people)",
+          ("frame", False): "frame, forced (2+ people)",
+          ("frame", True): "frame, off-screen allowed (1+ people)"}
+
+
+def calibration_data(trials: list[SpeakerTrial], level: str, allow: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(raw confidence, people, right, weight) rows of one kind of decision: scenes with
+    speech, or per-frame bins (centre of each RAW_BINS bin, counts as weights). Forced
+    choice is measured with 2+ people (a lone person is not calibrated)."""
+    rows = []
+    for t in trials:
+        if not allow and t.people < 2:
+            continue
+        if level == "scene":
+            raw = t.confidence if allow else t.forced_confidence
+            if raw is not None:
+                rows.append((raw, t.people, (t.predicted if allow else t.forced) == t.speaker, 1))
+            continue
+        for b, (n, right) in enumerate(t.frame_bins["offscreen" if allow else "forced"]):
+            centre = (b + 0.5) / RAW_BINS
+            rows += [(centre, t.people, True, right), (centre, t.people, False, n - right)]
+    rows = [r for r in rows if r[3] > 0]
+    return tuple(np.array(col, float) for col in zip(*rows)) if rows else (np.zeros(0),) * 4
+
+
+def fit_calibration(trials: list[SpeakerTrial]) -> dict:
+    """CALIBRATION coefficients for every kind of decision, fitted on `trials`."""
+    from . import calibration
+
+    fitted = {}
+    for level, allow in LEVELS:
+        raw, people, right, weight = calibration_data(trials, level, allow)
+        fitted[(level, allow)] = calibration.fit(
+            calibration.features(raw, np.log(people)), right, weight)
+    return fitted
+
+
+def reliability(trials: list[SpeakerTrial], coefficients: dict | None = None) -> str:
+    """Markdown: how often answers of each calibrated confidence are right, per kind."""
+    edges = CONFIDENCE_BINS
+    head = " | ".join(f"{lo:.1f}-{min(hi, 1):.1f}" for lo, hi in zip(edges, edges[1:]))
+    out = [f"| answers | {head} | share right when >= 0.8 |", "|---|" + "---|" * len(edges)]
+    for (level, allow), name in LEVELS.items():
+        raw, people, right, weight = calibration_data(trials, level, allow)
+        sure = speaker_scores.calibrated(raw, people, level, allow,
+                                         coefficients and coefficients[(level, allow)])
+        which = np.digitize(sure, edges[1:-1])
+        cells = []
+        for b in range(len(edges) - 1):
+            n = weight[which == b].sum()
+            cells.append(f"{(weight * right)[which == b].sum() / n:.2f} ({n:.0f})" if n else "-")
+        high = sure >= 0.8
+        share = (weight * right)[high].sum() / weight[high].sum() if high.any() else float("nan")
+        out.append(f"| {name} | " + " | ".join(cells) + f" | {share:.2f} |")
     return "\n".join(out)
 
 
+def calibration_report(trials: list[SpeakerTrial]) -> str:
+    """Fit on the composites of fit clips only, show the reliability on those of check
+    clips only, and give the curves fitted on every composite (the ones to ship)."""
+    from .evaluate import fit_check_split
+
+    def only(split):
+        return [t for t in trials if all(fit_check_split(c) == split for c in t.clips)]
+
+    fitted = fit_calibration(only("fit"))
+    everything = fit_calibration(trials)
+    lines = [f"    {key!r}: ({', '.join(f'{c:.4f}' for c in value)})," for key, value in everything.items()]
+    return "\n".join([
+        "### Calibration fit", f"Fitted on composites of fit clips only ({len(only('fit'))} "
+        f"trials), reliability on composites of check clips only ({len(only('check'))} trials):",
+        reliability(only("check"), fitted), "", "Fitted on every composite: CALIBRATION = {",
+        *lines, "}"])
+
+
 def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
-        cache: Path | None) -> int:
+        cache: Path | None, fit: bool = False) -> int:
     from .cli import TqdmProgress
     from .evaluate import single_speaker_clips
 
@@ -212,4 +309,6 @@ def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None
     print(f"Speaker protocol: {len(signals)} clips ({lengths}); built-in estimator; "
           f"per-frame context {DEFAULT_CONTEXT} frames; frame accuracy over frames with speech.\n")
     print(report(trials))
+    if fit:
+        print("\n" + calibration_report(trials))
     return 0

@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from . import calibration
+
 FPS = 25
 AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
 BOOTSTRAP_BLOCK = FPS  # frames per bootstrap block: 1 s keeps the signals' own correlation
@@ -139,39 +141,22 @@ def _agreement(sums: np.ndarray, counts: np.ndarray, lags: np.ndarray, answer: i
     return float(np.mean(np.abs(picks - answer) <= AGREE_FRAMES))
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(p, 0.01, 0.99)
-    return np.log(p / (1 - p))
-
-
 def calibration_features(agreement, scored_frames) -> np.ndarray:
     """N x 3 design matrix (1, logit(agreement), log(scored seconds)) of the calibration."""
-    agreement = np.atleast_1d(np.asarray(agreement, float))
     seconds = np.atleast_1d(np.asarray(scored_frames, float)) / FPS
-    return np.stack([np.ones_like(agreement), _logit(agreement), np.log(seconds)], axis=1)
+    return calibration.features(agreement, np.log(seconds))
 
 
 def calibrated_confidence(agreement: float, scored_frames: int,
                           coefficients: tuple[float, float, float] = CALIBRATION) -> float:
     """Probability that an answer is right within AGREE_FRAMES, from the bootstrap
     agreement and how many frames were scored (see CALIBRATION)."""
-    z = float(calibration_features(agreement, scored_frames)[0] @ np.asarray(coefficients))
-    return float(1 / (1 + np.exp(-z)))
+    return float(calibration.apply(calibration_features(agreement, scored_frames), coefficients)[0])
 
 
 def fit_calibration(agreement, scored_frames, correct) -> tuple[float, float, float]:
-    """Logistic-regression coefficients for `calibrated_confidence` (slightly L2-regularised,
-    so that a small or separable set still gives finite values)."""
-    from scipy.optimize import minimize
-
-    x = calibration_features(agreement, scored_frames)
-    y = np.asarray(correct, float)
-
-    def loss(w):
-        z = x @ w
-        return np.mean(np.logaddexp(0, z) - y * z) + 1e-3 * np.sum(w[1:] ** 2)
-
-    return tuple(float(v) for v in minimize(loss, np.zeros(3), method="BFGS").x)
+    """Logistic-regression coefficients for `calibrated_confidence`."""
+    return calibration.fit(calibration_features(agreement, scored_frames), correct)
 
 
 DRIFT_FRAMES = 2 * AGREE_FRAMES  # confident segments this far apart: the offset drifts

@@ -441,6 +441,20 @@ def people_per_frame(tracks: list[Track], num_frames: int) -> np.ndarray:
     return count
 
 
+def distinct_people(poses: np.ndarray, same_iou: float = JOIN_IOU) -> int:
+    """People of comparable size among one frame's detections, which may hold the same
+    person more than once (e.g. found in overlapping parts of the frame): link boxes that
+    overlap by `same_iou` or more count once; people smaller than SECONDARY_MIN_SCALE of
+    the largest do not count."""
+    boxes = np.array([link_box(p) for p in poses]).reshape(-1, 4)
+    kept: list[np.ndarray] = []
+    for box in boxes:
+        if not kept or iou(np.stack(kept), box[None])[:, 0].max() < same_iou:
+            kept.append(box)
+    sizes = np.array([max(b[2] - b[0], b[3] - b[1]) for b in kept])
+    return int((sizes >= SECONDARY_MIN_SCALE * sizes.max()).sum()) if len(kept) else 0
+
+
 def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -> Track:
     """The one person of a single-speaker clip: the track spanning the most frames.
 

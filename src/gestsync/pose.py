@@ -5,6 +5,7 @@ from the wheel's own `.tflite` files, with the input-normalisation metadata that
 requires, into a cache folder keyed by the mediapipe version.
 
 - `PoseDetector`: several people per frame (Tasks PoseLandmarker, VIDEO mode).
+- `StillPoseDetector`: the same on single still frames (IMAGE mode), for counting people.
 - `HandDetector`: hand landmarks (Tasks HandLandmarker, VIDEO mode).
 - `FaceMasker`: hides the face of a person crop as the GestSync model expects
   (`mp.solutions.face_mesh`, which runs offline from the wheel's models).
@@ -251,6 +252,37 @@ class PoseDetector(_VideoTask):
         ms = self._check_time(frame_index)
         result = self._landmarker.detect_for_video(_mp_image(_downscale(rgb, self.max_width)), ms)
         return _to_pixels(result.pose_landmarks, rgb.shape, NUM_POSE_LANDMARKS, visibility=True)
+
+
+class StillPoseDetector:
+    """Everyone's body landmarks on single frames (Tasks PoseLandmarker, IMAGE mode).
+
+    Each call detects afresh, with no tracking between calls, so frames may be far apart.
+    Used to count people, not to follow them.
+    """
+
+    def __init__(self, max_people: int = 4, cache: Path | None = None):
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        options = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(bundle_path("pose_landmarker", cache))),
+            running_mode=vision.RunningMode.IMAGE, num_poses=max_people)
+        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+
+    def detect(self, rgb: np.ndarray) -> np.ndarray:
+        """float32 (P, 33, 4) as `PoseDetector.detect`, in pixels of `rgb`."""
+        result = self._landmarker.detect(_mp_image(rgb))
+        return _to_pixels(result.pose_landmarks, rgb.shape, NUM_POSE_LANDMARKS, visibility=True)
+
+    def close(self) -> None:
+        self._landmarker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _to_pixels(people, shape: tuple[int, ...], num: int, visibility: bool) -> np.ndarray:

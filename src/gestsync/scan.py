@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import media, people
-from .pose import PoseDetector
+from .errors import PeopleError
+from .pose import PoseDetector, StillPoseDetector
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -153,26 +154,88 @@ def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress =
     return people.track_people(poses, (info.width, info.height), **track_options)
 
 
-CROWD_STRIDE = 10  # frames: the several-people check of `single_person` looks 2.5 times a second
+CROWD_STRIDE = 10  # frames: the people count looks 2.5 times a second
+CROWD_PARTS = ((0.0, 0.6), (0.4, 1.0))  # overlapping left and right parts of the frame:
+# on a still frame the detector often finds only one of two people side by side, and each
+# of them in a part of the frame that holds them alone
+MAX_SEARCHED_PEOPLE = 4  # `people_to_search`: most people followed in a clip with several
+
+
+def count_people(info: media.MediaInfo, progress: Progress = no_progress) -> np.ndarray:
+    """People of comparable size on every CROWD_STRIDE-th frame (`people.distinct_people`).
+
+    Each look is a still frame searched whole and in CROWD_PARTS, with no tracking, so
+    that nobody is missed for being next to somebody already found.
+    """
+    counts = []
+    with native_logs_hidden():
+        detector = StillPoseDetector(max_people=MAX_SEARCHED_PEOPLE)
+    with detector:
+        for k, frame in enumerate(media.iter_frames(info, size=pose_size(info))):
+            if k % CROWD_STRIDE == 0:
+                with native_logs_hidden() if k == 0 else contextlib.nullcontext():
+                    found = _whole_and_parts(detector, frame)  # the first logs its set-up
+                counts.append(people.distinct_people(found))
+            progress("people check", k + 1, info.num_frames)
+    return np.array(counts, np.int64)
+
+
+def _whole_and_parts(detector: StillPoseDetector, frame: np.ndarray) -> np.ndarray:
+    """Detections in the whole frame and in each of CROWD_PARTS, in frame pixels."""
+    width = frame.shape[1]
+    found = [detector.detect(frame)]
+    for lo, hi in CROWD_PARTS:
+        x0 = int(lo * width)
+        poses = detector.detect(np.ascontiguousarray(frame[:, x0:int(hi * width)]))
+        poses[..., 0] += x0
+        found.append(poses)
+    return np.concatenate(found)
+
+
+def several_people(info: media.MediaInfo, progress: Progress = no_progress) -> bool:
+    """Two or more people of comparable size on MULTI_PERSON_FRACTION of the looks or more."""
+    counts = count_people(info, progress)
+    return bool(len(counts)) and float(np.mean(counts >= 2)) >= people.MULTI_PERSON_FRACTION
 
 
 def single_person(info: media.MediaInfo, progress: Progress = no_progress, stride: int = 1,
                   workers: int = 1) -> tuple[list[people.Track], people.Track]:
     """(tracks, main track) of a single-speaker clip.
 
-    Two passes, cheaper together than one multi-person pass on every frame: a sparse
-    multi-person pass (every CROWD_STRIDE-th frame) checks that exactly one person is
-    there (`people.main_person` raises otherwise), then a one-person pass on every
-    `stride`-th frame follows that person closely.
+    A sparse people count (`several_people`) checks that one person is there (PeopleError
+    otherwise), then a one-person pass on every `stride`-th frame follows that person
+    closely (cheaper than a multi-person pass, and it never loses a lone person).
     """
-    def checking(stage: str, completed: int, total: int) -> None:
-        progress("people check", completed, total)
+    if several_people(info, progress):
+        raise PeopleError(f"several people visible in {info.path.name}: use `gestsync "
+                          "speaker` to find who is speaking")
+    return _one_person(info, progress, stride, workers)
 
-    crowd = scan_people(info, max_people=2, progress=checking, stride=CROWD_STRIDE,
-                        workers=workers)
-    people.main_person(crowd, info.num_frames, name=info.path.name)
+
+def _one_person(info, progress, stride, workers) -> tuple[list[people.Track], people.Track]:
     tracks = scan_people(info, max_people=1, progress=progress, stride=stride, workers=workers)
     return tracks, people.main_person(tracks, info.num_frames, name=info.path.name)
+
+
+def people_to_search(info: media.MediaInfo, progress: Progress = no_progress, stride: int = 1,
+                     workers: int = 1) -> list[tuple[list[people.Track], people.Track]]:
+    """Who to search for the offset: one (tracks, person) pair per visible person.
+
+    One person: as `single_person`. Several (`several_people`): a multi-person pass on
+    every frame (up to MAX_SEARCHED_PEOPLE at once), tracks of at least 2 s whose hands
+    are in view; PeopleError if none is.
+    """
+    if not several_people(info, progress):
+        return [_one_person(info, progress, stride, workers)]
+    poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
+    fragments = people.track_people(poses, (info.width, info.height), min_frames=1, min_size=0)
+    tracks = [t for t in people.keep_tracks(people.join_fragments(fragments))
+              if t.visible_hands_ratio >= people.MIN_HANDS_RATIO]
+    if not tracks:
+        raise PeopleError(
+            f"no person with hands in view for {people.MIN_FRAMES / media.FPS:g} s in "
+            f"{info.path.name}: gestsync reads gestures, so the hands must be in the picture")
+    return [([t], t) for t in tracks]
 
 
 def track_scenes(poses: list[np.ndarray], spans: list[tuple[int, int]],

@@ -100,6 +100,7 @@ class SpeakerOptions:
     min_track_size: float = people.MIN_SIZE
     max_gap: int = people.MAX_GAP
     scene_threshold: float = CUT_THRESHOLD
+    allow_offscreen: bool = False
 
     def __post_init__(self) -> None:
         if self.context_frames < 1:
@@ -119,7 +120,7 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
                   max_people: int = DEFAULT_MAX_PEOPLE,
                   min_track_frames: int = people.MIN_FRAMES,
                   min_track_size: float = people.MIN_SIZE, max_gap: int = people.MAX_GAP,
-                  scene_threshold: float = CUT_THRESHOLD,
+                  scene_threshold: float = CUT_THRESHOLD, allow_offscreen: bool = False,
                   out_dir: str | os.PathLike | None = None, write_video: bool = True,
                   device: str | None = None, progress: scan.Progress = scan.no_progress
                   ) -> SpeakerResult:
@@ -135,6 +136,9 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
             or smaller than min_track_size pixels are dropped; gaps up to max_gap frames
             are bridged (see `people.track_people`).
         scene_threshold: shot-cut threshold of the content detector (higher: fewer cuts).
+        allow_offscreen: answer "off-screen voice" when no visible person's motion clearly
+            follows the sound; by default one of the visible people is named whenever
+            there is speech (forced choice).
         out_dir: where to write speakers.json and <name>_speakers.mp4; None writes nothing.
         write_video: write the annotated video.
         device: torch device for the model; None picks a GPU if present.
@@ -144,7 +148,7 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
         fix: unreadable or silent input, clip under 2 s, no scene long enough, no person.
     """
     options = SpeakerOptions(per_frame, context_frames, max_people, min_track_frames,
-                             min_track_size, max_gap, scene_threshold)
+                             min_track_size, max_gap, scene_threshold, allow_offscreen)
     if out_dir is not None:
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
@@ -259,14 +263,15 @@ def _decide(info, spans, tracks, evidence, voice: vad.VoiceActivity, options: Sp
         next_id += len(scene)
         offsets = [t.start - start for t in scene]
         fraction = voice.fraction(start, end)
-        decision, scores, z = speaker_scores.decide_scene(ev, offsets, end - start, fraction)
+        decision, scores, z = speaker_scores.decide_scene(ev, offsets, end - start, fraction,
+                                                          options.allow_offscreen)
         scenes.append(SceneSpeakers(
             index=index, start_frame=start, end_frame=end, start_seconds=start / media.FPS,
             end_seconds=end / media.FPS, speech_fraction=round(fraction, 3), track_ids=ids,
             speaker=None if decision.speaker is None else ids[decision.speaker],
             confidence=decision.confidence, reason=decision.reason))
         if options.per_frame:
-            _frame_decisions(scenes[-1], ev, offsets, ids, voice, options.context_frames)
+            _frame_decisions(scenes[-1], ev, offsets, ids, voice, options)
         results += [_track_result(i, index, t, s, zz) for i, t, s, zz in zip(ids, scene, scores, z)]
     return SpeakerResult(
         video=str(info.path), method=method, num_frames=info.num_frames,
@@ -275,11 +280,15 @@ def _decide(info, spans, tracks, evidence, voice: vad.VoiceActivity, options: Sp
         scenes=scenes, tracks=results)
 
 
-def _frame_decisions(scene: SceneSpeakers, evidence, offsets, ids, voice, context) -> None:
+def _frame_decisions(scene: SceneSpeakers, evidence, offsets, ids, voice,
+                     options: SpeakerOptions) -> None:
     span = slice(scene.start_frame, scene.end_frame)
     length = scene.end_frame - scene.start_frame
-    z = speaker_scores.frame_z(evidence, offsets, length, context) if evidence else np.zeros((0, length))
-    picks, confidence = speaker_scores.decide_frames(z, voice.speech[span], voice.probability[span])
+    z = (speaker_scores.frame_z(evidence, offsets, length, options.context_frames) if evidence
+         else np.zeros((0, length)))
+    picks, confidence, _ = speaker_scores.decide_frames(z, voice.speech[span],
+                                                        voice.probability[span],
+                                                        options.allow_offscreen)
     scene.frame_speakers = [None if p is None else ids[p] for p in picks]
     scene.frame_confidence = [float(c) for c in confidence]
 

@@ -10,8 +10,9 @@ motion gets against speech it is not in sync with. The standardised score
 
     z = (score at zero lag - mean of the shifted scores) / their standard deviation
 
-is comparable between tracks of different lengths and steadiness; the highest z speaks,
-if it reaches Z_SPEAKING (otherwise the voice is off-screen or nobody visible matches).
+is comparable between tracks of different lengths and steadiness. With people in view
+and speech present, the highest z speaks (forced choice). Only when off-screen voices are
+allowed does a best z under Z_SPEAKING make the voice "off-screen" instead.
 """
 
 from __future__ import annotations
@@ -21,22 +22,52 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from . import calibration
+
 FPS = 25
 NULL_MIN_SHIFT = 13  # frames (0.5 s): band-passed gesture and speech signals decorrelate
 # well within this, so shifts at least this long give evidence of "not in sync"
 NULL_SHIFTS = 48  # most shifted copies per track (evenly spread over the allowed shifts)
-Z_SPEAKING = 1.0  # scene z at least this: the best-matching person is said to speak (a
-# non-speaker reaches it in about 1 scene in 5, a single real speaker in 2 of 3: README)
-Z_FRAME = 0.0  # per-frame windows are short (2 s), so their z is noisy: the best person
-# speaks when its evidence is above its own shifted-sound average
+Z_SPEAKING = 1.0  # scene z at least this: the best-matching person's motion clearly follows
+# the sound (a non-speaker reaches it in about 1 scene in 5, a single real speaker in 2 of
+# 3: docs/accuracy.md). Decides "off-screen voice" (when allowed) and a lone person's
+# confidence.
+Z_FRAME = 0.0  # the same for per-frame windows, which are short (2 s) and noisy: evidence
+# above the person's own shifted-sound average
 MIN_SPEECH_FRACTION = 0.2  # scenes with speech on fewer frames than this: nobody speaks
 BOOTSTRAP_BLOCK = FPS  # 1 s blocks keep the signals' own correlation
 BOOTSTRAP_RESAMPLES = 200
+
+# Confidence calibration (`calibration`): P(right) = sigmoid(a + b * logit(raw) + c *
+# log(people)), raw = the bootstrap agreement (scene) or Phi(margin) (frame), people = the
+# candidates. Fitted per (level, off-screen allowed) by `gestsync eval --protocol speaker
+# --fit-calibration` on composite scenes; fit and check clips: docs/accuracy.md. A lone
+# person named by force keeps the raw value (see `decide_scene`): composites cannot say how
+# often a lone visible person's voice is really off-screen.
+CALIBRATION = {
+    ("scene", False): (1.0092, 0.2344, -0.5019),
+    ("scene", True): (0.6313, 0.1179, -0.4573),
+    ("frame", False): (0.5947, 0.3690, -0.8778),
+    ("frame", True): (0.0144, 0.3495, -0.4049),
+}
+CALIBRATION_SOURCE = ("gestsync eval --protocol speaker --fit-calibration on the 9 "
+                      "single-speaker samples, every composite of 1-4 people, 2026-11-29")
 
 NO_SPEECH = "no speech"
 OFF_SCREEN = "off-screen voice"  # speech, but no visible person's motion matches it
 SPEAKING = "speaking"
 NO_PERSON = "no person"
+
+
+def calibrated(raw, people, level: str, allow_offscreen: bool, coefficients=None) -> np.ndarray:
+    """Calibrated confidence of decisions with raw confidence `raw` among `people`
+    candidates (arrays broadcast); a lone person chosen by force keeps `raw`."""
+    raw = np.asarray(raw, float)
+    people = np.broadcast_to(np.asarray(people, float), raw.shape)
+    coefficients = coefficients or CALIBRATION[(level, allow_offscreen)]
+    x = calibration.features(raw.ravel(), np.log(np.maximum(people.ravel(), 1)))
+    out = calibration.apply(x, coefficients).reshape(raw.shape)
+    return np.where((people <= 1) & (not allow_offscreen), raw, out)
 
 
 def null_shifts(length: int, most: int = NULL_SHIFTS) -> np.ndarray:
@@ -74,16 +105,17 @@ class Decision:
     """Who speaks in a span: `speaker` is an index into the candidate tracks or None."""
 
     speaker: int | None
-    confidence: float
+    confidence: float  # calibrated (see CALIBRATION)
     reason: str
+    raw_confidence: float | None = None  # before calibration
 
 
-def pick(z: np.ndarray, z_speaking: float = Z_SPEAKING) -> int | None:
-    """Index of the highest finite z if it reaches z_speaking, else None."""
+def pick(z: np.ndarray, z_speaking: float | None = Z_SPEAKING) -> int | None:
+    """Index of the highest finite z if it reaches z_speaking (None: always), else None."""
     if not np.isfinite(z).any():
         return None
     best = int(np.nanargmax(z))
-    return best if z[best] >= z_speaking else None
+    return best if z_speaking is None or z[best] >= z_speaking else None
 
 
 def scene_means(evidence: list[np.ndarray]) -> np.ndarray:
@@ -97,7 +129,7 @@ def scene_means(evidence: list[np.ndarray]) -> np.ndarray:
 
 
 def decide_scene(evidence: list[np.ndarray], offsets: list[int], length: int,
-                 speech_fraction: float, z_speaking: float = Z_SPEAKING,
+                 speech_fraction: float, allow_offscreen: bool = False,
                  seed: int = 0) -> tuple[Decision, np.ndarray, np.ndarray]:
     """Whole-scene decision.
 
@@ -106,10 +138,14 @@ def decide_scene(evidence: list[np.ndarray], offsets: list[int], length: int,
         offsets: first frame of each track relative to the scene's start.
         length: frames in the scene.
         speech_fraction: share of the scene's frames with speech (voice activity).
+        allow_offscreen: a best z under Z_SPEAKING answers "off-screen voice"; otherwise
+            the highest z speaks (forced choice).
     Returns:
         (decision, scores (K,) zero-lag mean evidence, z (K,)).
-        Confidence: share of block-bootstrap resamples of the scene (1 s blocks drawn with
-        replacement) that give the same decision; for "no speech", 1 - speech_fraction.
+        Raw confidence, calibrated into `confidence` (`calibrated`): the share of
+        block-bootstrap resamples of the scene (1 s blocks drawn with replacement) that
+        give the same decision; for a lone person chosen by force, the share in which
+        their z reaches Z_SPEAKING; for "no speech", 1 - speech_fraction.
     """
     if not evidence:
         return Decision(None, 1.0, NO_PERSON), np.zeros(0), np.zeros(0)
@@ -117,13 +153,20 @@ def decide_scene(evidence: list[np.ndarray], offsets: list[int], length: int,
     z = z_scores(means)
     if speech_fraction < MIN_SPEECH_FRACTION:
         return Decision(None, round(1 - speech_fraction, 3), NO_SPEECH), means[:, 0], z
-    chosen = pick(z, z_speaking)
-    agree = _bootstrap_agreement(evidence, offsets, length, chosen, z_speaking, seed)
-    return Decision(chosen, agree, SPEAKING if chosen is not None else OFF_SCREEN), means[:, 0], z
+    threshold = Z_SPEAKING if allow_offscreen else None
+    chosen = pick(z, threshold)
+    resampled = _bootstrap_z(evidence, offsets, length, seed)  # R x K
+    if threshold is None and len(evidence) == 1:
+        agree = float(np.mean(np.nan_to_num(resampled[:, 0], nan=-np.inf) >= Z_SPEAKING))
+    else:
+        agree = float(np.mean([pick(row, threshold) == chosen for row in resampled]))
+    reason = SPEAKING if chosen is not None else OFF_SCREEN
+    sure = float(calibrated(agree, len(evidence), "scene", allow_offscreen))
+    return Decision(chosen, round(sure, 3), reason, round(agree, 3)), means[:, 0], z
 
 
-def _bootstrap_agreement(evidence, offsets, length, chosen, z_speaking, seed) -> float:
-    """Share of block-bootstrap resamples of the scene whose decision equals `chosen`."""
+def _bootstrap_z(evidence, offsets, length, seed) -> np.ndarray:
+    """R x K z of every track in block-bootstrap resamples of the scene (1 s blocks)."""
     width = max(e.shape[0] for e in evidence)
     placed = np.full((len(evidence), width, length), np.nan)
     for i, (e, o) in enumerate(zip(evidence, offsets)):
@@ -136,9 +179,7 @@ def _bootstrap_agreement(evidence, offsets, length, chosen, z_speaking, seed) ->
                             size=BOOTSTRAP_RESAMPLES)  # R x B
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.einsum("rb,kwb->rkw", draws, sums) / np.einsum("rb,kwb->rkw", draws, counts)
-    z = z_scores(means)  # R x K
-    picks = [pick(row, z_speaking) for row in z]
-    return round(float(np.mean([p == chosen for p in picks])), 3)
+    return z_scores(means)
 
 
 def window_means(evidence: np.ndarray, context: int) -> np.ndarray:
@@ -171,20 +212,31 @@ def frame_z(evidence: list[np.ndarray], offsets: list[int], length: int,
 
 
 def decide_frames(z: np.ndarray, speech: np.ndarray, speech_probability: np.ndarray,
-                  z_speaking: float = Z_FRAME) -> tuple[list[int | None], np.ndarray]:
+                  allow_offscreen: bool = False
+                  ) -> tuple[list[int | None], np.ndarray, np.ndarray]:
     """Per-frame decisions from K x T windowed z and the frames' voice activity.
 
-    A frame without speech has nobody speaking (confidence 1 - speech probability);
-    otherwise the highest z speaks if it reaches z_speaking. Confidence is Phi(margin):
-    margin = best z - max(second z, z_speaking) for a speaker, z_speaking - best z for
-    nobody; the chance that unit-variance noise on the margin leaves the decision as is.
+    A frame without speech has nobody speaking (confidence 1 - speech probability). On a
+    frame with speech the highest z among the people present speaks (with allow_offscreen,
+    only if it reaches Z_FRAME). Confidence is Phi(margin), the chance that unit-variance
+    noise on the margin leaves the decision as is: margin = best z - second z, or best z -
+    Z_FRAME for a lone person (or when off-screen voices are allowed and that is larger);
+    Z_FRAME - best z for an off-screen voice. Returns (speakers, calibrated confidence,
+    raw confidence) per frame.
     """
-    ranked = np.sort(np.where(np.isfinite(z), z, -np.inf), axis=0)[::-1]  # K x T, best first
+    present = np.isfinite(z)
+    ranked = np.sort(np.where(present, z, -np.inf), axis=0)[::-1]  # K x T, best first
     best = ranked[0] if len(z) else np.full(z.shape[1], -np.inf)
     second = ranked[1] if len(z) > 1 else np.full(z.shape[1], -np.inf)
-    chosen = np.argmax(np.where(np.isfinite(z), z, -np.inf), axis=0) if len(z) else best.astype(int)
-    speaking = speech & (best >= z_speaking)
-    margin = np.where(speaking, best - np.maximum(second, z_speaking), z_speaking - best)
-    confidence = np.where(speech, norm.cdf(margin), 1 - speech_probability)
+    chosen = np.argmax(np.where(present, z, -np.inf), axis=0) if len(z) else best.astype(int)
+    lone = present.sum(axis=0) == 1
+    floor = np.where(lone, Z_FRAME, -np.inf) if not allow_offscreen else np.full_like(best, Z_FRAME)
+    speaking = speech & np.isfinite(best) & (best >= Z_FRAME if allow_offscreen else True)
+    with np.errstate(invalid="ignore"):
+        margin = np.where(speaking, best - np.maximum(second, floor), Z_FRAME - best)
+    raw = norm.cdf(np.nan_to_num(margin, nan=0.0))
+    sure = calibrated(raw, present.sum(axis=0), "frame", allow_offscreen)
+    quiet = 1 - speech_probability
     speakers = [int(c) if s else None for c, s in zip(chosen, speaking)]
-    return speakers, np.round(confidence, 3)
+    return (speakers, np.round(np.where(speech, sure, quiet), 3),
+            np.round(np.where(speech, raw, quiet), 3))

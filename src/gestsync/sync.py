@@ -44,6 +44,8 @@ class OffsetResult:
     scores: list[float | None]
     segments: list[dict] | None = None  # with segment_seconds: the offset of each stretch
     drift: dict | None = None  # with segment_seconds: {"drifting", "frames_per_minute"}
+    person: dict | None = None  # whose gestures carried the answer (`PersonAnswer` fields)
+    people: list[dict] | None = None  # with several people: every person's own answer
     outputs: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -96,17 +98,14 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         from .checkpoint import load_model
 
         model = load_model(checkpoint, device=device)
-    tracks, person = scan.single_person(info, progress, stride=pose_stride, workers=workers)
-    if model is None:
-        evidence = _builtin_evidence(info, audio, tracks, lags)
-    else:
-        if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: scored on keypoints
-            from .keypoint_scoring import keypoint_evidence as model_evidence
-        else:
-            from .model_scoring import model_evidence
-        evidence = model_evidence(model, info, audio, person, lags, progress)
     method = "builtin" if model is None else "model"
-    result = _decide(info, evidence, lags, context_frames, method)
+    answers = []
+    for index, (tracks, person) in enumerate(scan.people_to_search(
+            info, progress, stride=pose_stride, workers=workers)):
+        evidence = _evidence(info, audio, tracks, person, lags, model, progress)
+        answers.append((_decide(info, evidence, lags, context_frames, method), evidence,
+                        person_summary(index, person)))
+    result, evidence = _most_confident(answers)
     if segment_seconds is not None:
         result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
                                                  scoring_subwindow(method))
@@ -128,6 +127,41 @@ def checked_audio(info: media.MediaInfo, context_frames: int | None) -> np.ndarr
     if media.is_silent(audio):
         raise MediaError(f"the sound of {info.path.name} is silent: give a video with speech")
     return audio
+
+
+def _evidence(info, audio, tracks, person, lags, model, progress) -> np.ndarray:
+    """L x T evidence of one person's picture against the sound at every lag."""
+    if model is None:
+        return _builtin_evidence(info, audio, tracks, lags)
+    if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: scored on keypoints
+        from .keypoint_scoring import keypoint_evidence as model_evidence
+    else:
+        from .model_scoring import model_evidence
+    return model_evidence(model, info, audio, person, lags, progress)
+
+
+def person_summary(index: int, person: people.Track) -> dict:
+    """JSON-ready: which person (index in the clip's search order), where and when."""
+    box = np.median(person.boxes, axis=0)
+    return {"track": index, "box": [int(round(v)) for v in box],
+            "start_frame": int(person.start), "end_frame": int(person.end)}
+
+
+def _most_confident(answers: list[tuple[OffsetResult, np.ndarray, dict]]
+                    ) -> tuple[OffsetResult, np.ndarray]:
+    """The answer of the person whose own answer is the most confident (then the
+    highest peak score); with several people, each person's answer is listed too."""
+    def key(item):
+        result = item[0]
+        peak = max((s for s in result.scores if s is not None), default=-np.inf)
+        return (result.confidence, peak)
+
+    best, evidence, person = max(answers, key=key)
+    best.person = person
+    if len(answers) > 1:
+        best.people = [{**who, "offset_frames": r.offset_frames, "confidence": r.confidence}
+                       for r, _, who in answers]
+    return best, evidence
 
 
 def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[people.Track],
@@ -157,6 +191,15 @@ def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
         scores=[None if not np.isfinite(s) else round(float(s), 6) for s in scores])
 
 
+def _plot_title(result: OffsetResult, info: media.MediaInfo) -> str:
+    """The clip's name and, with several people, whose answer it is."""
+    if not result.people:
+        return info.path.name
+    x0, y0, x1, y1 = result.person["box"]
+    return (f"{info.path.name}: person #{result.person['track']} of {len(result.people)}, "
+            f"box ({x0}, {y0})-({x1}, {y1})")
+
+
 def _write_outputs(result: OffsetResult, info: media.MediaInfo, out_dir: Path,
                    write_video: bool, always_write: bool, progress: scan.Progress) -> None:
     """offset.json, scores.png and (when needed) the corrected video, all or nothing."""
@@ -173,5 +216,5 @@ def _write_outputs(result: OffsetResult, info: media.MediaInfo, out_dir: Path,
             progress("writing", 1, 1)
         scores = np.array([np.nan if s is None else s for s in result.scores])
         plots.plot_offset_scores(stage / names["plot"], np.array(result.candidates), scores,
-                                 result.offset_frames, result.confidence, info.path.name)
+                                 result.offset_frames, result.confidence, _plot_title(result, info))
         outputs.write_json(stage / names["json"], result.to_dict())
