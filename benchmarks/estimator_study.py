@@ -1,4 +1,4 @@
-"""Issue #5's method study: families of gesture evidence and of alignment, side by side.
+"""The estimator method study: families of gesture evidence and of alignment, side by side.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/estimator_study.py --markdown
 
@@ -10,7 +10,7 @@ wide, the 16 kHz sound and the stated offset (about 70 s on 2 cores for the 9 sa
 every method is then scored from that cache (about 2.5 minutes for all 18 methods and the
 default 41 shifts; half that with --shifts=-20:20:2).
 
-Protocol (../shared/docs/evaluation.md, simulated): the in-sync sound (the clip's stated
+Protocol (docs/evaluation.md, simulated): the in-sync sound (the clip's stated
 offset undone) is moved by s frames (s > 0: later) with silence padding, for each s of
 --shifts; each non-overlapping 5 s and 10 s window and the whole clip is one trial;
 candidates are every lag in [-50, 50]; the true answer is s. `gestsync eval` measures the
@@ -20,7 +20,7 @@ Every method has visual features (once per clip), speech features (once per shif
 and a score per candidate lag for a span. `shipped` is the product end to end; every
 other method changes one part of `plain-mean` (the product before its sub-window vote)
 and keeps the rest, so that each family is compared with it on equal terms. The losing
-methods live here only, never in src/ (issue #5).
+methods live here only, never in src/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Deterministic weights and inputs that produced tests/data/vectors.npz (docs/reference.md)."""
+"""Deterministic weights and inputs that produced tests/data/vectors.npz (docs/model.md)."""
 
 from __future__ import annotations
 

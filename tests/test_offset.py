@@ -224,7 +224,7 @@ def test_calibration_report_holds_each_clip_out():
 
 
 def test_eval_report_gives_long_whole_clips_their_own_row():
-    """Issue #5's whole-clip target is for clips of 20 s or more: that row counts only them."""
+    """The whole-clip accuracy target is for clips of 20 s or more: that row counts only them."""
     from gestsync.evaluate import Trial, report
 
     short = [Trial("short.mp4", "visible", "whole", s, s + 30, 0.1, 0.1, 200) for s in range(4)]

@@ -33,7 +33,7 @@ def decode(name: str, start: int, count: int) -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory) -> Path:
-    """A bundle cache shared by the tests of this session (built once)."""
+    """A bundle cache shared by all the tests of one pytest run (built once)."""
     return tmp_path_factory.mktemp("gestsync-cache")
 
 

@@ -1,6 +1,6 @@
 """Log-mel audio features as the published GestSync model expects them.
 
-Pipeline (see docs/reference.md, "Audio input"): 16 kHz mono waveform -> STFT magnitude
+Pipeline (see docs/model.md, "Audio features"): 16 kHz mono waveform -> STFT magnitude
 (n_fft 512, 20 ms periodic Hann window, 10 ms hop, centred, reflect padding) -> 80 Slaney
 mel bands (0-8000 Hz) -> natural log. 100 feature frames per second, 4 per video frame.
 

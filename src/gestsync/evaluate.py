@@ -27,7 +27,7 @@ from .sync import POSE_STRIDE, scoring_subwindow
 TOLERANCES = (0, 1, 2, 5)
 CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
 HANDS_WELL_VISIBLE = 0.8  # share of the person's frames with a hand in view
-LONG_CLIP_FRAMES = 20 * estimator.FPS  # issue #5's whole-clip targets are for clips this long
+LONG_CLIP_FRAMES = 20 * estimator.FPS  # the whole-clip accuracy target is for clips this long (docs/evaluation.md)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The GestSync network (published RGB variant): video and audio encoders, scaled cosine.
 
 Module and parameter names follow the published checkpoint `model_rgb.pth` exactly (181
-state-dict entries, see docs/reference.md), so it loads with `strict=True`.
+state-dict entries, see docs/model.md), so it loads with `strict=True`.
 
 Video: `B x 3 x 25 x 270 x 480` RGB windows in [0, 1] -> conv stack (`net_vid`, only its
 first conv mixes time) -> 21 tokens of 512 -> positional encoding -> transformer ->

@@ -22,7 +22,7 @@ from .errors import PeopleError
 
 FPS = 25
 
-# Tracking, after the authors' preprocessing (see docs/reference.md).
+# Tracking, after the authors' preprocessing (see docs/model.md).
 IOU_THRESHOLD = 0.5  # a detection continues a track when its link box's IoU with the
 # track's predicted link box is above this
 MAX_GAP = 25  # frames (1 s) a track may miss and still be bridged by interpolation

@@ -207,7 +207,7 @@ class PoseDetector(_VideoTask):
     is face-anchored: a person whose face is not visible (back turned, masked) is often
     missed, and once `max_people` are tracked it stops looking for others.
 
-    Cost on this 2-core machine (CPU ms per analysed frame, any input size, since the
+    Cost on a 2-core x86-64 CPU (CPU ms per analysed frame, any input size, since the
     models see 224 and 256 px squares): about 20 with max_people=1, 35-40 with 2 and
     35-55 with 4, which runs the detector on every frame while fewer are tracked.
     With max_people=1 a single person was found in 100% of frames of the samples, with

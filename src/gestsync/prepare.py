@@ -447,7 +447,7 @@ def run_ray(paths: Sequence[str], options: PrepareOptions, workers: int,
         raise GestsyncError("--engine ray needs Ray: pip install 'gestsync[train]'") from e
     started_here = not ray.is_initialized()
     if started_here:
-        # "local": a new private Ray even when `ray start` left a cluster on this machine
+        # "local": a new private Ray even when `ray start` left a cluster running on this host
         kwargs = {"address": address} if address else {"address": "local", "num_cpus": workers,
                                                        "include_dashboard": False}
         ray.init(log_to_driver=False, configure_logging=False, **kwargs)
