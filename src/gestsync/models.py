@@ -285,6 +285,9 @@ def _fetch(url: str, part: Path, m: KnownModel, final: Path, quiet: bool) -> Non
     with response:
         if response.status != 206:
             done = 0  # the server ignored the Range request: the body is the whole file
+        elif not response.headers.get("Content-Range", "").startswith(f"bytes {done}-"):
+            _remove(part, source)  # a resume from elsewhere in the file: start over
+            return _fetch(url, part, m, final, quiet)
         _refuse_html(response.headers.get("Content-Type", ""), url, part, source)
         source.write_text(json.dumps({"url": url}) + "\n")  # lets a later try resume
         with open(part, "ab" if done else "wb") as f:
@@ -315,6 +318,7 @@ def _copy(response, f: BinaryIO, done: int, total: int | None, url: str, quiet: 
                 f.write(block)
                 bar.update(len(block))
         except (OSError, ValueError, http.client.HTTPException) as e:  # reset, timeout, cut
+            f.write(getattr(e, "partial", b""))  # IncompleteRead: what came before the cut
             f.flush()
             raise DownloadError(f"the download from {url} stopped after "
                                 f"{f.tell() / 1e6:.1f} MB ({_reason(e)}): run the same "
@@ -356,7 +360,9 @@ def _check_structure(part: Path, url: str) -> None:
     try:
         model = load_model(part, device="cpu")
     except CheckpointError as e:
-        raise DownloadError(f"refused the file from {url}, nothing kept: {e}") from e
+        why = str(e).split(". Fix: ")[0].replace(f"checkpoint {part}", "it").replace(str(part), "it")
+        raise DownloadError(f"refused the file from {url}, nothing kept: {why}; check the URL "
+                            "(it must give the published model_rgb.pth)") from e
     if getattr(model.config, "variant", "rgb") != "rgb":
         raise DownloadError(f"refused the file from {url}, nothing kept: it is a "
                             f"{model.config.variant} model, not the published RGB model")
