@@ -245,3 +245,60 @@ def test_sync_uses_the_cached_model_by_default(capsys, server, home, published_b
     assert code == 0, err
     assert f"[{NAME}]" in out.splitlines()[0]
     assert json.loads((tmp_path / "res" / "offset.json").read_text())["method"] == NAME
+
+
+def test_a_file_put_in_the_cache_by_hand_is_used(home, published_bytes, capsys):
+    folder = home / "models"
+    folder.mkdir(parents=True)
+    (folder / f"{NAME}.pth").write_bytes(published_bytes)  # the manual route: no record
+    assert models.resolve("auto").method == NAME
+    assert main(["models", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["cached"] and row["sha256"] == hashlib.sha256(published_bytes).hexdigest()
+
+
+def test_the_web_page_names_the_active_model(home, published_bytes, tmp_path):
+    from gestsync import app
+
+    cfg = app.ServeConfig()
+    assert app.model_choices(cfg) == [app.BUILTIN]
+    assert f"gestsync models download {NAME}" in app.intro(cfg, [app.MODE_SYNC])
+    assert app.job_model(cfg, app.BUILTIN) == "builtin"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / f"{NAME}.pth").write_bytes(published_bytes)
+    assert app.model_choices(cfg) == [NAME, app.BUILTIN]
+    assert f"Model: **{NAME}**" in app.intro(cfg, [app.MODE_SYNC])
+    assert app.job_model(cfg, NAME) == NAME
+    assert app.job_model(cfg, app.BUILTIN) == "builtin"
+    own = tmp_path / "own.pth"
+    own.write_bytes(b"x")
+    by_path = app.ServeConfig(model=str(own))
+    assert app.model_choices(by_path) == ["model file own.pth", app.BUILTIN]
+    assert app.job_model(by_path, "model file own.pth") == own
+
+
+def test_eval_scores_copies_as_sync_does_with_a_model(monkeypatch):
+    """The offset protocol's model scorer gives `model_scoring.model_evidence`'s numbers."""
+    import numpy as np
+
+    from gestsync import evaluate, media, model_scoring
+
+    class Net:  # embeddings from the input's length only: what matters is the plumbing
+        config, device = None, "cpu"
+        logits_scale = torch.nn.Linear(1, 1, bias=False)
+
+        def embed_video_clip(self, frames, progress=None):
+            return torch.randn(len(list(frames)) - 24, 8, generator=torch.Generator().manual_seed(1))
+
+        def embed_audio_clip(self, mel):
+            return torch.randn(len(mel) // 4 - 24, 8, generator=torch.Generator().manual_seed(2))
+
+    monkeypatch.setattr(model_scoring, "masked_crops", lambda info, track: range(info.num_frames))
+    monkeypatch.setattr("gestsync.audio.log_mel", lambda audio: torch.zeros(len(audio) // 160, 80))
+    monkeypatch.setattr(model_scoring, "log_mel", lambda audio: torch.zeros(len(audio) // 160, 80))
+    info = type("Info", (), {"num_frames": 100})()
+    audio = np.zeros(100 * media.SAMPLES_PER_FRAME, np.float32)
+    lags = np.arange(-5, 6)
+    expected = model_scoring.model_evidence(Net(), info, audio, None, lags, lambda *a: None)
+    score = evaluate.clip_scorer(Net(), info, None, None, lambda *a: None)
+    np.testing.assert_allclose(score(audio, 100, lags), expected, rtol=1e-5, equal_nan=True)

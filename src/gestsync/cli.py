@@ -94,9 +94,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "(default: cuda if available, else cpu)")
 
 
-def add_model_option(p: argparse.ArgumentParser) -> None:
-    """--model (alias --checkpoint): auto, builtin, a known model's name, or a file."""
-    p.add_argument("--model", "--checkpoint", dest="model", default="auto", metavar="MODEL",
+def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
+    """--model (and its older name --checkpoint): auto, builtin, gestsync-rgb, or a file."""
+    names = ("--model", "--checkpoint") if alias else ("--model",)
+    p.add_argument(*names, dest="model", default="auto", metavar="MODEL",
                    help="auto (default: the published model gestsync-rgb if it is in the "
                         "cache, else the built-in estimator), builtin, gestsync-rgb, or the "
                         "PATH of a model file (model_rgb.pth or our own); see `gestsync models`")
@@ -149,6 +150,7 @@ def _add_eval_parser(sub) -> None:
                    help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
     e.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="candidate offsets in [-N, N] frames (default 50)")
+    add_model_option(e, alias=False)
     e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
