@@ -123,6 +123,8 @@ def test_download_verifies_records_and_auto_picks_it(capsys, server, home, publi
     assert models.resolve("auto") == models.ModelChoice(NAME, path)
     assert models.resolve(NAME) == models.ModelChoice(NAME, path)
     assert models.resolve("builtin").path is None
+    code, out, _ = _download(capsys, url)
+    assert code == 0 and "already cached, nothing fetched" in out and len(server.seen) == 1
 
     assert main(["models", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]

@@ -422,10 +422,12 @@ def add_models_parser(sub) -> None:
 
 def run_models(args) -> int:
     if getattr(args, "models_command", None) == "download":
+        before = cached(args.name)
+        stamp = before and before.stat().st_mtime_ns
         path = download(args.name, args.url, args.sha256, args.quiet)
-        meta = record(args.name)
-        print(f"{args.name}: {path} ({path.stat().st_size / 1e6:.1f} MB, sha256 "
-              f"{meta.get('sha256') or sha256_of(path)})")
+        again = stamp is not None and path.stat().st_mtime_ns == stamp
+        print(f"{args.name}: {'already cached, nothing fetched: ' if again else ''}{path} "
+              f"({path.stat().st_size / 1e6:.1f} MB, sha256 {sha256_of(path)})")
         return 0
     rows = listing()
     print(json.dumps(rows, indent=2) if args.json else format_listing(rows))
