@@ -232,7 +232,7 @@ def download(name: str, url: str | None = None, sha256: str | None = None,
     final = model_path(name)
     if final.is_file() and (expected is None or sha256_of(final) == expected):
         return final
-    _make_folder(final.parent, m)
+    _make_folder(final.parent)
     part = final.with_name(final.name + ".part")
     _fetch(url, part, m, final, quiet)
     try:
@@ -255,7 +255,7 @@ def _checked_hex(sha256: str | None) -> str | None:
     return text
 
 
-def _make_folder(folder: Path, m: KnownModel) -> None:
+def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
