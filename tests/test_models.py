@@ -205,6 +205,9 @@ def test_model_choices_and_the_old_checkpoint_spelling(home, tmp_path):
     with pytest.raises(GestsyncError, match=f"gestsync models download {NAME}"):
         models.resolve(NAME)  # not cached
     own = tmp_path / "mine.pth"
+    with pytest.raises(GestsyncError, match="no such file, and not one of auto, builtin"):
+        models.resolve("gestsync-rbg")
+    own.write_bytes(b"x")
     assert models.resolve(own) == models.ModelChoice("model", own)
     assert models.resolve(checkpoint=own) == models.ModelChoice("model", own)
     assert models.resolve(None, None).method == "builtin"

@@ -154,6 +154,9 @@ def resolve(model: str | os.PathLike | None = AUTO,
             raise GestsyncError(f"model {model} is not in the cache ({model_path(model)}): run "
                                 f"`gestsync models download {model}`, or give --model PATH")
         return ModelChoice(model, path)
+    if not Path(model).exists():
+        raise GestsyncError(f"--model {model}: no such file, and not one of {AUTO}, {BUILTIN}, "
+                            f"{', '.join(KNOWN)}: give one of these or the path of a model file")
     return ModelChoice(FILE_METHOD, Path(model))
 
 
@@ -411,10 +414,13 @@ def add_models_parser(sub) -> None:
     p = sub.add_parser("models", help="list the known models, or download one into the cache")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     inner = p.add_subparsers(dest="models_command", parser_class=type(p))
-    d = inner.add_parser("download", help="download, verify and cache a known model")
+    d = inner.add_parser("download", help="download, verify and cache a known model",
+                         description="Fetch a known model from its published source (see "
+                         "`gestsync models`), check it, and keep it in the cache folder, where "
+                         "--model auto finds it. See docs/models.md.")
     d.add_argument("name", metavar="NAME", choices=sorted(KNOWN),
                    help=f"the model ({', '.join(KNOWN)})")
-    d.add_argument("--url", help="fetch from this URL instead (a mirror)")
+    d.add_argument("--url", help="fetch from this URL instead of the published source (a mirror)")
     d.add_argument("--sha256", metavar="HEX", help="refuse the file unless its SHA-256 is HEX")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_models)
