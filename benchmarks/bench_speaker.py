@@ -78,8 +78,8 @@ def run_one(clip: Path, out_dir: Path, max_people: int) -> dict:
         spans.setdefault(stage, now + now)[2:] = now
 
     t0, c0 = time.perf_counter(), time.process_time()
-    result = find_speakers(clip, per_frame=True, max_people=max_people, out_dir=out_dir,
-                           progress=progress)
+    result = find_speakers(clip, model="builtin", per_frame=True, max_people=max_people,
+                           out_dir=out_dir, progress=progress)
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"seconds": total, "cpu": cpu, "duration": result.duration_seconds,
             "stages": {k: (v[2] - v[0], v[3] - v[1]) for k, v in spans.items()},

@@ -258,7 +258,7 @@ def test_summary_says_why_no_corrected_video_was_written():
         bootstrap_agreement=0.3, method="builtin", num_frames=250, duration_seconds=10.0,
         scored_frames=(0, 250), candidates=[7], scores=[1.0],
         outputs={"json": "r/offset.json", "plot": "r/scores.png"})
-    assert _summary_line(result) == ("a.mp4: offset +7 frames (+0.28 s), confidence 0.20 "
+    assert _summary_line(result) == ("a.mp4 [built-in estimator]: offset +7 frames (+0.28 s), confidence 0.20 "
                                      "(uncertain); no corrected video written "
                                      "(--always-write writes it anyway)")
     assert _summary_line(result, video_wanted=False).endswith("(uncertain)")  # --no-video

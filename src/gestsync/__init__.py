@@ -3,6 +3,7 @@
 Public API:
     find_offset(video, ...) -> OffsetResult    the sync offset of a single-speaker video
     find_speakers(video, ...) -> SpeakerResult who speaks, per scene and per frame
+        (both take model="auto" | "builtin" | "gestsync-rgb" | PATH; see docs/models.md)
     load_model(path, device=None)             the published GestSync RGB model (or ours)
     log_mel(wav)                              the model's audio features
 """

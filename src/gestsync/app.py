@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli import UsageError
+from .cli import UsageError, add_model_option
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class ServeConfig:
     share: bool = False
     workdir: Path | None = None  # None: a fresh temporary folder, removed on exit
     checkpoints: Path | None = None  # folder whose .pth/.pt files the visitor may pick
+    model: str = "auto"  # the default model: auto, builtin, gestsync-rgb or a file (--model)
     max_upload_mb: float = 100.0
     max_seconds: float = 300.0
     queue_size: int = 16
@@ -172,6 +173,31 @@ def resolve_checkpoint(folder: Path | None, name: str | None) -> Path | None:
     return folder / name
 
 
+def default_model(cfg: ServeConfig):
+    """The server's default model (`--model`), a `models.ModelChoice`."""
+    from .models import resolve
+
+    return resolve(cfg.model)
+
+
+def model_choices(cfg: ServeConfig) -> list[str]:
+    """Dropdown entries: the default model first, then the built-in estimator, then files."""
+    first = default_model(cfg)
+    names = [BUILTIN] if first.path is None else [first.label, BUILTIN]
+    return names + [n for n in checkpoint_names(cfg.checkpoints) if n not in names]
+
+
+def job_model(cfg: ServeConfig, name: str | None) -> str | Path:
+    """What `find_offset(model=...)` gets for a dropdown entry ("builtin" when none)."""
+    first = default_model(cfg)
+    if first.path is not None and name == first.label:
+        from .models import FILE_METHOD
+
+        return first.path if first.method == FILE_METHOD else first.method
+    path = resolve_checkpoint(cfg.checkpoints, name)
+    return "builtin" if path is None else path
+
+
 def check_limits(video: Path, cfg: ServeConfig) -> None:
     """Size and duration limits of this server; a bad file fails here with the CLI's message."""
     from .media import probe
@@ -223,12 +249,12 @@ class PageResult:
     files: list[str] | None = None
 
 
-def run_sync(video: Path, out_dir: Path, checkpoint: Path | None,
+def run_sync(video: Path, out_dir: Path, model: str | Path,
              progress: GradioProgress) -> PageResult:
     """find_offset with its outputs: offset, confidence, score plot, corrected video, JSON."""
     from . import find_offset
 
-    d = find_offset(video, checkpoint=checkpoint, out_dir=out_dir, progress=progress).to_dict()
+    d = find_offset(video, model=model, out_dir=out_dir, progress=progress).to_dict()
     outs = d["outputs"]
     files = [outs[k] for k in ("json", "synced_video") if k in outs]
     return PageResult(sync_summary(d), outs.get("plot"), outs.get("synced_video"), files)
@@ -251,11 +277,11 @@ def sync_summary(d: dict) -> str:
             f"**{d['confidence']:.2f}**{doubt}\n\n{meaning}. Method: {d['method']}.")
 
 
-def run_speakers(video: Path, out_dir: Path, checkpoint: Path | None,
+def run_speakers(video: Path, out_dir: Path, model: str | Path,
                  progress: GradioProgress, per_frame: bool = True) -> PageResult:
     """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
     find_speakers = speaker_api()
-    d = find_speakers(video, checkpoint=checkpoint, per_frame=per_frame, out_dir=out_dir,
+    d = find_speakers(video, model=model, per_frame=per_frame, out_dir=out_dir,
                       progress=progress).to_dict()
     outs = d["outputs"]
     plot = out_dir / "timeline.png"
@@ -342,12 +368,12 @@ def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
             return PageResult("Upload a video or pick a recent one, then press Run.")
         progress("checking the video", 0, 1)
         check_limits(path, cfg)
-        checkpoint = resolve_checkpoint(cfg.checkpoints, req.model)
+        model = job_model(cfg, req.model)
         if req.mode == MODE_SPEAKERS:
             if speaker_api() is None:
                 raise GestsyncError("this installation cannot tell who is speaking yet")
-            return run_speakers(path, ws.new_job(), checkpoint, progress, req.per_frame)
-        return run_sync(path, ws.new_job(), checkpoint, progress)
+            return run_speakers(path, ws.new_job(), model, progress, req.per_frame)
+        return run_sync(path, ws.new_job(), model, progress)
     except (GestsyncError, ValueError) as e:
         return PageResult(f"**Error:** {_md_escape(_hide_folders(str(e), cfg, ws))}")
     except Exception as e:  # an internal error: one line here, the traceback in the server log
@@ -379,15 +405,25 @@ def intro(cfg: ServeConfig, modes: list[str]) -> str:
         what += " and who is speaking"
     return (f"# gestsync\nTells from body gestures alone {what}; faces are not looked at. "
             f"Videos up to {cfg.max_upload_mb:g} MB and {cfg.max_seconds:g} s. The sync "
-            "offset needs one visible person.")
+            f"offset needs one visible person.\n\n{model_note(cfg)}")
+
+
+def model_note(cfg: ServeConfig) -> str:
+    """Which model answers by default, and how to get the published one when it is not."""
+    from .models import DEFAULT_MODEL
+
+    choice = default_model(cfg)
+    if choice.path is None:
+        return (f"Model: **built-in estimator** (no weights). For the authors' published "
+                f"GestSync model, run `gestsync models download {DEFAULT_MODEL}` where the "
+                "server runs, then restart it.")
+    what = "the authors' published GestSync model" if choice.method == DEFAULT_MODEL else "a model file"
+    return f"Model: **{_md_escape(choice.label)}** ({what})."
 
 
 def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
     """The Gradio Blocks page (call after `_gradio_env`)."""
     import gradio as gr
-
-    def model_choices() -> list[str]:
-        return [BUILTIN] + checkpoint_names(cfg.checkpoints)
 
     def pick_recent(key: str | None) -> str | None:
         try:
@@ -411,8 +447,9 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
                                 elem_id="mode")
                 per_frame = gr.Checkbox(True, label="decide on every frame (else per scene)",
                                         visible=False, elem_id="per-frame")
-                model = gr.Dropdown(model_choices(), value=BUILTIN, label="Model", elem_id="model",
-                                    visible=cfg.checkpoints is not None)
+                choices = model_choices(cfg)
+                model = gr.Dropdown(choices, value=choices[0], label="Model", elem_id="model",
+                                    visible=len(choices) > 1 or cfg.checkpoints is not None)
                 run = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
                 summary = gr.Markdown(elem_id="result")
@@ -426,7 +463,7 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
         mode.change(lambda m: gr.update(visible=m == MODE_SPEAKERS), mode, per_frame)
         video.upload(lambda: None, None, recent)  # a new upload replaces a picked recent one
         recent.input(pick_recent, recent, video)
-        demo.load(lambda: (gr.update(choices=ws.recent()), gr.update(choices=model_choices())),
+        demo.load(lambda: (gr.update(choices=ws.recent()), gr.update(choices=model_choices(cfg))),
                   None, [recent, model])
     return demo.queue(max_size=cfg.queue_size, default_concurrency_limit=1)
 
@@ -456,12 +493,23 @@ def _check_port(host: str, port: int) -> None:
                          "--port, or stop the program that uses it") from e
 
 
+def _load_default_model(cfg: ServeConfig) -> None:
+    """Check and load the default model once, before the page opens (jobs then reuse it)."""
+    from .models import load
+
+    choice = default_model(cfg)
+    if choice.path is not None:
+        log.warning("loading %s", choice.label)
+        load(choice)
+
+
 def serve(cfg: ServeConfig) -> int:
     """Run the web demo until interrupted; returns the exit status."""
     if importlib.util.find_spec("gradio") is None:
         raise UsageError("gestsync serve needs the demo extra: pip install 'gestsync[demo]' "
                          "(with -c constraints.txt)")
     _check_port(cfg.host, cfg.port)
+    _load_default_model(cfg)
     ws = Workspace(cfg.workdir)
     _gradio_env(ws)
     try:
@@ -498,6 +546,7 @@ def add_serve_parser(sub) -> None:
                    "its uploads as recent videos)")
     s.add_argument("--checkpoints", metavar="DIR",
                    help="folder of model files (.pth, .pt) the visitor may choose from")
+    add_model_option(s, alias=False)  # the default model on the page
     s.add_argument("--max-upload-mb", type=float, default=100.0, metavar="MB",
                    help="largest upload in MB (default 100)")
     s.add_argument("--max-seconds", type=float, default=300.0, metavar="S",
@@ -511,6 +560,6 @@ def _run_serve(args: argparse.Namespace) -> int:
     return serve(ServeConfig(
         host=args.host, port=args.port, share=args.share,
         workdir=Path(args.workdir) if args.workdir else None,
-        checkpoints=Path(args.checkpoints) if args.checkpoints else None,
+        checkpoints=Path(args.checkpoints) if args.checkpoints else None, model=args.model,
         max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
         queue_size=args.queue_size))

@@ -83,17 +83,24 @@ def find_videos(paths: Sequence[str]) -> list[Path]:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO",
                    help="video files or folders of videos")
-    p.add_argument("--checkpoint", metavar="PATH",
-                   help="model weights (the published model_rgb.pth or our own); "
-                        "default: the built-in estimator, no weights needed")
+    add_model_option(p)
     p.add_argument("--out", metavar="DIR",
                    help="output folder (default results/<video name>/; with several videos, "
                         "DIR/<video name>/)")
     p.add_argument("--json", action="store_true",
                    help="print each result as one JSON object per line on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--device", metavar="DEV", help="torch device for --checkpoint "
+    p.add_argument("--device", metavar="DEV", help="torch device for --model "
                    "(default: cuda if available, else cpu)")
+
+
+def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
+    """--model (and its older name --checkpoint): auto, builtin, gestsync-rgb, or a file."""
+    names = ("--model", "--checkpoint") if alias else ("--model",)
+    p.add_argument(*names, dest="model", default="auto", metavar="MODEL",
+                   help="auto (default: the published model gestsync-rgb if it is in the "
+                        "cache, else the built-in estimator), builtin, gestsync-rgb, or the "
+                        "PATH of a model file (model_rgb.pth or our own); see `gestsync models`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_speaker_parser(sub)
     _add_eval_parser(sub)
     from .app import add_serve_parser
+    from .models import add_models_parser
 
     add_serve_parser(sub)
+    add_models_parser(sub)
     for name, text in TOOLS.items():  # listed here; parsed by their own modules (see main)
         sub.add_parser(name, help=text, add_help=False)
     return parser
@@ -141,6 +150,7 @@ def _add_eval_parser(sub) -> None:
                    help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
     e.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="candidate offsets in [-N, N] frames (default 50)")
+    add_model_option(e, alias=False)
     e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
@@ -198,7 +208,7 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .speaker import find_speakers
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return find_speakers(video, checkpoint=args.checkpoint, per_frame=args.per_frame,
+        return find_speakers(video, model=args.model, per_frame=args.per_frame,
                              allow_offscreen=args.allow_offscreen,
                              context_frames=args.context_frames, max_people=args.max_people,
                              min_track_frames=args.min_track_frames,
@@ -209,9 +219,9 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
     return one
 
 
-def _speaker_summary(d: dict) -> str:
-    """`name: <span>: <who> (<confidence>); ...`, who = #<track id> or why nobody; with
-    --per-frame the share of the scene's frames given to each person instead."""
+def _speaker_summary(d: dict, label: str | None = None) -> str:
+    """`name [method]: <span>: <who> (<confidence>); ...`, who = #<track id> or why
+    nobody; with --per-frame the share of the scene's frames given to each person instead."""
     parts = []
     for s in d["scenes"]:
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
@@ -220,7 +230,11 @@ def _speaker_summary(d: dict) -> str:
             continue
         who = s["reason"] if s["speaker"] is None else f"#{s['speaker']}"
         parts.append(span + f"{who} ({s['confidence']:.2f})")
-    return f"{Path(d['video']).name}: " + "; ".join(parts)
+    return f"{Path(d['video']).name} [{label or _method_label(d)}]: " + "; ".join(parts)
+
+
+def _method_label(d: dict) -> str:
+    return "built-in estimator" if d.get("method") == "builtin" else d.get("method", "?")
 
 
 def _frame_shares(frame_speakers: list) -> str:
@@ -251,7 +265,7 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .sync import find_offset
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return find_offset(video, checkpoint=args.checkpoint, max_offset=args.max_offset,
+        return find_offset(video, model=args.model, max_offset=args.max_offset,
                            context_frames=args.context_frames, grid=args.grid,
                            out_dir=out_dir, write_video=not args.no_video,
                            always_write=args.always_write, device=args.device,
@@ -268,16 +282,18 @@ def _workers(args) -> int:
     return args.workers or default_workers()
 
 
-def _summary_line(result, video_wanted: bool = True) -> str:
+def _summary_line(result, video_wanted: bool = True, label: str | None = None) -> str:
     """One human-readable line (more with segments or scenes); `video_wanted`: the corrected
-    video was not turned off (--no-video), so its absence needs a word."""
+    video was not turned off (--no-video), so its absence needs a word; `label`: how to
+    name the model used (default: from the result's method)."""
     d = result.to_dict()
     if "offset_frames" in d:
         note = " (uncertain)" if d.get("uncertain") else ""
         if (video_wanted and d["uncertain"] and d["offset_frames"]
                 and "synced_video" not in d["outputs"]):
             note += "; no corrected video written (--always-write writes it anyway)"
-        line = (f"{Path(d['video']).name}: offset {d['offset_frames']:+d} frames "
+        line = (f"{Path(d['video']).name} [{label or _method_label(d)}]: offset "
+                f"{d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
         if d.get("people"):
             x0, y0, x1, y1 = d["person"]["box"]
@@ -296,15 +312,18 @@ def _summary_line(result, video_wanted: bool = True) -> str:
                 line += f" ({d['drift']['frames_per_minute']:+.2f} frames per minute)"
         return line
     if "scenes" in d:
-        return _speaker_summary(d)
+        return _speaker_summary(d, label)
     return f"{Path(d['video']).name}: done"
 
 
 def _process(args, videos: list[Path]) -> int:
     """Run the command on every video; report each; return the exit status."""
+    from .models import resolve
+
     run_one = args.run(args)
+    label = resolve(args.model).label  # checks --model once, before any video
     many = len(videos) > 1
-    failures = 0
+    failures, hinted = 0, False
     for video in videos:
         progress = TqdmProgress(video.name, enabled=not args.quiet)
         try:
@@ -320,12 +339,27 @@ def _process(args, videos: list[Path]) -> int:
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
         else:
-            print(_summary_line(result, not getattr(args, "no_video", False)), flush=True)
+            print(_summary_line(result, not getattr(args, "no_video", False), label), flush=True)
             for path in result.to_dict().get("outputs", {}).values():
                 print(f"  wrote {path}")
+        hinted = hinted or _suggest_model(result, hinted)
     if many and not args.json:
         print(f"{len(videos) - failures} of {len(videos)} videos done, {failures} failed")
     return EXIT_INTERNAL if failures else EXIT_OK
+
+
+def _suggest_model(result, hinted: bool) -> bool:
+    """Once per run: an uncertain built-in answer and no model cached -> how to get one."""
+    from .models import hint_for_uncertain
+    from .offset import UNCERTAIN_BELOW
+
+    d = result.to_dict()
+    unsure = d.get("uncertain") or any(s.get("confidence", 1) < UNCERTAIN_BELOW
+                                       for s in d.get("scenes") or [])
+    hint = None if hinted or d.get("method") != "builtin" or not unsure else hint_for_uncertain()
+    if hint:
+        print(f"gestsync: {hint}", file=sys.stderr, flush=True)
+    return bool(hint)
 
 
 def _report_failure(args, video: Path, message: str) -> None:
@@ -345,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return importlib.import_module(f".{argv[0]}", __package__).main(argv[1:])
         args = build_parser().parse_args(argv)
-        if args.command in ("eval", "serve"):
+        if args.command in ("eval", "serve", "models"):
             return args.run(args)
         return _process(args, find_videos(args.videos))
     except GestsyncError as e:

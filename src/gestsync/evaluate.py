@@ -64,28 +64,58 @@ def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
 
 
 def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
-                  work: Path, progress: scan.Progress) -> list[Trial]:
-    """All trials of one clip: one pose pass, one shifted copy per shift."""
+                  work: Path, progress: scan.Progress, net=None,
+                  method: str = "builtin") -> list[Trial]:
+    """All trials of one clip: one pose pass (and with a model `net`, one pass of its
+    picture side), one shifted copy per shift."""
     info = media.probe(clip)
     tracks, person = scan.single_person(info, progress, stride=POSE_STRIDE)
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
-    motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
+    score = clip_scorer(net, info, tracks, person, progress)
     suffix, trials = media.output_suffix(info), []
     for i, shift in enumerate(shifts):
         copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{suffix}",
                                       shift - stated)
         copy_info = media.probe(copy)
         frames = min(copy_info.num_frames, info.num_frames)
-        speech = estimator.speech_signals(media.read_audio(copy_info), frames)
-        evidence = estimator.evidence(motion[:, :frames], speech, lags)
+        evidence = score(media.read_audio(copy_info), frames, lags)
         copy.unlink()
         for name, context in CONTEXTS.items():
-            trials += _windows(clip.name, hands, name, context, shift, evidence, lags)
+            trials += _windows(clip.name, hands, name, context, shift, evidence, lags, method)
         progress("shifted copies", i + 1, len(shifts))
     return trials
 
 
-def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
+def clip_scorer(net, info: media.MediaInfo, tracks, person, progress: scan.Progress):
+    """score(audio, frames, lags) -> evidence for any sound over this clip's picture: the
+    picture side (motion, or the model's picture embeddings) is computed once, here."""
+    if net is None:
+        motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames),
+                                         info.num_frames)
+        return lambda audio, frames, lags: estimator.evidence(
+            motion[:, :frames], estimator.speech_signals(audio, frames), lags)
+    import torch
+
+    from .audio import log_mel
+    from .keypoint_scoring import shifted_cosines, track_features
+
+    if getattr(net.config, "variant", "rgb") == "keypoint":
+        video = net.embed_video_clip(track_features(person, info.num_frames))
+    else:
+        from .model_scoring import masked_crops
+
+        video = net.embed_video_clip(masked_crops(info, person), progress=lambda step, done, total:
+                                     progress("model (picture)", done, total or info.num_frames))
+    scale = float(net.logits_scale.weight.detach().reshape(()))
+
+    def score(audio, frames, lags):
+        with torch.inference_mode():
+            sound = net.embed_audio_clip(log_mel(audio).to(net.device))
+        return shifted_cosines(video[:frames], sound, lags, scale, frames)
+    return score
+
+
+def _windows(clip, hands, name, context, shift, evidence, lags, method) -> list[Trial]:
     frames = evidence.shape[1]
     if context is not None and context > frames:
         return []
@@ -93,7 +123,7 @@ def _windows(clip, hands, name, context, shift, evidence, lags) -> list[Trial]:
     trials = []
     for start in range(0, frames - length + 1, length):
         best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags,
-                                                            scoring_subwindow("builtin"))
+                                                            scoring_subwindow(method))
         trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length))
     return trials
 
@@ -179,17 +209,24 @@ def _parse_people(text: str) -> tuple[int, ...]:
 
 
 def run_eval(args) -> int:
+    from .models import resolve
+
+    choice = resolve(args.model)
     if args.protocol == "speaker":
         from .evaluate_speaker import run
 
+        if choice.path is not None and args.model != "auto":
+            raise GestsyncError("the speaker protocol scores with the built-in estimator only: "
+                                "give --model builtin, or use the offset protocol")
         return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
                    Path(args.cache) if args.cache else None, args.fit_calibration)
     if args.trials:
         trials, durations = _read_trials(Path(args.trials))
     else:
-        trials, durations = _run_offset_protocol(args)
+        trials, durations = _run_offset_protocol(args, choice)
+    scorer = f"trials from {args.trials}" if args.trials else choice.label
     print(f"Offset protocol: {len(durations)} clips, shifts {args.shifts} frames, candidates "
-          f"+-{args.max_offset} frames, built-in estimator.\n")
+          f"+-{args.max_offset} frames, {scorer}.\n")
     print(report(trials, durations))
     if args.fit_calibration:
         print("\n" + calibration_report(trials))
@@ -240,21 +277,24 @@ def _fit_calibration(trials: list[Trial]) -> tuple[float, float, float]:
                                   [abs(t.error) <= offset.AGREE_FRAMES for t in trials])
 
 
-def _run_offset_protocol(args) -> tuple[list[Trial], dict[str, float]]:
+def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:
     from .cli import TqdmProgress
+    from .models import load
 
     shifts = parse_shifts(args.shifts)
     lags = offset.candidate_lags(args.max_offset)
     clips = single_speaker_clips(Path(args.samples))
     if not clips:
         raise GestsyncError(f"no single-speaker clip with a known offset in {args.samples}")
+    net = load(choice)
     trials, durations = [], {}
     with tempfile.TemporaryDirectory(prefix="gestsync-eval-") as work:
         for clip, stated in clips:
             progress = TqdmProgress(clip.name, enabled=not args.quiet)
             try:
                 durations[clip.name] = media.probe(clip).duration
-                trials += evaluate_clip(clip, stated, shifts, lags, Path(work), progress)
+                trials += evaluate_clip(clip, stated, shifts, lags, Path(work), progress, net,
+                                        choice.method)
             except GestsyncError as e:
                 print(f"gestsync: skipped {clip.name}: {e}", file=sys.stderr)
             finally:

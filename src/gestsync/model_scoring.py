@@ -1,4 +1,4 @@
-"""Sync evidence from the published GestSync model (used with --checkpoint).
+"""Sync evidence from the published GestSync model (used with --model).
 
 Window s of the picture (frames s .. s + 24 of the person's masked crop) and window s + lag
 of the sound are compared by the model's scaled cosine; that is evidence[lag, s].

@@ -67,7 +67,7 @@ class SpeakerResult:
     """What `find_speakers` found; frames are at 25 fps on the presentation clock."""
 
     video: str
-    method: str  # "builtin" or "model"
+    method: str  # "builtin", "gestsync-rgb" (the cached published model) or "model" (a file)
     num_frames: int
     duration_seconds: float
     per_frame: bool
@@ -115,7 +115,8 @@ class SpeakerOptions:
                              "--scene-threshold > 0")
 
 
-def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None = "auto",
+                  checkpoint: str | os.PathLike | None = None,
                   per_frame: bool = False, context_frames: int = DEFAULT_CONTEXT_FRAMES,
                   max_people: int = DEFAULT_MAX_PEOPLE,
                   min_track_frames: int = people.MIN_FRAMES,
@@ -128,7 +129,9 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
 
     Args:
         video: a video file with sound and one or more visible people.
-        checkpoint: GestSync weights (`model_rgb.pth` or ours); None: built-in estimator.
+        model: "auto" (default: the cached published model, else the built-in estimator),
+            "builtin", "gestsync-rgb", or a model file path (as for `find_offset`).
+        checkpoint: a model file path, as before `model` existed (same as model=PATH).
         per_frame: also decide on every frame, from the evidence of the `context_frames`
             frames centred on it (fewer at the ends of a track: the window shrinks).
         max_people: most people detected per frame.
@@ -157,19 +160,17 @@ def find_speakers(video: str | os.PathLike, *, checkpoint: str | os.PathLike | N
     progress("reading sound", 0, 1)
     audio = checked_audio(info, None)
     progress("reading sound", 1, 1)
-    model = None
-    if checkpoint is not None:
-        from .checkpoint import load_model
+    from .models import load, resolve
 
-        model = load_model(checkpoint, device=device)
+    choice = resolve(model, checkpoint)
+    net = load(choice, device)
     spans, tracks = _scenes_and_tracks(info, options, progress)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
     progress("scoring", 0, 1)
-    evidence = _evidence(info, audio, tracks, model, progress)
-    result = _decide(info, spans, tracks, evidence, voice, options,
-                     "builtin" if model is None else "model")
+    evidence = _evidence(info, audio, tracks, net, progress)
+    result = _decide(info, spans, tracks, evidence, voice, options, choice.method)
     progress("scoring", 1, 1)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, progress)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, media, offset, outputs, people, plots, scan
+from . import estimator, media, models, offset, outputs, people, plots, scan
 from .errors import MediaError
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
@@ -36,7 +36,8 @@ class OffsetResult:
     confidence: float
     uncertain: bool
     bootstrap_agreement: float
-    method: str  # "builtin" (no weights) or "model" (a checkpoint)
+    method: str  # "builtin" (no weights), "gestsync-rgb" (the cached published model) or
+    # "model" (a model file given by path)
     num_frames: int
     duration_seconds: float
     scored_frames: tuple[int, int]  # [start, stop) on the 25 fps grid
@@ -53,7 +54,8 @@ class OffsetResult:
         return asdict(self)
 
 
-def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = models.AUTO,
+                checkpoint: str | os.PathLike | None = None,
                 max_offset: int = DEFAULT_MAX_OFFSET, context_frames: int | None = None,
                 grid: int = 1, out_dir: str | os.PathLike | None = None,
                 write_video: bool = True, always_write: bool = False,
@@ -64,8 +66,11 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
 
     Args:
         video: a video file with one visible speaker and sound.
-        checkpoint: the published `model_rgb.pth` (or our own); None uses the built-in
-            estimator, which needs no weights.
+        model: "auto" (default): the published GestSync model when it is in the cache
+            (`gestsync models download gestsync-rgb`), else the built-in estimator, which
+            needs no weights; "builtin"; "gestsync-rgb"; or the path of a model file (the
+            published `model_rgb.pth` or our own). Loaded once per process.
+        checkpoint: a model file path, as before `model` existed (same as model=PATH).
         max_offset: candidates span [-max_offset, max_offset] frames at 25 fps.
         context_frames: score only N frames, from frame max_offset on (default: the
             whole clip); see `offset.scored_span`.
@@ -93,16 +98,13 @@ def find_offset(video: str | os.PathLike, *, checkpoint: str | os.PathLike | Non
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
     audio = checked_audio(info, context_frames)
-    model = None
-    if checkpoint is not None:
-        from .checkpoint import load_model
-
-        model = load_model(checkpoint, device=device)
-    method = "builtin" if model is None else "model"
+    choice = models.resolve(model, checkpoint)
+    net = models.load(choice, device)
+    method = choice.method
     answers = []
     for index, (tracks, person) in enumerate(scan.people_to_search(
             info, progress, stride=pose_stride, workers=workers)):
-        evidence = _evidence(info, audio, tracks, person, lags, model, progress)
+        evidence = _evidence(info, audio, tracks, person, lags, net, progress)
         answers.append((_decide(info, evidence, lags, context_frames, method), evidence,
                         person_summary(index, person)))
     result, evidence = _most_confident(answers)
