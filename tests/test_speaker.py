@@ -210,6 +210,23 @@ def test_speaker_video_keeps_timing_and_sound(tmp_path):
 
 # ------------------------------------------------------------------------ real samples
 
+TRUTH = json.loads((Path(__file__).parent / "data" / "speakers_truth.json").read_text())
+
+
+def _labelled_scenes(d: dict, width: int) -> list[tuple[dict, dict, list[int]]]:
+    """(truth, scene, ids of the tracks whose centre lies in the truth's range) for every
+    labelled scene of `gestsync speaker --json` output `d` (frame `width` in pixels)."""
+    out = []
+    for truth in TRUTH[Path(d["video"]).name]:
+        middle = (truth["start"] + truth["end"]) / 2
+        scene = next(s for s in d["scenes"] if s["start_seconds"] <= middle < s["end_seconds"])
+        lo, hi = truth["speaker_x"]
+        inside = [t["id"] for t in d["tracks"] if t["scene"] == scene["index"]
+                  and lo <= np.median(np.array(t["boxes"])[:, [0, 2]]) / width <= hi]
+        out.append((truth, scene, inside))
+    return out
+
+
 @pytest.mark.slow
 @needs_samples
 def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
@@ -222,19 +239,54 @@ def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
     assert [(s["start_frame"], s["end_frame"]) for s in d["scenes"]][0] == (0, 52)  # cut at 2.07 s
     assert d["scenes"][-1]["end_frame"] == d["num_frames"]
     ids = {t["id"] for t in d["tracks"]}
-    assert len(ids) >= 2
-    for s in d["scenes"]:
-        assert s["speaker"] is None or s["speaker"] in s["track_ids"]
+    for s in d["scenes"]:  # speech in both scenes and people in view: someone is named
+        assert s["reason"] == "speaking" and s["speaker"] in s["track_ids"]
         assert len(s["frame_speakers"]) == s["end_frame"] - s["start_frame"]
-        assert set(s["frame_speakers"]) <= ids | {None}
+        assert set(s["frame_speakers"]) <= set(s["track_ids"]) | {None}
         assert 0 <= s["confidence"] <= 1
     for t in d["tracks"]:
         assert len(t["boxes"]) == t["end_frame"] - t["start_frame"]
         x0, y0, x1, y1 = np.array(t["boxes"]).T
         assert (x1 > x0).all() and (y1 > y0).all() and x1.max() <= 1280 and y1.max() <= 720
+    # the labelled speaker, where the detector found them (the woman in profile in the
+    # first shot is not found: docs/accuracy.md)
+    found = [(scene, inside) for _, scene, inside in _labelled_scenes(d, 1280) if inside]
+    assert found
+    for scene, inside in found:
+        assert scene["speaker"] in inside
+        shares = [f for f in scene["frame_speakers"] if f is not None]
+        assert np.mean([f in inside for f in shares]) > 0.5
     video = out / "asd_sample_2_speakers.mp4"
     with av.open(str(video)) as c:
         assert c.streams.video[0].width == 1280 and c.streams.audio
+
+
+@pytest.fixture(scope="module")
+def talk_show():
+    """asd_sample_1 through `find_speakers` (built-in): its JSON and the labelled scene."""
+    from gestsync.speaker import find_speakers
+
+    d = find_speakers(SAMPLES / "asd_sample_1.mp4", model="builtin", write_video=False).to_dict()
+    [(_, scene, inside)] = _labelled_scenes(d, 1280)
+    return d, scene, inside
+
+
+@pytest.mark.slow
+@needs_samples
+def test_talk_show_both_people_tracked(talk_show):
+    _, scene, inside = talk_show
+    assert len(scene["track_ids"]) == 2 and len(inside) == 1
+    assert scene["reason"] == "speaking" and scene["speaker"] in scene["track_ids"]
+
+
+@pytest.mark.slow
+@needs_samples
+@pytest.mark.xfail(strict=True, reason="the built-in body evidence scores the listening host "
+                   "above the gesturing speaker on this clip (docs/accuracy.md); a fix makes "
+                   "this pass, and then this mark must go")
+def test_talk_show_the_gesturing_guest_speaks(talk_show):
+    _, scene, inside = talk_show
+    assert scene["speaker"] in inside
 
 
 @pytest.mark.slow
