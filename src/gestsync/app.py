@@ -273,8 +273,14 @@ def sync_summary(d: dict) -> str:
         meaning = (f"the sound comes {abs(seconds):.2f} s {when} than the picture; the "
                    "corrected copy below moves the sound back in place")
     doubt = " (uncertain: treat the answer as a guess)" if d["uncertain"] else ""
+    who = ""
+    if d.get("people"):
+        x0, y0, x1, y1 = d["person"]["box"]
+        who = (f" {len(d['people'])} people are in view: the answer comes from person "
+               f"#{d['person']['track']} (box {x0},{y0}-{x1},{y1}), whose gestures match the "
+               "sound best.")
     return (f"**Offset: {frames:+d} frames ({seconds:+.2f} s)**, confidence "
-            f"**{d['confidence']:.2f}**{doubt}\n\n{meaning}. Method: {d['method']}.")
+            f"**{d['confidence']:.2f}**{doubt}\n\n{meaning}.{who} Method: {d['method']}.")
 
 
 def run_speakers(video: Path, out_dir: Path, model: str | Path,
@@ -298,6 +304,12 @@ def speakers_summary(d: dict, most: int = 12) -> str:
         who = (f"person {s['speaker']} speaks" if s["speaker"] is not None
                else f"nobody ({s['reason']})")
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s"
+        if s.get("frame_speakers") is not None:
+            from .speaker import describe_shares
+
+            who = "per frame: " + describe_shares(s["frame_speakers"])
+            lines.append(f"- scene {s['index'] + 1}, {span}: {who}")
+            continue
         lines.append(f"- scene {s['index'] + 1}, {span}: {who}, confidence {s['confidence']:.2f}")
     if len(d["scenes"]) > most:
         lines.append(f"- ... {len(d['scenes']) - most} more in the JSON")

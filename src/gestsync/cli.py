@@ -226,7 +226,9 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
     for s in d["scenes"]:
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
         if s.get("frame_speakers") is not None:
-            parts.append(span + _frame_shares(s["frame_speakers"]))
+            from .speaker import describe_shares
+
+            parts.append(span + describe_shares(s["frame_speakers"]))
             continue
         who = s["reason"] if s["speaker"] is None else f"#{s['speaker']}"
         parts.append(span + f"{who} ({s['confidence']:.2f})")
@@ -235,16 +237,6 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
 
 def _method_label(d: dict) -> str:
     return "built-in estimator" if d.get("method") == "builtin" else d.get("method", "?")
-
-
-def _frame_shares(frame_speakers: list) -> str:
-    """'#1 67%, #0 20%, nobody 13%' of a scene's per-frame decisions, largest first."""
-    counts: dict = {}
-    for who in frame_speakers:
-        counts[who] = counts.get(who, 0) + 1
-    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{'nobody' if who is None else f'#{who}'} "
-                     f"{round(100 * n / len(frame_speakers))}%" for who, n in ranked)
 
 
 def _version() -> str:

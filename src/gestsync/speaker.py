@@ -89,6 +89,21 @@ class SpeakerResult:
         return None
 
 
+def frame_shares(frame_speakers: list[int | None]) -> list[tuple[int | None, float]]:
+    """(track id or None, share of the frames) of a scene's per-frame decisions, largest
+    share first: how the summary line, the web page and the boxed video's labels agree."""
+    ids, counts = np.unique(np.array([-1 if f is None else f for f in frame_speakers]),
+                            return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return [(None if ids[i] < 0 else int(ids[i]), counts[i] / len(frame_speakers)) for i in order]
+
+
+def describe_shares(frame_speakers: list[int | None]) -> str:
+    """'#1 67%, #0 20%, nobody 13%' (`frame_shares` in words)."""
+    return ", ".join(f"{'nobody' if who is None else f'#{who}'} {round(100 * share)}%"
+                     for who, share in frame_shares(frame_speakers))
+
+
 @dataclass(frozen=True)
 class SpeakerOptions:
     """Inference options of `find_speakers` (see its docstring)."""
