@@ -107,7 +107,15 @@ def test_summaries_and_timeline(tmp_path):
     result = {"scenes": [scene], "method": "builtin", "duration_seconds": 1.0,
               "tracks": [{"id": 1, "start_frame": 0, "end_frame": 20},
                          {"id": 2, "start_frame": 5, "end_frame": 25}]}
-    assert "person 1 speaks, confidence 0.80" in app.speakers_summary(result)
+    # per-frame decisions: the page gives each person's share of the frames, as the video does
+    assert "per frame: #2 50%, #1 33%, nobody 17%" in app.speakers_summary(result)
+    whole = {**result, "scenes": [{**scene, "frame_speakers": None}]}
+    assert "person 1 speaks, confidence 0.80" in app.speakers_summary(whole)
+    two = app.sync_summary({"offset_frames": 3, "offset_seconds": 0.12, "confidence": 0.7,
+                            "uncertain": False, "method": "builtin",
+                            "person": {"track": 1, "box": [10, 20, 30, 40]},
+                            "people": [{"track": 0}, {"track": 1}]})
+    assert "2 people are in view" in two and "person #1 (box 10,20-30,40)" in two
     app.speaker_timeline(result, tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 1000
 
