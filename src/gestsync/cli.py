@@ -231,6 +231,9 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
             parts.append(span + describe_shares(s["frame_speakers"]))
             continue
         who = s["reason"] if s["speaker"] is None else f"#{s['speaker']}"
+        if s["speaker"] is not None and len(s["track_ids"]) == 1:  # see decide_scene
+            parts.append(span + f"{who} (alone in view; motion match {s['confidence']:.2f})")
+            continue
         parts.append(span + f"{who} ({s['confidence']:.2f})")
     return f"{Path(d['video']).name} [{label or _method_label(d)}]: " + "; ".join(parts)
 
