@@ -25,7 +25,12 @@ POSE_WIDTH = 640  # px: frames are decoded at this width for the pose detector (
 
 
 def no_progress(stage: str, completed: int, total: int) -> None:
-    """The default progress hook: does nothing."""
+    """A progress hook that does nothing."""
+
+
+def progress_hook(progress: Progress | None) -> Progress:
+    """`progress`, or `no_progress` for None (the public API's default)."""
+    return no_progress if progress is None else progress
 
 
 def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]:
@@ -52,7 +57,7 @@ def native_logs_hidden() -> Iterator[None]:
         os.close(saved)
 
 
-def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
                  on_frame: FrameHook | None = None, stride: int = 1,
                  workers: int = 1) -> list[np.ndarray]:
     """Everyone's body landmarks on the 25 fps frames, in pixels of the original frame.
@@ -68,6 +73,7 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
     """
     if stride < 1:
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
+    progress = progress_hook(progress)
     chunks = [(start, min(CHUNK_FRAMES, info.num_frames - start))
               for start in range(0, info.num_frames, CHUNK_FRAMES)]
     if workers <= 1 or on_frame is not None or len(chunks) == 1:
@@ -141,7 +147,7 @@ def _detect_parallel(info: media.MediaInfo, max_people: int, stride: int,
     return [pose for start, _ in chunks for pose in results[start]]
 
 
-def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
                 stride: int = 1, workers: int = 1,
                 **track_options) -> list[people.Track]:
     """Every person track of the clip, in pixels of the original frame.
@@ -156,7 +162,7 @@ def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress =
 CROWD_STRIDE = 10  # frames: the several-people check of `single_person` looks 2.5 times a second
 
 
-def single_person(info: media.MediaInfo, progress: Progress = no_progress, stride: int = 1,
+def single_person(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
                   workers: int = 1) -> tuple[list[people.Track], people.Track]:
     """(tracks, main track) of a single-speaker clip.
 
@@ -165,6 +171,8 @@ def single_person(info: media.MediaInfo, progress: Progress = no_progress, strid
     there (`people.main_person` raises otherwise), then a one-person pass on every
     `stride`-th frame follows that person closely.
     """
+    progress = progress_hook(progress)
+
     def checking(stage: str, completed: int, total: int) -> None:
         progress("people check", completed, total)
 
