@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,17 +113,13 @@ def _with_metadata(tflite: bytes, name: str, norm: tuple[float, float]) -> bytes
 
 def _write_bundle(path: Path, models: tuple[_Model, ...], modules: Path) -> None:
     """Zip the models (with metadata) to `path` atomically: temp file, then os.replace."""
+    from .outputs import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as z:
-            for m in models:
-                tflite = (modules / m.wheel_path).read_bytes()
-                z.writestr(m.bundle_name, _with_metadata(tflite, m.bundle_name, m.norm))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as z:
+        for m in models:
+            tflite = (modules / m.wheel_path).read_bytes()
+            z.writestr(m.bundle_name, _with_metadata(tflite, m.bundle_name, m.norm))
 
 
 def bundle_path(name: str, root: Path | None = None) -> Path:

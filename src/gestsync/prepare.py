@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import media, people
+from . import media, outputs, people
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> di
     final = Path(options.out_dir) / CLIPS / vid
     _remove_stale(final)
     stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=vid + PARTIAL))
-    stage.chmod(0o755)  # mkdtemp makes it private; the clips are for everyone
+    stage.chmod(outputs.dir_mode())  # mkdtemp makes it private; mkdir's permissions instead
     try:
         rows = []
         for s, span in enumerate(scenes):
@@ -347,14 +347,8 @@ def _read_record(out: Path, vid: str) -> dict[str, Any] | None:
 def _write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temp file in the same folder, then os.replace it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with outputs.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data) + "\n")
 
 
 def manifest_rows(out_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -371,10 +365,8 @@ def write_manifest(out_dir: str | os.PathLike, parquet: bool = False) -> Path:
     per-video records."""
     out = Path(out_dir) / MANIFEST
     rows = list(manifest_rows(out_dir))
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=MANIFEST + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with outputs.atomic_path(out) as tmp, tmp.open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
-    os.replace(tmp, out)
     if parquet:
         _write_parquet(out.with_suffix(".parquet"), rows)
     return out
@@ -386,10 +378,9 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow.parquet as pq
     except ImportError as e:
         raise GestsyncError("--parquet needs pyarrow: pip install 'gestsync[train]'") from e
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     columns = list(dict.fromkeys(k for row in rows for k in row))  # video and clip fields
-    pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
-    os.replace(tmp, path)
+    with outputs.atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:

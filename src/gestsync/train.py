@@ -22,7 +22,6 @@ import argparse
 import csv
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -39,6 +38,7 @@ from .checkpoint import checkpoint_payload, read_checkpoint, remap_keys, resolve
 from .errors import GestsyncError
 from .keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features
 from .model import GestSyncModel, ModelConfig
+from .outputs import atomic_path
 from .prepare import read_manifest, read_wav
 
 TRAIN_KEY = "gestsync_train"  # our checkpoints: the TrainConfig next to the model config
@@ -290,16 +290,10 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     payload = checkpoint_payload(_core(model), optimizer=optimizer.state_dict(), global_step=step,
                                  global_epoch=epoch, scaler=scaler.state_dict(), **{TRAIN_KEY: asdict(config)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def resume_config(out: str) -> TrainConfig:
