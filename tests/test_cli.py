@@ -2,6 +2,11 @@
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import av
@@ -264,3 +269,47 @@ def test_summary_says_why_no_corrected_video_was_written():
     assert _summary_line(result, video_wanted=False).endswith("(uncertain)")  # --no-video
     result.outputs["synced_video"] = "r/a_synced.mp4"
     assert _summary_line(result).endswith("confidence 0.20 (uncertain)")
+
+
+def test_eval_shifts_may_start_with_a_minus_sign(capsys, tmp_path):
+    from gestsync.cli import build_parser
+
+    assert build_parser().parse_args(["eval", "--shifts", "-10:10"]).shifts == "-10:10"
+    assert build_parser().parse_args(["eval", "--shifts", "-20:-5:5", "--quiet"]).shifts == "-20:-5:5"
+    code, _, err = _run(capsys, "eval", "--shifts", "-10:10", "--samples", str(tmp_path))
+    assert code == 2 and "no MANIFEST.tsv" in err  # parsed; the empty folder is the problem
+    code, _, err = _run(capsys, "eval", "--shifts", "--quiet")
+    assert code == 2 and "--shifts" in err and "expected one argument" in err
+
+
+def test_eval_stopped_with_sigterm_removes_its_temporary_folder(tmp_path):
+    """A samples folder of clips with nobody in them: each is skipped after its people pass,
+    seconds of work in all, so the signal comes while eval works in its temporary folder."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    synth.make_video(samples / "c00.mp4", seconds=20.0, size=(64, 48))
+    names = [f"c{i:02d}.mp4" for i in range(30)]
+    for name in names[1:]:
+        (samples / name).symlink_to(samples / names[0])
+    (samples / "MANIFEST.tsv").write_text("file\tpeople\toffset_frames_25fps\tsource\tnotes\n"
+                                          + "".join(f"{n}\t1\t0\tsynthetic\t\n" for n in names))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "gestsync", "eval", "--samples", str(samples),
+                             "--quiet"], env={**os.environ, "TMPDIR": str(tmp)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp.glob("gestsync-eval-*")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "eval never made its temporary folder"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err  # stopped, not finished
+    assert err.splitlines()[-1] == "gestsync: stopped (SIGTERM)"
+    assert "Traceback" not in err
+    assert list(tmp.glob("gestsync-eval-*")) == []

@@ -7,12 +7,16 @@ what and how to fix it); 1 an internal error, or, with several videos, any video
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import GestsyncError
 
@@ -27,9 +31,56 @@ class UsageError(GestsyncError):
     """Bad command-line arguments."""
 
 
+# Options whose value may start with a minus sign (`--shifts -10:10`): argparse takes such a
+# value for an option and refuses it, unless written `--shifts=-10:10`, which it is made.
+DASH_VALUE_OPTIONS = ("--shifts",)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line and status 2, as for every user error
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(_joined_dash_values(args), namespace)
+
+
+def _joined_dash_values(args: list[str]) -> list[str]:
+    """`--shifts -10:10` -> `--shifts=-10:10` for DASH_VALUE_OPTIONS (not after `--`)."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        if arg in DASH_VALUE_OPTIONS and i + 1 < len(args) and re.match(r"-\d", args[i + 1]):
+            out.append(f"{arg}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(arg)
+            i += 1
+    return out
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C wherever the program is, so `with` blocks clean up."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within: `kill` (SIGTERM) stops the program as Ctrl+C does, so temporary folders and
+    partial outputs are removed on the way out. Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _quiet_native_logs() -> None:
@@ -319,9 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return importlib.import_module(f".{argv[0]}", __package__).main(argv[1:])
         args = build_parser().parse_args(argv)
-        if args.command in ("eval", "serve"):
-            return args.run(args)
-        return _process(args, find_videos(args.videos))
+        with sigterm_as_interrupt():
+            if args.command in ("eval", "serve"):
+                return args.run(args)
+            return _process(args, find_videos(args.videos))
     except GestsyncError as e:
         print(f"gestsync: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -330,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed early (e.g. piped into head)
         sys.stderr.close()
         return EXIT_OK
+    except Terminated:
+        print("gestsync: stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("gestsync: interrupted", file=sys.stderr)
         return 130
