@@ -20,7 +20,6 @@ the same split, whatever the other videos are. Both engines run `process_video` 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -198,19 +197,16 @@ def scan_video(info: media.MediaInfo, options: PrepareOptions) -> tuple[list[np.
     """One decode pass at pose size: body landmarks (every `pose_stride`-th frame, in
     source pixels, (P, 33, 4) each) and scene cuts (first frames of new scenes)."""
     from .pose import PoseDetector
-    from .scan import native_logs_hidden, pose_size
+    from .scan import pose_size
 
     size = pose_size(info)
     scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1], np.float32)
     cutter, cuts, poses = SceneCutter(options.scene_threshold), [], []
-    with native_logs_hidden():
-        detector = PoseDetector(max_people=options.max_people, max_width=None)
-    with detector:
+    with PoseDetector(max_people=options.max_people, max_width=None) as detector:
         for k, frame in enumerate(media.iter_frames(info, size=size)):
             cuts += cutter.update(k, frame)
             if k % options.pose_stride == 0:
-                with native_logs_hidden() if k == 0 else contextlib.nullcontext():
-                    poses.append(detector.detect(frame, k) * scale)
+                poses.append(detector.detect(frame, k) * scale)
     return poses, sorted(set(cuts + cutter.finish(info.num_frames)))
 
 
@@ -291,12 +287,9 @@ def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndar
     import av
 
     from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker, head_box, mask_face
-    from .scan import native_logs_hidden
 
     found = 0
-    with native_logs_hidden():
-        masker = FaceMasker()
-    with masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+    with FaceMasker() as masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=FPS, options={"crf": str(crf), "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = CROP_WIDTH, CROP_HEIGHT, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, FPS)
@@ -306,8 +299,7 @@ def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndar
             head = None
             if track.detected[i]:
                 head = head_box(track.keypoints[i]) - np.tile(boxes[i, :2].astype(np.float32), 2)
-            with native_logs_hidden() if i == 0 else contextlib.nullcontext():
-                chin = masker.chin_y(crop, head)
+            chin = masker.chin_y(crop, head)
             found += chin is not None
             picture = av.VideoFrame.from_ndarray(mask_face(crop, chin), format="rgb24")
             picture.pts = i

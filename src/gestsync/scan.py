@@ -5,17 +5,15 @@ Shared by `gestsync sync` (one person) and `gestsync speaker` (several).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from . import media, people
-from .pose import PoseDetector
+from .pose import PoseDetector, native_logs_hidden  # noqa: F401 - also imported from here
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -38,23 +36,6 @@ def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]
     w = min(width, info.width)
     h = max(2, int(round(info.height * w / info.width / 2)) * 2)
     return w, h
-
-
-@contextlib.contextmanager
-def native_logs_hidden() -> Iterator[None]:
-    """Silence C++ log lines (MediaPipe/TFLite start-up chatter) written to fd 2.
-
-    Python's own sys.stderr is flushed first; errors raised inside still propagate.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
@@ -108,21 +89,13 @@ def _detect_span(info: media.MediaInfo, max_people: int, stride: int, start: int
                      np.float32)
     skipped = np.zeros((0, 33, 4), np.float32)
     poses = []
-    with native_logs_hidden():
-        detector = PoseDetector(max_people=max_people, max_width=None)
-    with detector:
+    with PoseDetector(max_people=max_people, max_width=None) as detector:
         frames = media.iter_frames(info, size=size, start_frame=start, num_frames=count)
         for i, frame in enumerate(frames):
             k = start + i
             if on_frame is not None:
                 on_frame(k, frame)
-            if k % stride:
-                poses.append(skipped)
-            elif i == 0:
-                with native_logs_hidden():  # the first inference logs its set-up too
-                    poses.append(detector.detect(frame, k) * scale)
-            else:
-                poses.append(detector.detect(frame, k) * scale)
+            poses.append(detector.detect(frame, k) * scale if k % stride == 0 else skipped)
             progress("people", i + 1, count)
     return poses
 
