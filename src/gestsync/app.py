@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli import UsageError
+from .cli import UsageError, sigterm_as_interrupt
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)
@@ -437,14 +436,6 @@ def _gradio_env(ws: Workspace) -> None:
     os.environ["GRADIO_TEMP_DIR"] = str(ws.cache)  # uploads land here first
 
 
-def _stop_on_sigterm() -> None:
-    """`kill` stops the server like Ctrl-C does, so the working folder is cleaned."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _check_port(host: str, port: int) -> None:
     """Fail with a clear line, before any work, when the address cannot be listened on."""
     try:
@@ -464,23 +455,50 @@ def serve(cfg: ServeConfig) -> int:
     _check_port(cfg.host, cfg.port)
     ws = Workspace(cfg.workdir)
     _gradio_env(ws)
+    demo = None
     try:
-        import gradio as gr
+        with sigterm_as_interrupt():
+            import gradio as gr
 
-        modes = [MODE_SYNC] + ([MODE_SPEAKERS] if speaker_api() else [])
-        demo = build_app(cfg, ws, modes)
-        _stop_on_sigterm()
-        log.warning("working folder %s", ws.root)
-        demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
-                    max_file_size=int(cfg.max_upload_mb * MIB), ssr_mode=False,
-                    allowed_paths=[str(ws.uploads), str(ws.jobs)], mcp_server=False,
-                    run_history=False, footer_links=["api", "gradio", "settings"],
-                    theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=["monospace"]))
+            modes = [MODE_SYNC] + ([MODE_SPEAKERS] if speaker_api() else [])
+            demo = build_app(cfg, ws, modes)
+            demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
+                        max_file_size=int(cfg.max_upload_mb * MIB), ssr_mode=False,
+                        allowed_paths=[str(ws.uploads), str(ws.jobs)], mcp_server=False,
+                        run_history=False, footer_links=["api", "gradio", "settings"],
+                        theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=["monospace"]),
+                        quiet=True, prevent_thread_lock=True)
+            print(ready_message(demo.local_url, demo.share_url, ws.root), flush=True)
+            while True:  # until Ctrl+C or `kill`
+                time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        print("gestsync serve: stopped", flush=True)
     finally:
+        _close(demo)
         ws.close()
     return 0
+
+
+def ready_message(local_url: str, share_url: str | None, workdir: Path) -> str:
+    """What `serve` prints once it answers: where, how to stop, how to share."""
+    lines = [f"gestsync serve: open {local_url} in a browser"]
+    if share_url:
+        lines.append(f"  public link (for anyone, about a week): {share_url}")
+    lines.append(f"  working folder: {workdir}")
+    lines.append("  stop with Ctrl+C" + ("" if share_url else
+                                         "; `gestsync serve --share` also makes a public link"))
+    return "\n".join(lines)
+
+
+def _close(demo) -> None:
+    """Stop the server and any public-link tunnel (what Gradio does on Ctrl+C, silently)."""
+    if demo is None:
+        return
+    from gradio.tunneling import CURRENT_TUNNELS
+
+    demo.close(verbose=False)
+    for tunnel in CURRENT_TUNNELS:
+        tunnel.kill()
 
 
 # ----------------------------------------------------------------------------- command line
