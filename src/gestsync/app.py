@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli import UsageError, sigterm_as_interrupt
+from .cli import UsageError, help_texts, sigterm_as_interrupt
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)
@@ -503,12 +503,25 @@ def _close(demo) -> None:
 
 # ----------------------------------------------------------------------------- command line
 
+SERVE_DESCRIPTION = """\
+Start the web demo: upload a video (or pick a recent one), then get its offset
+and corrected copy, or who speaks in it, as the sync and speaker commands give
+them. It prints the address to open; Ctrl+C stops it and removes its
+temporary files. Only this machine can connect, unless --host 0.0.0.0 (your
+network) or --share (a public gradio.live link)."""
+SERVE_EXAMPLES = """\
+  gestsync serve                                   then open http://127.0.0.1:7860/
+  gestsync serve --port 8080 --checkpoints models/
+  gestsync serve --workdir demo/    keeps uploads as recent videos between runs"""
+
+
 def add_serve_parser(sub) -> None:
     """The `serve` sub-command (registered by cli.build_parser)."""
-    s = sub.add_parser("serve", help="start the web demo (Gradio) on this machine")
-    s.add_argument("--host", default="127.0.0.1",
+    s = sub.add_parser("serve", help="start the web demo (Gradio) on this machine",
+                       **help_texts(SERVE_DESCRIPTION, SERVE_EXAMPLES))
+    s.add_argument("--host", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument("--port", type=int, default=7860, metavar="N", help="port (default 7860)")
     s.add_argument("--share", action="store_true",
                    help="also open a public gradio.live link (needs internet; off by default)")
     s.add_argument("--workdir", metavar="DIR", help="working folder for uploads, results and "
@@ -518,7 +531,7 @@ def add_serve_parser(sub) -> None:
                    help="folder of model files (.pth, .pt) the visitor may choose from")
     s.add_argument("--max-upload-mb", type=float, default=100.0, metavar="MB",
                    help="largest upload in MB (default 100)")
-    s.add_argument("--max-seconds", type=float, default=300.0, metavar="S",
+    s.add_argument("--max-seconds", type=float, default=300.0, metavar="SECONDS",
                    help="longest video in seconds (default 300)")
     s.add_argument("--queue-size", type=int, default=16, metavar="N",
                    help="jobs that may wait for the worker (default 16)")

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -131,6 +132,28 @@ def find_videos(paths: Sequence[str]) -> list[Path]:
     return videos
 
 
+def help_texts(description: str, examples: str) -> dict:
+    """add_parser / ArgumentParser keywords: `description` (prose refilled, indented lines
+    kept) and an `examples:` epilog, printed as written."""
+    return {"description": _filled(description), "epilog": "examples:\n" + examples,
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def _filled(text: str, width: int = 79) -> str:
+    """Runs of prose lines refilled to `width`; blank and indented lines kept."""
+    out: list[str] = []
+    prose: list[str] = []
+    for line in text.splitlines() + [""]:
+        if line.strip() and not line.startswith(" "):
+            prose.append(line.strip())
+            continue
+        if prose:
+            out.append(textwrap.fill(" ".join(prose), width))
+            prose.clear()
+        out.append(line)
+    return "\n".join(out[:-1])
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO",
                    help="video files or folders of videos")
@@ -147,19 +170,41 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "(default: cuda if available, else cpu)")
 
 
+SYNC_DESCRIPTION = """\
+Find how far the sound of each video is shifted against its picture, from the
+gestures of the one person in it, and write a copy with the sound back in sync.
+
+The offset is in frames at 25 fps (and in seconds): + means the sound comes later
+than the picture, - earlier. The summary line reads, e.g.
+  clip.mp4: offset +7 frames (+0.28 s), confidence 0.83
+The corrected copy moves the sound by minus the offset; its picture is copied
+untouched. Confidence is in [0, 1]; an uncertain answer gets no corrected copy
+unless --always-write. Writes offset.json, scores.png and <name>_synced.mp4 to
+results/<video name>/ (or --out)."""
+SYNC_EXAMPLES = """\
+  gestsync sync clip.mp4
+  gestsync sync clips/ --out results/ --json         every video of a folder
+  gestsync sync talk.mp4 --segments 30 --no-video    does it drift? (per 30 s)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gestsync", description="Audio-visual sync and active speaker "
-                     "detection from body gestures (GestSync).")
+    parser = _Parser(prog="gestsync", **help_texts(
+        "Audio-visual sync and active speaker detection from body gestures (GestSync).\n"
+        "Each command has its own help: gestsync COMMAND --help.",
+        "  gestsync sync clip.mp4            offset of clip.mp4, and a corrected copy\n"
+        "  gestsync speaker talkshow.mp4     who speaks, scene by scene\n"
+        "  gestsync serve                    the same in a web page"))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser("sync", help="find the audio-visual offset of single-speaker videos "
-                       "and write sync-corrected copies")
+                       "and write sync-corrected copies", **help_texts(SYNC_DESCRIPTION,
+                                                                       SYNC_EXAMPLES))
     _add_common(s)
     s.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="search offsets in [-N, N] frames at 25 fps (default 50 = 2 s)")
     s.add_argument("--context-frames", type=int, metavar="N",
                    help="score only N frames, from frame --max-offset on (default: the whole clip)")
-    s.add_argument("--grid", type=int, default=1, metavar="K",
+    s.add_argument("--grid", type=int, default=1, metavar="N",
                    help="candidate step in frames (default 1; 5 = the authors' grid)")
     s.add_argument("--always-write", action="store_true",
                    help="write the corrected video even when the offset is 0 or the answer "
@@ -167,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
     s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes "
                    "(default: one per CPU core, at most 4)")
-    s.add_argument("--pose-stride", type=int, default=2, metavar="K",
-                   help="run the pose detector on every K-th frame, interpolating between "
+    s.add_argument("--pose-stride", type=int, default=2, metavar="N",
+                   help="run the pose detector on every N-th frame, interpolating between "
                         "(default 2; 1 = every frame, slower)")
     s.add_argument("--segments", type=float, metavar="SECONDS",
                    help="also report the offset of every SECONDS-long stretch and flag drift "
@@ -184,24 +229,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EVAL_DESCRIPTION = """\
+Measure how often the built-in estimator finds the offset. Offset protocol: every
+single-speaker clip of MANIFEST.tsv with a known offset is copied with its sound
+moved by each shift, and each copy is scored like `gestsync sync`. The report (in
+Markdown) gives the share of answers within 0, 1, 2 and 5 frames of the truth
+(acc@K) per context and per clip, and how well the confidence is calibrated.
+Protocol, method and results: docs/accuracy.md. --protocol speaker: who speaks in
+composite scenes of people from different clips side by side (see README)."""
+EVAL_EXAMPLES = """\
+  gestsync eval --samples ../shared/samples
+  gestsync eval --shifts -10:10:5 --json-out results/trials.jsonl
+  gestsync eval --trials results/trials.jsonl --fit-calibration    (no re-run)
+  gestsync eval --protocol speaker --people 2,3"""
+
+
 def _add_eval_parser(sub) -> None:
-    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips")
+    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips",
+                       **help_texts(EVAL_DESCRIPTION, EVAL_EXAMPLES))
     e.add_argument("--samples", default=str(Path("..") / "shared" / "samples"), metavar="DIR",
                    help="folder with MANIFEST.tsv and the clips (default ../shared/samples)")
     e.add_argument("--shifts", default="-20:20", metavar="A:B[:STEP]",
-                   help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
+                   help="shifts in frames, e.g. -20:20 (default) or -10:10:5")
     e.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="candidate offsets in [-N, N] frames (default 50)")
-    e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
+    e.add_argument("--json-out", metavar="PATH", help="also write every trial as JSON lines")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
-    e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
+    e.add_argument("--trials", metavar="PATH", help="report (and fit) from the trials of an "
                    "earlier --json-out instead of running the protocol again")
     e.add_argument("--fit-calibration", action="store_true",
                    help="fit the confidence calibration leaving one clip out at a time, "
                         "print the held-out reliability and the curve fitted on every clip")
     e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
                    help="offset: shifted copies (default); speaker: composite scenes "
-                        "(see gestsync.evaluate_speaker)")
+                        "(see README, active speaker detection)")
     e.add_argument("--people", default="1,2,3,4", metavar="N,N",
                    help="with --protocol speaker: people per composite (1 = speaking vs "
                         "off-screen voice; default 1,2,3,4)")
@@ -216,12 +277,28 @@ def _run_eval(args) -> int:
     return run_eval(args)
 
 
+SPEAKER_DESCRIPTION = """\
+Find who is speaking in each scene (and, with --per-frame, on each frame): the
+person whose gestures follow the sound. Writes speakers.json and the annotated
+<name>_speakers.mp4 (everyone boxed and numbered) to results/<video name>/.
+
+The summary line gives each scene as START-END s: WHO (CONFIDENCE), e.g.
+  talk.mp4: 0.0-6.2 s: #1 (0.89); 6.2-9.0 s: no speech (0.95)
+#1 is person 1, as numbered in speakers.json and on the annotated video;
+CONFIDENCE is in [0, 1]; instead of a number, why nobody was chosen:
+no speech, off-screen voice or no person."""
+SPEAKER_EXAMPLES = """\
+  gestsync speaker talk.mp4
+  gestsync speaker talk.mp4 --per-frame --json    also who speaks on each frame"""
+
+
 def _add_speaker_parser(sub) -> None:
     from .people import MAX_GAP, MIN_FRAMES, MIN_SIZE
     from .scenes import CUT_THRESHOLD
 
     p = sub.add_parser("speaker", help="find who is speaking in each scene (and on each "
-                       "frame) and write an annotated video")
+                       "frame) and write an annotated video",
+                       **help_texts(SPEAKER_DESCRIPTION, SPEAKER_EXAMPLES))
     _add_common(p)
     p.add_argument("--per-frame", action="store_true",
                    help="also decide who speaks on every frame")

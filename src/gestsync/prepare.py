@@ -493,11 +493,22 @@ def _summary(records: list[dict], manifest: Path, wall: float) -> PrepareSummary
 
 # ---------------------------------------------------------------------------- command
 
-def build_parser():
-    from .cli import _Parser
+PREPARE_DESCRIPTION = """\
+Turn raw videos into training clips for `gestsync train`: every person seen for
+at least --min-seconds in a scene becomes a clip (masked 480x270 crop, 16 kHz wav,
+body keypoints), listed in DIR/manifest.jsonl. A video is done once its record is
+in DIR/videos/: run the same command again to resume after a stop, or to add
+videos."""
+PREPARE_EXAMPLES = """\
+  gestsync prepare raw_videos/ --out data/
+  gestsync prepare list.txt --out data/ --workers 4 --parquet
+  gestsync prepare raw_videos/ --out data/ --engine ray --ray-address auto"""
 
-    p = _Parser(prog="gestsync prepare", description="Turn raw videos into per person-track "
-                "training clips (masked 480x270 crops, 16 kHz wav, keypoints) and a manifest.")
+
+def build_parser():
+    from .cli import _Parser, help_texts
+
+    p = _Parser(prog="gestsync prepare", **help_texts(PREPARE_DESCRIPTION, PREPARE_EXAMPLES))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders (searched recursively) or .txt lists of paths")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; re-runs resume)")
@@ -509,12 +520,12 @@ def build_parser():
                    help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local Ray")
     p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="share of source videos in the val split (default 0.1)")
-    p.add_argument("--min-seconds", type=float, default=2.0, metavar="S",
+    p.add_argument("--min-seconds", type=float, default=2.0, metavar="SECONDS",
                    help="drop person tracks shorter than this (default 2)")
     p.add_argument("--max-people", type=int, default=2, metavar="N",
                    help="people tracked per frame (default 2)")
-    p.add_argument("--pose-stride", type=int, default=1, metavar="K",
-                   help="pose on every K-th frame, keypoints interpolated between (default 1)")
+    p.add_argument("--pose-stride", type=int, default=1, metavar="N",
+                   help="pose on every N-th frame, keypoints interpolated between (default 1)")
     p.add_argument("--scene-threshold", type=float, default=27.0, metavar="T",
                    help="PySceneDetect content threshold for scene cuts (default 27)")
     p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")
