@@ -469,7 +469,7 @@ def serve(cfg: ServeConfig) -> int:
                         theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=["monospace"]),
                         quiet=True, prevent_thread_lock=True)
             print(ready_message(demo.local_url, demo.share_url, ws.root), flush=True)
-            while True:  # until Ctrl+C or `kill`
+            while demo.is_running:  # until Ctrl+C or `kill`
                 time.sleep(0.5)
     except KeyboardInterrupt:
         print("gestsync serve: stopped", flush=True)
