@@ -507,7 +507,7 @@ SERVE_DESCRIPTION = """\
 Start the web demo: upload a video (or pick a recent one), then get its offset
 and corrected copy, or who speaks in it, as the sync and speaker commands give
 them. It prints the address to open; Ctrl+C stops it and removes its
-temporary files. Only this machine can connect, unless --host 0.0.0.0 (your
+temporary files. Only the computer it runs on can connect, unless --host 0.0.0.0 (your
 network) or --share (a public gradio.live link)."""
 SERVE_EXAMPLES = """\
   gestsync serve                                   then open http://127.0.0.1:7860/
