@@ -13,12 +13,15 @@ setup: $(BIN)/gestsync
 setup-test:
 	scripts/setup.sh --test
 
+# The video's name reaches the shell through the environment, as typed: spaces, quotes
+# and `$` in it stay (make would expand `$x`, and quotes would end the recipe's string).
+sync: export GESTSYNC_VIDEO := $(value VIDEO)
 sync: setup
-	@test -n "$(VIDEO)" || { echo "usage: make sync VIDEO=path/to/clip.mp4 [ARGS='--json']" >&2; exit 2; }
-	$(BIN)/gestsync sync "$(VIDEO)" $(ARGS)
+	@test -n "$$GESTSYNC_VIDEO" || { echo "usage: make sync VIDEO=path/to/clip.mp4 [ARGS='--json']" >&2; exit 2; }
+	$(BIN)/gestsync sync "$$GESTSYNC_VIDEO" $(ARGS)
 
 test: setup-test
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -rs $(ARGS)
 
 eval: setup
 	$(BIN)/gestsync eval --samples ../shared/samples $(ARGS)

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -143,6 +144,39 @@ def test_serve_options_are_checked(capsys, tmp_path):
     assert not (tmp_path / "w").exists()
     assert main(["serve", "--checkpoints", str(tmp_path / "none")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_serve_says_where_how_to_stop_and_how_to_share(tmp_path):
+    """Our own lines instead of Gradio's `share=True` hint and its Ctrl+C message."""
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    port, log = _free_port(), tmp_path / "server.log"
+    cmd = [sys.executable, "-m", "gestsync", "serve", "--port", str(port), "--workdir",
+           str(tmp_path / "work")]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "stop with Ctrl+C" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # what Ctrl+C sends
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert f"gestsync serve: open http://127.0.0.1:{port}/ in a browser" in text
+    assert "--share" in text and text.rstrip().endswith("gestsync serve: stopped")
+    assert "share=True" not in text and "Keyboard interruption" not in text, text
+    assert not list((tmp_path / "work").glob("run-*"))
+
+
+def test_ready_message_with_a_public_link(tmp_path):
+    text = app.ready_message("http://127.0.0.1:7860/", "https://abc.gradio.live", tmp_path)
+    assert "https://abc.gradio.live" in text and "--share" not in text
+    assert "Ctrl+C" in text and str(tmp_path) in text
 
 
 # ----------------------------------------------------------------------------- in the browser

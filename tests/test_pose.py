@@ -170,3 +170,29 @@ def test_hand_detector_runs_from_the_wheel_models(cache):
     with pose.HandDetector(cache=cache) as detector:
         hands = [detector.detect(f, i) for i, f in enumerate(frames)]
     assert all(h.ndim == 3 and h.shape[1:] == (21, 3) and h.dtype == np.float32 for h in hands)
+
+
+QUIET_SCRIPT = """
+import numpy as np
+from gestsync.pose import FaceMasker, HandDetector, PoseDetector
+frames = [np.full((270, 480, 3), v, np.uint8) for v in (0, 90, 180)]
+with FaceMasker() as masker, PoseDetector() as poses, HandDetector() as hands:
+    for i, frame in enumerate(frames):
+        masker.chin_y(frame)
+        poses.detect(frame, i)
+        hands.detect(frame, i)
+print("done")
+"""
+
+
+def test_detectors_keep_mediapipe_set_up_lines_off_stderr(cache):
+    """MediaPipe's C++ start-up warnings (some from its own threads, after the constructor
+    returns) must not reach the terminal, whoever creates the detectors."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], capture_output=True, text=True,
+                         env={**os.environ, "GESTSYNC_CACHE": str(cache)}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "done\n"
+    assert run.stderr == ""

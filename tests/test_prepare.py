@@ -141,3 +141,13 @@ def test_real_sample_gives_a_masked_clip(tmp_path):
     assert summary.failed == 0 and len(clips) == 1
     assert clips[0]["face_found_ratio"] > 0.9 and clips[0]["visible_hands_ratio"] > 0.5
     assert clips[0]["num_frames"] >= 120
+
+
+@needs_samples
+@pytest.mark.slow
+def test_quiet_prepare_prints_only_its_summary(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "gestsync", "prepare", str(SAMPLES / "sync_sample_3.mp4"),
+                          "--out", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""  # no MediaPipe log lines
+    assert len(run.stdout.splitlines()) == 1 and "1 clips" in run.stdout

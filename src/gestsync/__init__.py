@@ -35,3 +35,8 @@ def __getattr__(name: str):
 
         return log_mel
     raise AttributeError(f"module 'gestsync' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names above are not module globals yet: list the public API, as `__all__` does.
+    return sorted(set(globals()) | set(__all__))

@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli import UsageError, add_model_option
+from .cli import UsageError, add_model_option, help_texts, sigterm_as_interrupt
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)
@@ -486,14 +485,6 @@ def _gradio_env(ws: Workspace) -> None:
     os.environ["GRADIO_TEMP_DIR"] = str(ws.cache)  # uploads land here first
 
 
-def _stop_on_sigterm() -> None:
-    """`kill` stops the server like Ctrl-C does, so the working folder is cleaned."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def _check_port(host: str, port: int) -> None:
     """Fail with a clear line, before any work, when the address cannot be listened on."""
     try:
@@ -524,33 +515,73 @@ def serve(cfg: ServeConfig) -> int:
     _load_default_model(cfg)
     ws = Workspace(cfg.workdir)
     _gradio_env(ws)
+    demo = None
     try:
-        import gradio as gr
+        with sigterm_as_interrupt():
+            import gradio as gr
 
-        modes = [MODE_SYNC] + ([MODE_SPEAKERS] if speaker_api() else [])
-        demo = build_app(cfg, ws, modes)
-        _stop_on_sigterm()
-        log.warning("working folder %s", ws.root)
-        demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
-                    max_file_size=int(cfg.max_upload_mb * MIB), ssr_mode=False,
-                    allowed_paths=[str(ws.uploads), str(ws.jobs)], mcp_server=False,
-                    run_history=False, footer_links=["api", "gradio", "settings"],
-                    theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=["monospace"]))
+            modes = [MODE_SYNC] + ([MODE_SPEAKERS] if speaker_api() else [])
+            demo = build_app(cfg, ws, modes)
+            demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
+                        max_file_size=int(cfg.max_upload_mb * MIB), ssr_mode=False,
+                        allowed_paths=[str(ws.uploads), str(ws.jobs)], mcp_server=False,
+                        run_history=False, footer_links=["api", "gradio", "settings"],
+                        theme=gr.themes.Default(font=LOCAL_FONTS, font_mono=["monospace"]),
+                        quiet=True, prevent_thread_lock=True)
+            print(ready_message(demo.local_url, demo.share_url, ws.root), flush=True)
+            while demo.is_running:  # until Ctrl+C or `kill`
+                time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        print("gestsync serve: stopped", flush=True)
     finally:
+        _close(demo)
         ws.close()
     return 0
 
 
+def ready_message(local_url: str, share_url: str | None, workdir: Path) -> str:
+    """What `serve` prints once it answers: where, how to stop, how to share."""
+    lines = [f"gestsync serve: open {local_url} in a browser"]
+    if share_url:
+        lines.append(f"  public link (for anyone, about a week): {share_url}")
+    lines.append(f"  working folder: {workdir}")
+    lines.append("  stop with Ctrl+C" + ("" if share_url else
+                                         "; `gestsync serve --share` also makes a public link"))
+    return "\n".join(lines)
+
+
+def _close(demo) -> None:
+    """Stop the server and any public-link tunnel (what Gradio does on Ctrl+C, silently)."""
+    if demo is None:
+        return
+    from gradio.tunneling import CURRENT_TUNNELS
+
+    demo.close(verbose=False)
+    for tunnel in CURRENT_TUNNELS:
+        tunnel.kill()
+
+
 # ----------------------------------------------------------------------------- command line
+
+SERVE_DESCRIPTION = """\
+Start the web demo: upload a video (or pick a recent one), then get its offset
+and corrected copy, or who speaks in it, as the sync and speaker commands give
+them. It prints the address to open; Ctrl+C stops it and removes its
+temporary files. Only the computer it runs on can connect, unless --host 0.0.0.0 (your
+network) or --share (a public gradio.live link)."""
+SERVE_EXAMPLES = """\
+  gestsync serve                                   then open http://127.0.0.1:7860/
+  gestsync serve --port 8080 --checkpoints models/
+  gestsync serve --workdir demo/    keeps uploads as recent videos between runs"""
+
 
 def add_serve_parser(sub) -> None:
     """The `serve` sub-command (registered by cli.build_parser)."""
-    s = sub.add_parser("serve", help="start the web demo (Gradio) on this machine")
-    s.add_argument("--host", default="127.0.0.1",
+    s = sub.add_parser("serve", help="start the web demo (Gradio) on this machine",
+                       **help_texts(SERVE_DESCRIPTION, SERVE_EXAMPLES))
+    s.add_argument("--host", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    s.add_argument("--port", type=int, default=7860, metavar="N", help="port (default 7860)")
     s.add_argument("--share", action="store_true",
                    help="also open a public gradio.live link (needs internet; off by default)")
     s.add_argument("--workdir", metavar="DIR", help="working folder for uploads, results and "
@@ -561,7 +592,7 @@ def add_serve_parser(sub) -> None:
     add_model_option(s, alias=False)  # the default model on the page
     s.add_argument("--max-upload-mb", type=float, default=100.0, metavar="MB",
                    help="largest upload in MB (default 100)")
-    s.add_argument("--max-seconds", type=float, default=300.0, metavar="S",
+    s.add_argument("--max-seconds", type=float, default=300.0, metavar="SECONDS",
                    help="longest video in seconds (default 300)")
     s.add_argument("--queue-size", type=int, default=16, metavar="N",
                    help="jobs that may wait for the worker (default 16)")

@@ -7,14 +7,19 @@ what and how to fix it); 1 an internal error, or, with several videos, any video
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import GestsyncError
+from .helptext import help_texts
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".flv"}
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -27,9 +32,56 @@ class UsageError(GestsyncError):
     """Bad command-line arguments."""
 
 
+# Options whose value may start with a minus sign (`--shifts -10:10`): argparse takes such a
+# value for an option and refuses it, unless written `--shifts=-10:10`, which it is made.
+DASH_VALUE_OPTIONS = ("--shifts",)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line and status 2, as for every user error
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(_joined_dash_values(args), namespace)
+
+
+def _joined_dash_values(args: list[str]) -> list[str]:
+    """`--shifts -10:10` -> `--shifts=-10:10` for DASH_VALUE_OPTIONS (not after `--`)."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        if arg in DASH_VALUE_OPTIONS and i + 1 < len(args) and re.match(r"-\d", args[i + 1]):
+            out.append(f"{arg}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(arg)
+            i += 1
+    return out
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C wherever the program is, so `with` blocks clean up."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within: `kill` (SIGTERM) stops the program as Ctrl+C does, so temporary folders and
+    partial outputs are removed on the way out. Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _quiet_native_logs() -> None:
@@ -103,19 +155,43 @@ def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
                         "PATH of a model file (model_rgb.pth or our own); see `gestsync models`")
 
 
+SYNC_DESCRIPTION = """\
+Find how far the sound of each video is shifted against its picture, from the
+speaker's gestures, and write a copy with the sound back in sync. With several
+people in view, each is searched at every lag and the answer names the person
+whose gestures carried it.
+
+The offset is in frames at 25 fps (and in seconds): + means the sound comes later
+than the picture, - earlier. The summary line reads, e.g.
+  clip.mp4 [built-in estimator]: offset +7 frames (+0.28 s), confidence 0.83
+The corrected copy moves the sound by minus the offset; its picture is copied
+untouched. Confidence is in [0, 1]; an uncertain answer gets no corrected copy
+unless --always-write. Writes offset.json, scores.png and <name>_synced.mp4 to
+results/<video name>/ (or --out)."""
+SYNC_EXAMPLES = """\
+  gestsync sync clip.mp4
+  gestsync sync clips/ --out results/ --json         every video of a folder
+  gestsync sync talk.mp4 --segments 30 --no-video    does it drift? (per 30 s)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gestsync", description="Audio-visual sync and active speaker "
-                     "detection from body gestures (GestSync).")
+    parser = _Parser(prog="gestsync", **help_texts(
+        "Audio-visual sync and active speaker detection from body gestures (GestSync).\n"
+        "Each command has its own help: gestsync COMMAND --help.",
+        "  gestsync sync clip.mp4            offset of clip.mp4, and a corrected copy\n"
+        "  gestsync speaker talkshow.mp4     who speaks, scene by scene\n"
+        "  gestsync serve                    the same in a web page"))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser("sync", help="find the audio-visual offset of single-speaker videos "
-                       "and write sync-corrected copies")
+                       "and write sync-corrected copies", **help_texts(SYNC_DESCRIPTION,
+                                                                       SYNC_EXAMPLES))
     _add_common(s)
     s.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="search offsets in [-N, N] frames at 25 fps (default 50 = 2 s)")
     s.add_argument("--context-frames", type=int, metavar="N",
                    help="score only N frames, from frame --max-offset on (default: the whole clip)")
-    s.add_argument("--grid", type=int, default=1, metavar="K",
+    s.add_argument("--grid", type=int, default=1, metavar="N",
                    help="candidate step in frames (default 1; 5 = the authors' grid)")
     s.add_argument("--always-write", action="store_true",
                    help="write the corrected video even when the offset is 0 or the answer "
@@ -123,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
     s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes "
                    "(default: one per CPU core, at most 4)")
-    s.add_argument("--pose-stride", type=int, default=2, metavar="K",
-                   help="run the pose detector on every K-th frame, interpolating between "
+    s.add_argument("--pose-stride", type=int, default=2, metavar="N",
+                   help="run the pose detector on every N-th frame, interpolating between "
                         "(default 2; 1 = every frame, slower)")
     s.add_argument("--segments", type=float, metavar="SECONDS",
                    help="also report the offset of every SECONDS-long stretch and flag drift "
@@ -142,25 +218,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EVAL_DESCRIPTION = """\
+Measure how often the built-in estimator finds the offset. Offset protocol: every
+single-speaker clip of MANIFEST.tsv with a known offset is copied with its sound
+moved by each shift, and each copy is scored like `gestsync sync`. The report (in
+Markdown) gives the share of answers within 0, 1, 2 and 5 frames of the truth
+(acc@K) per context and per clip, and how well the confidence is calibrated.
+Protocol, method and results: docs/accuracy.md. --protocol speaker: who speaks in
+composite scenes of people from different clips side by side (see README)."""
+EVAL_EXAMPLES = """\
+  gestsync eval --samples ../shared/samples
+  gestsync eval --shifts -10:10:5 --json-out results/trials.jsonl
+  gestsync eval --trials results/trials.jsonl --fit-calibration    (no re-run)
+  gestsync eval --protocol speaker --people 2,3"""
+
+
 def _add_eval_parser(sub) -> None:
-    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips")
+    e = sub.add_parser("eval", help="measure offset accuracy on shifted copies of in-sync clips",
+                       **help_texts(EVAL_DESCRIPTION, EVAL_EXAMPLES))
     e.add_argument("--samples", default=str(Path("..") / "shared" / "samples"), metavar="DIR",
                    help="folder with MANIFEST.tsv and the clips (default ../shared/samples)")
     e.add_argument("--shifts", default="-20:20", metavar="A:B[:STEP]",
-                   help="shifts in frames, e.g. -20:20 (default) or -20:20:5")
+                   help="shifts in frames, e.g. -20:20 (default) or -10:10:5")
     e.add_argument("--max-offset", type=int, default=50, metavar="N",
                    help="candidate offsets in [-N, N] frames (default 50)")
     add_model_option(e, alias=False)
-    e.add_argument("--json-out", metavar="FILE", help="also write every trial as JSON lines")
+    e.add_argument("--json-out", metavar="PATH", help="also write every trial as JSON lines")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
-    e.add_argument("--trials", metavar="FILE", help="report (and fit) from the trials of an "
+    e.add_argument("--trials", metavar="PATH", help="report (and fit) from the trials of an "
                    "earlier --json-out instead of running the protocol again")
     e.add_argument("--fit-calibration", action="store_true",
                    help="fit the confidence calibration leaving one clip out at a time, "
                         "print the held-out reliability and the curve fitted on every clip")
     e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
                    help="offset: shifted copies (default); speaker: composite scenes "
-                        "(see gestsync.evaluate_speaker)")
+                        "(see README, active speaker detection)")
     e.add_argument("--people", default="1,2,3,4", metavar="N,N",
                    help="with --protocol speaker: people per composite (1 = speaking vs "
                         "off-screen voice; default 1,2,3,4)")
@@ -175,12 +267,33 @@ def _run_eval(args) -> int:
     return run_eval(args)
 
 
+SPEAKER_DESCRIPTION = """\
+Find who is speaking in each scene (and, with --per-frame, on each frame): the
+person whose gestures follow the sound. With people in view and speech present
+one of them is always named, unless --allow-offscreen. Writes speakers.json and
+the annotated <name>_speakers.mp4 (everyone boxed and numbered) to
+results/<video name>/.
+
+The summary line gives each scene as START-END s: WHO (CONFIDENCE), e.g.
+  talk.mp4 [built-in estimator]: 0.0-6.2 s: #1 (0.89); 6.2-9.0 s: no speech (0.95)
+#1 is person 1, as numbered in speakers.json and on the annotated video;
+CONFIDENCE is the calibrated chance that the answer is right ("alone in view"
+when one person is tracked: then the share of resamples in which their motion
+follows the sound). Instead of a person, why nobody was chosen: no speech,
+off-screen voice (only with --allow-offscreen) or no person. With --per-frame,
+each person's share of the frames instead: #1 67%, #0 20%, nobody 13%."""
+SPEAKER_EXAMPLES = """\
+  gestsync speaker talk.mp4
+  gestsync speaker talk.mp4 --per-frame --json    also who speaks on each frame"""
+
+
 def _add_speaker_parser(sub) -> None:
     from .people import MAX_GAP, MIN_FRAMES, MIN_SIZE
     from .scenes import CUT_THRESHOLD
 
     p = sub.add_parser("speaker", help="find who is speaking in each scene (and on each "
-                       "frame) and write an annotated video")
+                       "frame) and write an annotated video",
+                       **help_texts(SPEAKER_DESCRIPTION, SPEAKER_EXAMPLES))
     _add_common(p)
     p.add_argument("--per-frame", action="store_true",
                    help="also decide who speaks on every frame")
@@ -374,9 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return importlib.import_module(f".{argv[0]}", __package__).main(argv[1:])
         args = build_parser().parse_args(argv)
-        if args.command in ("eval", "serve", "models"):
-            return args.run(args)
-        return _process(args, find_videos(args.videos))
+        with sigterm_as_interrupt():
+            if args.command in ("eval", "serve", "models"):
+                return args.run(args)
+            return _process(args, find_videos(args.videos))
     except GestsyncError as e:
         print(f"gestsync: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -385,6 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed early (e.g. piped into head)
         sys.stderr.close()
         return EXIT_OK
+    except Terminated:
+        print("gestsync: stopped (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("gestsync: interrupted", file=sys.stderr)
         return 130

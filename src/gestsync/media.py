@@ -12,7 +12,6 @@ import heapq
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from gestsync.errors import MediaError
+from gestsync.outputs import temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -416,16 +416,15 @@ def _write_shifted(info: MediaInfo, out_path: Path, shift_frames: float) -> Path
     if not folder.is_dir():
         raise MediaError(f"output folder {folder} does not exist: create it or choose another")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=out_path.suffix, dir=folder)
+        tmp = temp_beside(out_path, suffix=out_path.suffix)
     except OSError as e:
         raise MediaError(f"cannot write to folder {folder} ({e.strerror}): "
                          "choose a writable folder") from e
-    os.close(fd)
     try:
-        _remux(info, Path(tmp), fmt, shift_frames)
+        _remux(info, tmp, fmt, shift_frames)
         os.replace(tmp, out_path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return out_path
 

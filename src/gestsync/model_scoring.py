@@ -15,7 +15,7 @@ from . import media, people
 from .audio import log_mel
 from .model import GestSyncModel
 from .pose import FaceMasker
-from .scan import Progress, native_logs_hidden
+from .scan import Progress
 
 
 def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
@@ -24,19 +24,12 @@ def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 
     person's 16:9 crop, face hidden, uint8 270 x 480 x 3. Frames outside the track reuse
     its nearest box."""
     boxes = track.crop_boxes()
-    with native_logs_hidden():
-        masker = FaceMasker()
-    with masker:
+    with FaceMasker() as masker:
         for k, frame in enumerate(media.iter_frames(info, start_frame=start_frame,
                                                     num_frames=num_frames)):
             i = int(np.clip(start_frame + k - track.start, 0, track.length - 1))
             keypoints = track.keypoints[i]  # interpolated where not detected: still a head box
-            if k == 0:
-                with native_logs_hidden():  # the face mesh logs its set-up on first use
-                    crop = masker.masked_crop(frame, boxes[i], keypoints)
-            else:
-                crop = masker.masked_crop(frame, boxes[i], keypoints)
-            yield crop
+            yield masker.masked_crop(frame, boxes[i], keypoints)
 
 
 def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import CheckpointError, GestsyncError
+from .helptext import help_texts
 
 AUTO, BUILTIN = "auto", "builtin"
 FILE_METHOD = "model"  # `method` of a result scored with a model file given by path
@@ -409,15 +410,31 @@ def _now() -> str:
 
 # ----------------------------------------------------------------------------- command line
 
+MODELS_DESCRIPTION = """\
+List the models gestsync knows (what each is, its published source, the manual
+route, where it is cached, its size and SHA-256), or download one. Nothing is ever
+downloaded except by `gestsync models download`; once gestsync-rgb is cached,
+sync, speaker, eval and serve use it by default (--model auto). The cache folder
+is $GESTSYNC_HOME/models, else the user cache folder. See docs/models.md."""
+DOWNLOAD_DESCRIPTION = """\
+Fetch a known model from its published source (see `gestsync models`), resuming a
+partial download, check it (a real checkpoint of the published structure, loaded
+with weights_only; --sha256 pins the file) and keep it in the cache folder, where
+--model auto finds it. A refused file leaves nothing behind. See docs/models.md."""
+MODELS_EXAMPLES = """\
+  gestsync models
+  gestsync models download gestsync-rgb
+  gestsync models download gestsync-rgb --url https://mirror.example/gestsync.pth"""
+
+
 def add_models_parser(sub) -> None:
     """`gestsync models` and `gestsync models download` (registered by cli.build_parser)."""
-    p = sub.add_parser("models", help="list the known models, or download one into the cache")
+    p = sub.add_parser("models", help="list the known models, or download one into the cache",
+                       **help_texts(MODELS_DESCRIPTION, MODELS_EXAMPLES))
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     inner = p.add_subparsers(dest="models_command", parser_class=type(p))
     d = inner.add_parser("download", help="download, verify and cache a known model",
-                         description="Fetch a known model from its published source (see "
-                         "`gestsync models`), check it, and keep it in the cache folder, where "
-                         "--model auto finds it. See docs/models.md.")
+                         **help_texts(DOWNLOAD_DESCRIPTION, MODELS_EXAMPLES))
     d.add_argument("name", metavar="NAME", choices=sorted(KNOWN),
                    help=f"the model ({', '.join(KNOWN)})")
     d.add_argument("--url", help="fetch from this URL instead of the published source (a mirror)")

@@ -1,4 +1,6 @@
-"""Writing result folders all or nothing: files are staged, then moved into place together."""
+"""Writing outputs all or nothing: result folders are staged, then moved into place
+together; single files are written beside their name, then renamed onto it. Every file
+and folder gets the permissions a plain open() or mkdir() would give it (the umask)."""
 
 from __future__ import annotations
 
@@ -64,6 +66,53 @@ def staged(out_dir: Path) -> Iterator[Path]:
             os.replace(item, out_dir / item.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc/self/status says it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permissions of a new file as open() makes it: 0o666 less the umask."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """Permissions of a new folder as mkdir() makes it: 0o777 less the umask."""
+    return 0o777 & ~_umask()
+
+
+def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """A new empty hidden file in `path`'s folder, with open()'s permissions (mkstemp
+    alone makes it private)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Write `path` all or nothing: yields a temporary name beside it (`temp_beside`) to
+    write; on success that file replaces `path`, on any error it is removed."""
+    tmp = temp_beside(path, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, data: dict) -> None:

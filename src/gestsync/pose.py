@@ -13,12 +13,14 @@ requires, into a cache folder keyed by the mediapipe version.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import tempfile
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -83,6 +85,24 @@ BUNDLES: dict[str, tuple[_Model, ...]] = {
 }
 
 
+@contextlib.contextmanager
+def native_logs_hidden() -> Iterator[None]:
+    """Silence C++ log lines (MediaPipe/TFLite start-up chatter) written to fd 2.
+
+    Python's own sys.stderr is flushed first; errors raised inside still propagate. The
+    detectors below use it for their set-up, so their callers need not.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def cache_dir() -> Path:
     """Folder for built bundles: `$GESTSYNC_CACHE` or `~/.cache/gestsync`."""
     root = os.environ.get("GESTSYNC_CACHE") or Path.home() / ".cache" / "gestsync"
@@ -115,17 +135,13 @@ def _with_metadata(tflite: bytes, name: str, norm: tuple[float, float]) -> bytes
 
 def _write_bundle(path: Path, models: tuple[_Model, ...], modules: Path) -> None:
     """Zip the models (with metadata) to `path` atomically: temp file, then os.replace."""
+    from .outputs import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as z:
-            for m in models:
-                tflite = (modules / m.wheel_path).read_bytes()
-                z.writestr(m.bundle_name, _with_metadata(tflite, m.bundle_name, m.norm))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as z:
+        for m in models:
+            tflite = (modules / m.wheel_path).read_bytes()
+            z.writestr(m.bundle_name, _with_metadata(tflite, m.bundle_name, m.norm))
 
 
 def bundle_path(name: str, root: Path | None = None) -> Path:
@@ -172,10 +188,21 @@ def _downscale(rgb: np.ndarray, max_width: int | None) -> np.ndarray:
 
 
 class _VideoTask:
-    """Shared VIDEO-mode plumbing: context manager, increasing timestamps."""
+    """Shared VIDEO-mode plumbing: quiet set-up, context manager, increasing timestamps."""
 
     _landmarker = None
     _last_ms = -1
+    _warm = False
+
+    def _detect(self, rgb: np.ndarray, frame_index: int):
+        """The Tasks result for one frame; the first call's set-up log lines are hidden."""
+        image, ms = _mp_image(rgb), self._check_time(frame_index)
+        if self._warm:
+            return self._landmarker.detect_for_video(image, ms)
+        with native_logs_hidden():
+            result = self._landmarker.detect_for_video(image, ms)
+        self._warm = True
+        return result
 
     def _check_time(self, frame_index: int) -> int:
         ms = _timestamp_ms(frame_index)
@@ -236,7 +263,8 @@ class PoseDetector(_VideoTask):
             min_pose_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence)
         self.max_width = max_width
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        with native_logs_hidden():
+            self._landmarker = vision.PoseLandmarker.create_from_options(options)
 
     def detect(self, rgb: np.ndarray, frame_index: int) -> np.ndarray:
         """Body landmarks of everyone found in one frame.
@@ -249,8 +277,7 @@ class PoseDetector(_VideoTask):
             (depth relative to the hips; smaller is nearer), visibility in [0, 1].
             P may be 0.
         """
-        ms = self._check_time(frame_index)
-        result = self._landmarker.detect_for_video(_mp_image(_downscale(rgb, self.max_width)), ms)
+        result = self._detect(_downscale(rgb, self.max_width), frame_index)
         return _to_pixels(result.pose_landmarks, rgb.shape, NUM_POSE_LANDMARKS, visibility=True)
 
 
@@ -258,8 +285,11 @@ class StillPoseDetector:
     """Everyone's body landmarks on single frames (Tasks PoseLandmarker, IMAGE mode).
 
     Each call detects afresh, with no tracking between calls, so frames may be far apart.
-    Used to count people, not to follow them.
+    Used to count people, not to follow them. MediaPipe's set-up lines, and its warning on
+    the first image of each new shape, are kept off stderr for the first QUIET_CALLS calls.
     """
+
+    QUIET_CALLS = 3  # one look of `scan.count_people`: the whole frame and two parts
 
     def __init__(self, max_people: int = 4, cache: Path | None = None):
         from mediapipe.tasks.python import vision
@@ -268,11 +298,15 @@ class StillPoseDetector:
         options = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(bundle_path("pose_landmarker", cache))),
             running_mode=vision.RunningMode.IMAGE, num_poses=max_people)
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        with native_logs_hidden():
+            self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        self._calls = 0
 
     def detect(self, rgb: np.ndarray) -> np.ndarray:
         """float32 (P, 33, 4) as `PoseDetector.detect`, in pixels of `rgb`."""
-        result = self._landmarker.detect(_mp_image(rgb))
+        self._calls += 1
+        with native_logs_hidden() if self._calls <= self.QUIET_CALLS else contextlib.nullcontext():
+            result = self._landmarker.detect(_mp_image(rgb))
         return _to_pixels(result.pose_landmarks, rgb.shape, NUM_POSE_LANDMARKS, visibility=True)
 
     def close(self) -> None:
@@ -315,15 +349,15 @@ class HandDetector(_VideoTask):
             min_hand_detection_confidence=min_detection_confidence,
             min_hand_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence)
-        self._landmarker = vision.HandLandmarker.create_from_options(options)
+        with native_logs_hidden():
+            self._landmarker = vision.HandLandmarker.create_from_options(options)
 
     def detect(self, rgb: np.ndarray, frame_index: int) -> np.ndarray:
         """Hands found in one uint8 H x W x 3 RGB frame (25 fps index, increasing).
 
         Returns float32 (H, 21, 3): x, y, z in pixels of `rgb` (z at the scale of x).
         """
-        ms = self._check_time(frame_index)
-        result = self._landmarker.detect_for_video(_mp_image(rgb), ms)
+        result = self._detect(rgb, frame_index)
         return _to_pixels(result.hand_landmarks, rgb.shape, NUM_HAND_LANDMARKS, visibility=False)
 
 
@@ -351,10 +385,12 @@ class FaceMasker:
                  min_tracking_confidence: float = 0.5, static: bool = False):
         mp = _mediapipe()
         self.max_width = max_width
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=1, refine_landmarks=False,
-            min_detection_confidence=min_detection_confidence,
-            min_tracking_confidence=min_tracking_confidence)
+        with native_logs_hidden():  # its threads log their set-up until a first frame is done
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static, max_num_faces=1, refine_landmarks=False,
+                min_detection_confidence=min_detection_confidence,
+                min_tracking_confidence=min_tracking_confidence)
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # no face: tracks nothing
 
     def chin_y(self, crop_rgb: np.ndarray, head: np.ndarray | None = None) -> float | None:
         """Largest y (pixels of `crop_rgb`) of the face-oval landmarks; None if no face.
@@ -369,11 +405,22 @@ class FaceMasker:
         else:
             image, y0, scale = _head_image(crop_rgb, head)
         _mp_image(image)  # validates dtype and shape
-        faces = self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks
+        faces = self._faces(np.ascontiguousarray(image))
         if not faces:
             return None
         oval = faces[0].landmark
         return y0 + max(oval[i].y for i in FACE_OVAL) * scale
+
+    _projection_warned = False  # MediaPipe warns once per process when a face is found in a
+    # non-square image (the head box is square; whole crops are not)
+
+    def _faces(self, image: np.ndarray):
+        if image.shape[0] == image.shape[1] or FaceMasker._projection_warned:
+            return self._mesh.process(image).multi_face_landmarks
+        with native_logs_hidden():
+            faces = self._mesh.process(image).multi_face_landmarks
+        FaceMasker._projection_warned = bool(faces)
+        return faces
 
     def mask(self, crop_rgb: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
         """`crop_rgb` (uint8 H x W x 3) -> uint8 270 x 480 x 3 model input, face hidden.

@@ -20,7 +20,6 @@ the same split, whatever the other videos are. Both engines run `process_video` 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -36,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import media, people
+from . import media, outputs, people
 from .errors import GestsyncError
 
 log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> di
     final = Path(options.out_dir) / CLIPS / vid
     _remove_stale(final)
     stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=vid + PARTIAL))
-    stage.chmod(0o755)  # mkdtemp makes it private; the clips are for everyone
+    stage.chmod(outputs.dir_mode())  # mkdtemp makes it private; mkdir's permissions instead
     try:
         rows = []
         for s, span in enumerate(scenes):
@@ -198,19 +197,16 @@ def scan_video(info: media.MediaInfo, options: PrepareOptions) -> tuple[list[np.
     """One decode pass at pose size: body landmarks (every `pose_stride`-th frame, in
     source pixels, (P, 33, 4) each) and scene cuts (first frames of new scenes)."""
     from .pose import PoseDetector
-    from .scan import native_logs_hidden, pose_size
+    from .scan import pose_size
 
     size = pose_size(info)
     scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1], np.float32)
     cutter, cuts, poses = SceneCutter(options.scene_threshold), [], []
-    with native_logs_hidden():
-        detector = PoseDetector(max_people=options.max_people, max_width=None)
-    with detector:
+    with PoseDetector(max_people=options.max_people, max_width=None) as detector:
         for k, frame in enumerate(media.iter_frames(info, size=size)):
             cuts += cutter.update(k, frame)
             if k % options.pose_stride == 0:
-                with native_logs_hidden() if k == 0 else contextlib.nullcontext():
-                    poses.append(detector.detect(frame, k) * scale)
+                poses.append(detector.detect(frame, k) * scale)
     return poses, sorted(set(cuts + cutter.finish(info.num_frames)))
 
 
@@ -291,12 +287,9 @@ def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndar
     import av
 
     from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker, head_box, mask_face
-    from .scan import native_logs_hidden
 
     found = 0
-    with native_logs_hidden():
-        masker = FaceMasker()
-    with masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+    with FaceMasker() as masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=FPS, options={"crf": str(crf), "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = CROP_WIDTH, CROP_HEIGHT, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, FPS)
@@ -306,8 +299,7 @@ def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndar
             head = None
             if track.detected[i]:
                 head = head_box(track.keypoints[i]) - np.tile(boxes[i, :2].astype(np.float32), 2)
-            with native_logs_hidden() if i == 0 else contextlib.nullcontext():
-                chin = masker.chin_y(crop, head)
+            chin = masker.chin_y(crop, head)
             found += chin is not None
             picture = av.VideoFrame.from_ndarray(mask_face(crop, chin), format="rgb24")
             picture.pts = i
@@ -347,14 +339,8 @@ def _read_record(out: Path, vid: str) -> dict[str, Any] | None:
 def _write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temp file in the same folder, then os.replace it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with outputs.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data) + "\n")
 
 
 def manifest_rows(out_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -371,10 +357,8 @@ def write_manifest(out_dir: str | os.PathLike, parquet: bool = False) -> Path:
     per-video records."""
     out = Path(out_dir) / MANIFEST
     rows = list(manifest_rows(out_dir))
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=MANIFEST + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with outputs.atomic_path(out) as tmp, tmp.open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
-    os.replace(tmp, out)
     if parquet:
         _write_parquet(out.with_suffix(".parquet"), rows)
     return out
@@ -386,10 +370,9 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow.parquet as pq
     except ImportError as e:
         raise GestsyncError("--parquet needs pyarrow: pip install 'gestsync[train]'") from e
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     columns = list(dict.fromkeys(k for row in rows for k in row))  # video and clip fields
-    pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
-    os.replace(tmp, path)
+    with outputs.atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
@@ -510,11 +493,22 @@ def _summary(records: list[dict], manifest: Path, wall: float) -> PrepareSummary
 
 # ---------------------------------------------------------------------------- command
 
-def build_parser():
-    from .cli import _Parser
+PREPARE_DESCRIPTION = """\
+Turn raw videos into training clips for `gestsync train`: every person seen for
+at least --min-seconds in a scene becomes a clip (masked 480x270 crop, 16 kHz wav,
+body keypoints), listed in DIR/manifest.jsonl. A video is done once its record is
+in DIR/videos/: run the same command again to resume after a stop, or to add
+videos."""
+PREPARE_EXAMPLES = """\
+  gestsync prepare raw_videos/ --out data/
+  gestsync prepare list.txt --out data/ --workers 4 --parquet
+  gestsync prepare raw_videos/ --out data/ --engine ray --ray-address auto"""
 
-    p = _Parser(prog="gestsync prepare", description="Turn raw videos into per person-track "
-                "training clips (masked 480x270 crops, 16 kHz wav, keypoints) and a manifest.")
+
+def build_parser():
+    from .cli import _Parser, help_texts
+
+    p = _Parser(prog="gestsync prepare", **help_texts(PREPARE_DESCRIPTION, PREPARE_EXAMPLES))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders (searched recursively) or .txt lists of paths")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; re-runs resume)")
@@ -526,12 +520,12 @@ def build_parser():
                    help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local Ray")
     p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="share of source videos in the val split (default 0.1)")
-    p.add_argument("--min-seconds", type=float, default=2.0, metavar="S",
+    p.add_argument("--min-seconds", type=float, default=2.0, metavar="SECONDS",
                    help="drop person tracks shorter than this (default 2)")
     p.add_argument("--max-people", type=int, default=2, metavar="N",
                    help="people tracked per frame (default 2)")
-    p.add_argument("--pose-stride", type=int, default=1, metavar="K",
-                   help="pose on every K-th frame, keypoints interpolated between (default 1)")
+    p.add_argument("--pose-stride", type=int, default=1, metavar="N",
+                   help="pose on every N-th frame, keypoints interpolated between (default 1)")
     p.add_argument("--scene-threshold", type=float, default=27.0, metavar="T",
                    help="PySceneDetect content threshold for scene cuts (default 27)")
     p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")

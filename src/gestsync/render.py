@@ -19,7 +19,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from . import media
-from .scan import Progress, no_progress
+from .scan import Progress, progress_hook
 
 if TYPE_CHECKING:
     from .speaker import SpeakerResult
@@ -64,8 +64,9 @@ def draw(rgb: np.ndarray, k: int, result: SpeakerResult, labels: dict[int, str])
 
 
 def write_speaker_video(info: media.MediaInfo, result: SpeakerResult, out_path: Path,
-                        progress: Progress = no_progress) -> Path:
+                        progress: Progress | None = None) -> Path:
     """Write the annotated copy of `info`'s clip to out_path (.mp4, H.264 + sound)."""
+    progress = progress_hook(progress)
     with media._open(info.path) as vsrc, media._open(info.path) as asrc:
         vin, ain = vsrc.streams.video[0], asrc.streams.audio[0]
         vin.thread_type = "AUTO"

@@ -5,18 +5,16 @@ Shared by `gestsync sync` (one person) and `gestsync speaker` (several).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from . import media, people
 from .errors import PeopleError
-from .pose import PoseDetector, StillPoseDetector
+from .pose import PoseDetector, StillPoseDetector, native_logs_hidden  # noqa: F401 - also imported from here
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -26,7 +24,12 @@ POSE_WIDTH = 640  # px: frames are decoded at this width for the pose detector (
 
 
 def no_progress(stage: str, completed: int, total: int) -> None:
-    """The default progress hook: does nothing."""
+    """A progress hook that does nothing."""
+
+
+def progress_hook(progress: Progress | None) -> Progress:
+    """`progress`, or `no_progress` for None (the public API's default)."""
+    return no_progress if progress is None else progress
 
 
 def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]:
@@ -36,24 +39,7 @@ def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]
     return w, h
 
 
-@contextlib.contextmanager
-def native_logs_hidden() -> Iterator[None]:
-    """Silence C++ log lines (MediaPipe/TFLite start-up chatter) written to fd 2.
-
-    Python's own sys.stderr is flushed first; errors raised inside still propagate.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
                  on_frame: FrameHook | None = None, stride: int = 1,
                  workers: int = 1) -> list[np.ndarray]:
     """Everyone's body landmarks on the 25 fps frames, in pixels of the original frame.
@@ -69,6 +55,7 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
     """
     if stride < 1:
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
+    progress = progress_hook(progress)
     chunks = [(start, min(CHUNK_FRAMES, info.num_frames - start))
               for start in range(0, info.num_frames, CHUNK_FRAMES)]
     if workers <= 1 or on_frame is not None or len(chunks) == 1:
@@ -103,21 +90,13 @@ def _detect_span(info: media.MediaInfo, max_people: int, stride: int, start: int
                      np.float32)
     skipped = np.zeros((0, 33, 4), np.float32)
     poses = []
-    with native_logs_hidden():
-        detector = PoseDetector(max_people=max_people, max_width=None)
-    with detector:
+    with PoseDetector(max_people=max_people, max_width=None) as detector:
         frames = media.iter_frames(info, size=size, start_frame=start, num_frames=count)
         for i, frame in enumerate(frames):
             k = start + i
             if on_frame is not None:
                 on_frame(k, frame)
-            if k % stride:
-                poses.append(skipped)
-            elif i == 0:
-                with native_logs_hidden():  # the first inference logs its set-up too
-                    poses.append(detector.detect(frame, k) * scale)
-            else:
-                poses.append(detector.detect(frame, k) * scale)
+            poses.append(detector.detect(frame, k) * scale if k % stride == 0 else skipped)
             progress("people", i + 1, count)
     return poses
 
@@ -142,7 +121,7 @@ def _detect_parallel(info: media.MediaInfo, max_people: int, stride: int,
     return [pose for start, _ in chunks for pose in results[start]]
 
 
-def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress = no_progress,
+def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
                 stride: int = 1, workers: int = 1,
                 **track_options) -> list[people.Track]:
     """Every person track of the clip, in pixels of the original frame.
@@ -161,21 +140,17 @@ CROWD_PARTS = ((0.0, 0.6), (0.4, 1.0))  # overlapping left and right parts of th
 MAX_SEARCHED_PEOPLE = 4  # `people_to_search`: most people followed in a clip with several
 
 
-def count_people(info: media.MediaInfo, progress: Progress = no_progress) -> np.ndarray:
+def count_people(info: media.MediaInfo, progress: Progress | None = None) -> np.ndarray:
     """People of comparable size on every CROWD_STRIDE-th frame (`people.distinct_people`).
 
     Each look is a still frame searched whole and in CROWD_PARTS, with no tracking, so
     that nobody is missed for being next to somebody already found.
     """
-    counts = []
-    with native_logs_hidden():
-        detector = StillPoseDetector(max_people=MAX_SEARCHED_PEOPLE)
-    with detector:
+    progress, counts = progress_hook(progress), []
+    with StillPoseDetector(max_people=MAX_SEARCHED_PEOPLE) as detector:
         for k, frame in enumerate(media.iter_frames(info, size=pose_size(info))):
             if k % CROWD_STRIDE == 0:
-                with native_logs_hidden() if k == 0 else contextlib.nullcontext():
-                    found = _whole_and_parts(detector, frame)  # the first logs its set-up
-                counts.append(people.distinct_people(found))
+                counts.append(people.distinct_people(_whole_and_parts(detector, frame)))
             progress("people check", k + 1, info.num_frames)
     return np.array(counts, np.int64)
 
@@ -192,13 +167,13 @@ def _whole_and_parts(detector: StillPoseDetector, frame: np.ndarray) -> np.ndarr
     return np.concatenate(found)
 
 
-def several_people(info: media.MediaInfo, progress: Progress = no_progress) -> bool:
+def several_people(info: media.MediaInfo, progress: Progress | None = None) -> bool:
     """Two or more people of comparable size on MULTI_PERSON_FRACTION of the looks or more."""
     counts = count_people(info, progress)
     return bool(len(counts)) and float(np.mean(counts >= 2)) >= people.MULTI_PERSON_FRACTION
 
 
-def single_person(info: media.MediaInfo, progress: Progress = no_progress, stride: int = 1,
+def single_person(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
                   workers: int = 1) -> tuple[list[people.Track], people.Track]:
     """(tracks, main track) of a single-speaker clip.
 
@@ -206,6 +181,7 @@ def single_person(info: media.MediaInfo, progress: Progress = no_progress, strid
     otherwise), then a one-person pass on every `stride`-th frame follows that person
     closely (cheaper than a multi-person pass, and it never loses a lone person).
     """
+    progress = progress_hook(progress)
     if several_people(info, progress):
         raise PeopleError(f"several people visible in {info.path.name}: use `gestsync "
                           "speaker` to find who is speaking")
@@ -217,7 +193,7 @@ def _one_person(info, progress, stride, workers) -> tuple[list[people.Track], pe
     return tracks, people.main_person(tracks, info.num_frames, name=info.path.name)
 
 
-def people_to_search(info: media.MediaInfo, progress: Progress = no_progress, stride: int = 1,
+def people_to_search(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
                      workers: int = 1) -> list[tuple[list[people.Track], people.Track]]:
     """Who to search for the offset: one (tracks, person) pair per visible person.
 
@@ -225,6 +201,7 @@ def people_to_search(info: media.MediaInfo, progress: Progress = no_progress, st
     every frame (up to MAX_SEARCHED_PEOPLE at once), tracks of at least 2 s whose hands
     are in view; PeopleError if none is.
     """
+    progress = progress_hook(progress)
     if not several_people(info, progress):
         return [_one_person(info, progress, stride, workers)]
     poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)

@@ -138,7 +138,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
                   min_track_size: float = people.MIN_SIZE, max_gap: int = people.MAX_GAP,
                   scene_threshold: float = CUT_THRESHOLD, allow_offscreen: bool = False,
                   out_dir: str | os.PathLike | None = None, write_video: bool = True,
-                  device: str | None = None, progress: scan.Progress = scan.no_progress
+                  device: str | None = None, progress: scan.Progress | None = None
                   ) -> SpeakerResult:
     """Find who speaks in each scene (and, with per_frame, on each frame) of `video`.
 
@@ -160,11 +160,12 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
         out_dir: where to write speakers.json and <name>_speakers.mp4; None writes nothing.
         write_video: write the annotated video.
         device: torch device for the model; None picks a GPU if present.
-        progress: hook called as progress(stage, completed, total).
+        progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
         fix: unreadable or silent input, clip under 2 s, no scene long enough, no person.
     """
+    progress = scan.progress_hook(progress)
     options = SpeakerOptions(per_frame, context_frames, max_people, min_track_frames,
                              min_track_size, max_gap, scene_threshold, allow_offscreen)
     if out_dir is not None:

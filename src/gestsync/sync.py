@@ -61,7 +61,7 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
                 write_video: bool = True, always_write: bool = False,
                 device: str | None = None, segment_seconds: float | None = None,
                 pose_stride: int = POSE_STRIDE, workers: int = 1,
-                progress: scan.Progress = scan.no_progress) -> OffsetResult:
+                progress: scan.Progress | None = None) -> OffsetResult:
     """Estimate how far the sound of `video` is shifted against its picture.
 
     Args:
@@ -85,10 +85,11 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
         pose_stride: run the pose detector on every k-th frame (faster, coarser).
         workers: pose-detection processes (see `scan.detect_poses`; > 1 needs the calling
             script's top level guarded by `if __name__ == "__main__":`).
-        progress: hook called as progress(stage, completed, total).
+        progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can fix.
     """
+    progress = scan.progress_hook(progress)
     lags = offset.candidate_lags(max_offset, grid)
     if segment_seconds is not None and segment_seconds < 2:
         raise ValueError(f"--segments must be at least 2 s, got {segment_seconds:g}")

@@ -22,7 +22,6 @@ import argparse
 import csv
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -39,6 +38,7 @@ from .checkpoint import checkpoint_payload, read_checkpoint, remap_keys, resolve
 from .errors import GestsyncError
 from .keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features
 from .model import GestSyncModel, ModelConfig
+from .outputs import atomic_path
 from .prepare import read_manifest, read_wav
 
 TRAIN_KEY = "gestsync_train"  # our checkpoints: the TrainConfig next to the model config
@@ -290,16 +290,10 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     payload = checkpoint_payload(_core(model), optimizer=optimizer.state_dict(), global_step=step,
                                  global_epoch=epoch, scaler=scaler.state_dict(), **{TRAIN_KEY: asdict(config)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def resume_config(out: str) -> TrainConfig:
@@ -541,36 +535,49 @@ def _progress(total: int, done: int, disabled: bool):
 
 # ---------------------------------------------------------------------------- command
 
-def build_parser() -> argparse.ArgumentParser:
-    from .cli import _Parser
+TRAIN_DESCRIPTION = """\
+Train GestSync (--variant rgb, the published architecture) or its lighter keypoint
+variant on the clips of `gestsync prepare`. Writes the checkpoint last.pth (for
+`gestsync sync --checkpoint`) and the train.csv and val.csv logs to the --out
+folder; --resume goes on from last.pth exactly. On several processes or GPUs,
+start it with torchrun (last example)."""
+TRAIN_EXAMPLES = """\
+  gestsync train --data data/ --out runs/kp --steps 2000
+  gestsync train --out runs/kp --resume --steps 4000          (extend the run)
+  gestsync train --data data/ --out runs/rgb --variant rgb --init model_rgb.pth
+  torchrun --nproc_per_node=2 -m gestsync train --data data/ --out runs/kp"""
 
-    p = _Parser(prog="gestsync train", description="Train GestSync (rgb) or its keypoint variant on "
-                "clips from `gestsync prepare`. Several processes: torchrun --nproc_per_node=N -m gestsync train ...")
-    p.add_argument("--data", metavar="DIR", help="prepare's output folder (or its manifest.jsonl)")
+
+def build_parser() -> argparse.ArgumentParser:
+    from .cli import _Parser, help_texts
+
+    p = _Parser(prog="gestsync train", **help_texts(TRAIN_DESCRIPTION, TRAIN_EXAMPLES))
+    p.add_argument("--data", metavar="DIR", help="prepare's output folder (or its manifest.jsonl); "
+                   "required unless --resume")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints (last.pth) and CSV logs go here")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (its saved options win)")
     p.add_argument("--variant", choices=("keypoint", "rgb"), default="keypoint",
                    help="keypoint: light, trains on a CPU (default); rgb: the published architecture")
     p.add_argument("--init", metavar="PATH", help="start from these weights (e.g. model_rgb.pth) to fine-tune")
-    p.add_argument("--steps", type=int, help="optimizer steps in all (default 1000; with --resume: to extend the run)")
-    p.add_argument("--batch-size", type=int, default=12, help="clips per step per process (default 12)")
+    p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in all (default 1000; with --resume: to extend the run)")
+    p.add_argument("--batch-size", type=int, metavar="N", default=12, help="clips per step per process (default 12)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
-    p.add_argument("--windows", type=int, default=4, help="windows per clip in the matching task (default 4)")
-    p.add_argument("--gap", type=int, default=WINDOW_FRAMES, help="frames between windows (default 25 = 1 s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="WD", help="Adam weight decay (default 0)")
+    p.add_argument("--windows", type=int, metavar="N", default=4, help="windows per clip in the matching task (default 4)")
+    p.add_argument("--gap", type=int, metavar="N", default=WINDOW_FRAMES, help="frames between windows (default 25 = 1 s)")
+    p.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU (it is never used on CPU)")
-    p.add_argument("--val-every", type=int, default=100, help="steps between validations (0: at the end only)")
-    p.add_argument("--ckpt-every", type=int, default=100, help="steps between checkpoints (default 100)")
-    p.add_argument("--log-every", type=int, default=10, help="steps between train.csv rows (default 10)")
-    p.add_argument("--max-val-clips", type=int, default=200, help="validation clips used (default 200)")
-    p.add_argument("--loader-workers", type=int, default=2,
+    p.add_argument("--val-every", type=int, metavar="N", default=100, help="steps between validations (default 100; 0: at the end only)")
+    p.add_argument("--ckpt-every", type=int, metavar="N", default=100, help="steps between checkpoints (default 100)")
+    p.add_argument("--log-every", type=int, metavar="N", default=10, help="steps between train.csv rows (default 10)")
+    p.add_argument("--max-val-clips", type=int, metavar="N", default=200, help="validation clips used (default 200)")
+    p.add_argument("--loader-workers", type=int, metavar="N", default=2,
                    help="data loading processes per process, one thread each (default 2; 0: in the training process)")
     p.add_argument("--model", action="append", default=[], metavar="FIELD=VALUE",
                    help="architecture field, e.g. hidden=64 or dropout=0 (repeatable)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads of this process (default: torch's; 1 is often faster on a busy CPU)")
-    p.add_argument("--device", help="cpu, cuda (default: cuda if available); torchrun ranks use cuda:LOCAL_RANK")
+    p.add_argument("--device", metavar="DEV", help="cpu, cuda (default: cuda if available); torchrun ranks use cuda:LOCAL_RANK")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
