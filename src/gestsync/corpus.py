@@ -15,7 +15,8 @@ results file:
 A row is the `--json` result plus `video`, `command`, `status` ("ok" or "error"), `error`
 (one line, or null), the video's key (`path`: absolute, `size`, `sha256_first_mb`) and
 timing (`seconds`, `worker`, `finished_at`). A rerun with the same results file skips every
-video whose key (with the command) already has a row; `--retry-failed` redoes the errors.
+video whose key (with the command) already has a row; `--retry-failed` redoes the errors. A
+video done again (a retry, or its file changed) keeps only its newest row.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ class Results:
         self.parquet = suffix == ".parquet"
         self.journal = self.path.with_name(self.path.name + ".jsonl") if self.parquet else self.path
         self.fd: int | None = None
-        self.rows: dict[tuple, Row] = {}
+        self.rows: dict[tuple, Row] = {}  # by (command, path)
         self.superseded = 0  # rows replaced by a later row of the same video
 
     def open(self) -> "Results":
@@ -270,13 +271,17 @@ class Results:
                   "was killed while writing); its video will be done again", file=sys.stderr)
 
     def _keep(self, row: Row) -> None:
-        key = row_key(row)
-        self.superseded += key in self.rows
-        self.rows.pop(key, None)
-        self.rows[key] = row  # a later row of the same video replaces the earlier one
+        """A later row of the same command and path (a retry, or a changed file) replaces
+        the earlier one."""
+        place = (row.get("command"), row.get("path"))
+        self.superseded += place in self.rows
+        self.rows.pop(place, None)
+        self.rows[place] = row
 
     def done_keys(self, retry_failed: bool) -> set[tuple]:
-        return {k for k, r in self.rows.items() if not (retry_failed and r.get("status") != "ok")}
+        """Keys of the videos not to do again."""
+        return {row_key(r) for r in self.rows.values()
+                if not (retry_failed and r.get("status") != "ok")}
 
     def append(self, row: Row) -> None:
         """One write of the whole line at the end of the file, then fsync."""
@@ -597,7 +602,7 @@ def run_corpus(job: Job, videos: Sequence[Path], results: Results, engine: str =
     summary = Summary(len(videos), len(videos) - len(todo))
     paths, lost = [str(v) for v in todo], []
     if not paths:
-        rows: Iterator[Row] = iter(())
+        rows: Iterator[Row] = (row for row in ())
     elif engine == "ray":
         rows = run_ray(job, paths, jobs, address, lost)
     else:
