@@ -442,6 +442,18 @@ def out_name(video: Path) -> str:
     return f"{video.stem}-{digest}"
 
 
+def check_options(job: Job) -> None:
+    """Option errors once, before any video, not as one error row per video: the command
+    checks its options before it opens the file, so it runs here on a missing one."""
+    missing = Path(tempfile.gettempdir()) / f".gestsync-no-such-video-{os.getpid()}.mp4"
+    try:
+        _run(Job(job.command, job.options), missing)
+    except ValueError as e:
+        raise CorpusError(str(e)) from e
+    except GestsyncError:
+        pass  # the missing file: the options passed
+
+
 def warm_up(job: Job) -> None:
     """Import the command's modules and load the model of `job` into this process (kept
     for every later video), so that the first video's time is its own."""
@@ -649,6 +661,7 @@ def run_cli(args: argparse.Namespace, options: dict[str, Any], suffixes: Iterabl
         raise CorpusError("--address joins a Ray cluster: add --engine ray")
     resolve(options.get("model"))  # a bad --model fails here, before any video
     job = job_from_args(args, options)
+    check_options(job)
     results = Results(args.results)
     videos = expand_inputs(args.videos, suffixes)
     results.open()
