@@ -83,7 +83,8 @@ def test_bad_inputs_are_usage_errors(tmp_path, capsys, item, match):
     (["--results", "r.jsonl", "--jobs", "0"], "--jobs must be 1 or more"),
     (["--results", "r.jsonl", "--address", "auto"], "add --engine ray"),
     (["--results", "r.jsonl", "--write-videos", "--no-video"], "contradict"),
-    (["--results", "r.jsonl", "--segments", "1"], "--segments must be at least 2 s")])
+    (["--results", "r.jsonl", "--segments", "1"], "--segments must be at least 2 s"),
+    (["--results", "r.jsonl", "--out", "res"], "unless --write-videos")])
 def test_bad_options_are_usage_errors(tmp_path, capsys, monkeypatch, argv, match):
     monkeypatch.chdir(tmp_path)
     make_files(tmp_path / "in")

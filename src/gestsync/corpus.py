@@ -99,6 +99,9 @@ def job_from_args(args: argparse.Namespace, options: dict[str, Any]) -> Job:
     """The job of a corpus run; `options`: the command's keyword arguments from the CLI."""
     if args.write_videos and getattr(args, "no_video", False):
         raise CorpusError("--write-videos and --no-video contradict each other: give one")
+    if args.out is not None and not args.write_videos:
+        raise CorpusError("--out: a corpus run writes only --results FILE unless "
+                          "--write-videos is given: add it, or leave out --out")
     out_root = (args.out or "results") if args.write_videos else None
     return Job(args.command, options, out_root, bool(args.write_videos))
 
