@@ -84,7 +84,9 @@ def test_bad_inputs_are_usage_errors(tmp_path, capsys, item, match):
     (["--results", "r.jsonl", "--address", "auto"], "add --engine ray"),
     (["--results", "r.jsonl", "--write-videos", "--no-video"], "contradict"),
     (["--results", "r.jsonl", "--segments", "1"], "--segments must be at least 2 s"),
-    (["--results", "r.jsonl", "--out", "res"], "unless --write-videos")])
+    (["--results", "r.jsonl", "--out", "res"], "unless --write-videos"),
+    (["--results", "r.jsonl", "--engine", "ray", "--address", "127.0.0.1:1"], "nothing answers"),
+    (["--results", "r.jsonl", "--engine", "ray", "--address", "head"], "give HOST:PORT")])
 def test_bad_options_are_usage_errors(tmp_path, capsys, monkeypatch, argv, match):
     monkeypatch.chdir(tmp_path)
     make_files(tmp_path / "in")

@@ -528,6 +528,7 @@ class RaySession:
         except ImportError as e:
             raise CorpusError("--engine ray needs Ray: pip install 'gestsync[train]'") from e
         if not ray.is_initialized():
+            _check_reachable(self.address)
             kwargs = ({"address": self.address} if self.address else
                       {"address": "local", "num_cpus": self.jobs or os.cpu_count() or 1,
                        "include_dashboard": False})
@@ -544,6 +545,21 @@ class RaySession:
             import ray
 
             ray.shutdown()
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT (or ray://HOST:PORT) that nothing answers; Ray itself
+    retries for minutes."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise CorpusError(f"--address {address}: give HOST:PORT (e.g. head:6379) or auto")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise CorpusError(f"nothing answers at --address {address} ({_why(e)}): start the "
+                          "cluster with `ray start --head` and give the address it prints") from e
 
 
 def run_ray(job: Job, videos: Sequence[str], jobs: int | None, address: str | None,
@@ -667,6 +683,8 @@ def run_cli(args: argparse.Namespace, options: dict[str, Any], suffixes: Iterabl
     check_options(job)
     results = Results(args.results)
     videos = expand_inputs(args.videos, suffixes)
+    if args.engine == "ray":
+        _check_reachable(args.address)
     results.open()
     try:
         summary = run_corpus(job, videos, results, args.engine or "local", args.jobs,
