@@ -569,11 +569,20 @@ def run_ray(job: Job, videos: Sequence[str], jobs: int | None, address: str | No
     A video whose worker died even after one retry gets no row (it goes into `lost`), so
     a rerun tries it again."""
     with RaySession(address, jobs) as ray:
-        n = jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n = min(_ray_workers(ray, jobs), len(videos))
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=1)(Worker)
-        workers = [actor.remote(job) for _ in range(min(n, max(len(videos), 1)))]
+        workers = [actor.remote(job) for _ in range(max(n, 1))]
         _wait_ready(ray, workers)
         yield from _dispatch(ray, workers, iter(videos), lost)
+
+
+def _ray_workers(ray, jobs: int | None) -> int:
+    """--jobs, at most the cluster's CPUs (more workers would wait for a CPU forever)."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    if jobs is not None and jobs > cpus:
+        print(f"gestsync: the Ray cluster has {cpus} CPUs: {cpus} workers, not --jobs {jobs}",
+              file=sys.stderr)
+    return min(jobs or cpus, cpus)
 
 
 def _wait_ready(ray, workers: list) -> None:
