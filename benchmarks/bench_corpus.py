@@ -7,9 +7,9 @@ Each configuration is a fresh `gestsync sync` process writing a fresh results fi
 start and the workers' model and library loading are part of the time, as they are for a
 user), over the first N samples of ../shared/samples in name order that hold one person,
 with the built-in estimator and one pose process per video. It prints a markdown table:
-wall seconds, videos per minute, seconds of video per second, the summed per-video
-processing time, and the load average (1 min) before and after, since other work on the
-machine slows every figure.
+wall seconds, videos per minute, seconds of video per second, the summed per-video wall and
+CPU times (from the rows), and the load average (1 min) before and after, since other work
+on the machine slows every figure but the CPU time.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def run_one(videos: list[Path], engine: str, jobs: int, model: str, work: Path) 
             "wall_s": wall, "videos_per_min": 60 * len(rows) / wall,
             "video_s_per_s": sum(r["duration_seconds"] for r in ok) / wall,
             "worker_s": sum(r["seconds"] for r in rows),
+            "cpu_s": sum(r["cpu_seconds"] for r in rows),
             "load": (load_before, os.getloadavg()[0])}
 
 
@@ -62,14 +63,15 @@ def main() -> None:
     seconds = sum(_duration(v) for v in videos)
     print(f"{len(videos)} videos, {seconds:.1f} s of video, --model {args.model}, "
           f"{os.cpu_count()} CPUs", flush=True)
-    print("| engine | jobs | wall s | videos/min | s of video per s | worker s | load before/after |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | jobs | wall s | videos/min | s of video per s | per-video s | per-video CPU s "
+          "| load before/after |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as work:
         for engine in args.engines:
             for jobs in args.jobs:
                 r = run_one(videos, engine, jobs, args.model, Path(work))
                 print(f"| {engine} | {jobs} | {r['wall_s']:.1f} | {r['videos_per_min']:.1f} | "
-                      f"{r['video_s_per_s']:.2f} | {r['worker_s']:.1f} | "
+                      f"{r['video_s_per_s']:.2f} | {r['worker_s']:.1f} | {r['cpu_s']:.1f} | "
                       f"{r['load'][0]:.1f} / {r['load'][1]:.1f} |", flush=True)
 
 

@@ -14,7 +14,7 @@ results file:
 
 A row is the `--json` result plus `video`, `command`, `status` ("ok" or "error"), `error`
 (one line, or null), the video's key (`path`: absolute, `size`, `sha256_first_mb`) and
-timing (`seconds`, `worker`, `finished_at`). A rerun with the same results file skips every
+timing (`seconds`, `cpu_seconds`, `worker`, `finished_at`). A rerun with the same results file skips every
 video whose key (with the command) already has a row; `--retry-failed` redoes the errors. A
 video done again (a retry, or its file changed) keeps only its newest row.
 """
@@ -39,7 +39,7 @@ from .errors import GestsyncError
 
 HEAD_BYTES = 1 << 20  # the content hash covers the first MB
 RESULT_SUFFIXES = (".jsonl", ".parquet")
-TIMING_FIELDS = ("seconds", "worker", "finished_at")  # differ between runs of one video
+TIMING_FIELDS = ("seconds", "cpu_seconds", "worker", "finished_at")  # differ between runs of one video
 KEY_FIELDS = ("command", "path", "size", "sha256_first_mb")
 Row = dict[str, Any]
 
@@ -408,7 +408,7 @@ def _pyarrow():
 
 def process_video(job: Job, video: str) -> Row:
     """Run the job on one video; never raises: a failure is a row with status "error"."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     row: Row = {"video": video}
     try:
         result = _run(job, Path(video))
@@ -417,6 +417,7 @@ def process_video(job: Job, video: str) -> Row:
         row.update(status="error", error=error_line(e))
     row.update(command=job.command, **file_key(video),
                seconds=round(time.perf_counter() - started, 3),
+               cpu_seconds=round(time.process_time() - cpu, 3),
                worker=f"{socket.gethostname()}:{os.getpid()}", finished_at=round(time.time(), 3))
     return row
 
