@@ -306,3 +306,13 @@ def test_speaker_corpus_to_parquet_with_videos(tmp_path, monkeypatch):
     assert row["status"] == "ok" and row["scenes"] and row["command"] == "speaker"
     folder = tmp_path / "boxed" / corpus.out_name(Path("clip.mp4"))
     assert (folder / "speakers.json").is_file() and list(folder.glob("*_speakers.mp4"))
+
+
+def test_a_model_that_does_not_load_stops_the_run_before_any_row(tmp_path, capsys):
+    videos, results = make_files(tmp_path / "in"), tmp_path / "r.jsonl"
+    (tmp_path / "bad.pth").write_text("not a checkpoint\n")
+    code = main(["sync", str(videos), "--model", str(tmp_path / "bad.pth"), "--results",
+                 str(results), "--quiet", "--jobs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "as a PyTorch checkpoint" in err[-1]
+    assert results.read_text() == ""

@@ -481,13 +481,13 @@ def run_local(job: Job, videos: Sequence[str], jobs: int) -> Iterator[Row]:
 
     queue = iter(videos)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=warm_up,
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_pool_start,
                              initargs=(job,)) as pool:
-        running = {pool.submit(process_video, job, v) for v in _take(queue, 2 * jobs)}
+        running = {pool.submit(_pool_process, job, v) for v in _take(queue, 2 * jobs)}
         try:
             while running:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
-                running |= {pool.submit(process_video, job, v) for v in _take(queue, len(finished))}
+                running |= {pool.submit(_pool_process, job, v) for v in _take(queue, len(finished))}
                 yield from (f.result() for f in finished)
         except BrokenProcessPool as e:
             raise CorpusError(f"a worker process died ({e}); the rows written are kept: run "
@@ -495,6 +495,24 @@ def run_local(job: Job, videos: Sequence[str], jobs: int) -> Iterator[Row]:
                               "ran out") from e
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # stopped early: drop the queue
+
+
+_START_ERROR: list[GestsyncError] = []  # in a pool process: why the model did not load
+
+
+def _pool_start(job: Job) -> None:
+    """Pool initializer: warm up; a model that does not load stops the run (see below)
+    instead of breaking the pool."""
+    try:
+        warm_up(job)
+    except GestsyncError as e:
+        _START_ERROR.append(e)
+
+
+def _pool_process(job: Job, video: str) -> Row:
+    if _START_ERROR:
+        raise CorpusError(str(_START_ERROR[0]))  # raised in the driver by f.result()
+    return process_video(job, video)
 
 
 def _take(queue: Iterator[str], n: int) -> list[str]:
@@ -505,11 +523,15 @@ class Worker:
     """A Ray actor: loads the model once, then processes one video per call."""
 
     def __init__(self, job: Job):
-        self.job = job
-        warm_up(job)
+        self.job, self.error = job, None
+        try:
+            warm_up(job)
+        except GestsyncError as e:  # told by ready(): no traceback from Ray's side
+            self.error = str(e)
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str | None:
+        """None, or why the model did not load."""
+        return self.error
 
     def process(self, video: str) -> Row:
         return process_video(self.job, video)
@@ -588,11 +610,13 @@ def _ray_workers(ray, jobs: int | None) -> int:
 
 def _wait_ready(ray, workers: list) -> None:
     try:
-        ray.get([w.ready.remote() for w in workers])
-    except Exception as e:  # noqa: BLE001 - the cause is in Ray's message
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CorpusError(f"the Ray workers could not start ({first}): every node needs "
-                          "gestsync installed and the videos at the same paths") from e
+        errors = ray.get([w.ready.remote() for w in workers])
+    except Exception as e:  # noqa: BLE001 - the cause is the last line of Ray's message
+        lines = [ln for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        raise CorpusError(f"the Ray workers could not start ({lines[-1].strip()}): every "
+                          "node needs gestsync installed and the videos at the same paths") from e
+    for error in filter(None, errors):
+        raise CorpusError(error)
 
 
 def _dispatch(ray, workers: list, queue: Iterator[str], lost: list[str]) -> Iterator[Row]:
