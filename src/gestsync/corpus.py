@@ -57,8 +57,9 @@ def add_corpus_options(p: argparse.ArgumentParser) -> None:
                    "(.jsonl or .parquet) and skip videos already there; VIDEO may then also "
                    "be @LIST.txt (one path per line) or a prepare manifest.jsonl, and folders "
                    "are searched recursively")
-    g.add_argument("--engine", choices=("local", "ray"), help="local: a process pool on this "
-                   "computer (default); ray: Ray tasks, on --address or a private local Ray")
+    g.add_argument("--engine", choices=("local", "ray"), help="local: a process pool on the "
+                   "computer running the command (default); ray: Ray tasks, on --address or a "
+                   "private local Ray")
     g.add_argument("--jobs", type=int, metavar="N", help="videos processed at once (default: "
                    "one per CPU core; with ray, the cluster's CPUs); not --workers, which "
                    "splits one video's pose detection")
