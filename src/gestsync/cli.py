@@ -144,6 +144,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--device", metavar="DEV", help="torch device for --model "
                    "(default: cuda if available, else cpu)")
+    from .corpus import add_corpus_options
+
+    add_corpus_options(p)
 
 
 def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
@@ -197,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the corrected video even when the offset is 0 or the answer "
                    "is uncertain")
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
-    s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes "
-                   "(default: one per CPU core, at most 4)")
+    s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes per "
+                   "video (default: one per CPU core, at most 4; 1 in a corpus run, where "
+                   "--jobs sets the videos done at once)")
     s.add_argument("--pose-stride", type=int, default=2, metavar="N",
                    help="run the pose detector on every N-th frame, interpolating between "
                         "(default 2; 1 = every frame, slower)")
@@ -321,15 +325,17 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .speaker import find_speakers
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return find_speakers(video, model=args.model, per_frame=args.per_frame,
-                             allow_offscreen=args.allow_offscreen,
-                             context_frames=args.context_frames, max_people=args.max_people,
-                             min_track_frames=args.min_track_frames,
-                             min_track_size=args.min_track_size, max_gap=args.max_gap,
-                             scene_threshold=args.scene_threshold, out_dir=out_dir,
-                             write_video=not args.no_video, device=args.device,
-                             progress=progress)
+        return find_speakers(video, out_dir=out_dir, write_video=not args.no_video,
+                             progress=progress, **_speaker_options(args))
     return one
+
+
+def _speaker_options(args) -> dict:
+    """Keyword arguments of `find_speakers` from the command line (but the outputs)."""
+    return dict(model=args.model, per_frame=args.per_frame, allow_offscreen=args.allow_offscreen,
+                context_frames=args.context_frames, max_people=args.max_people,
+                min_track_frames=args.min_track_frames, min_track_size=args.min_track_size,
+                max_gap=args.max_gap, scene_threshold=args.scene_threshold, device=args.device)
 
 
 def _speaker_summary(d: dict, label: str | None = None) -> str:
@@ -373,21 +379,35 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .sync import find_offset
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return find_offset(video, model=args.model, max_offset=args.max_offset,
-                           context_frames=args.context_frames, grid=args.grid,
-                           out_dir=out_dir, write_video=not args.no_video,
-                           always_write=args.always_write, device=args.device,
-                           segment_seconds=args.segments, pose_stride=args.pose_stride,
-                           workers=_workers(args), progress=progress)
+        return find_offset(video, out_dir=out_dir, write_video=not args.no_video,
+                           progress=progress, **_sync_options(args, _workers(args)))
     return one
 
 
-def _workers(args) -> int:
+def _sync_options(args, workers: int) -> dict:
+    """Keyword arguments of `find_offset` from the command line (but the outputs)."""
+    return dict(model=args.model, max_offset=args.max_offset, context_frames=args.context_frames,
+                grid=args.grid, always_write=args.always_write, device=args.device,
+                segment_seconds=args.segments, pose_stride=args.pose_stride, workers=workers)
+
+
+def _workers(args, default: int | None = None) -> int:
+    """--workers, else `default`, else one pose process per core (at most 4)."""
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be 1 or more, got {args.workers}")
     from .scan import default_workers
 
-    return args.workers or default_workers()
+    return args.workers or default or default_workers()
+
+
+def _run_corpus(args) -> int:
+    """`--results FILE`: the corpus run of gestsync.corpus (one pose process per video
+    unless --workers says otherwise: videos run in parallel instead)."""
+    from .corpus import run_cli
+
+    options = (_sync_options(args, _workers(args, default=1)) if args.command == "sync"
+               else _speaker_options(args))
+    return run_cli(args, options, VIDEO_SUFFIXES)
 
 
 def _summary_line(result, video_wanted: bool = True, label: str | None = None) -> str:
@@ -490,6 +510,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sigterm_as_interrupt():
             if args.command in ("eval", "serve", "models"):
                 return args.run(args)
+            from .corpus import check_corpus_options
+
+            check_corpus_options(args)
+            if args.results is not None:
+                return _run_corpus(args)
             return _process(args, find_videos(args.videos))
     except GestsyncError as e:
         print(f"gestsync: error: {e}", file=sys.stderr)
