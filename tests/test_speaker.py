@@ -218,6 +218,8 @@ def _labelled_scenes(d: dict, width: int) -> list[tuple[dict, dict, list[int]]]:
     labelled scene of `gestsync speaker --json` output `d` (frame `width` in pixels)."""
     out = []
     for truth in TRUTH[Path(d["video"]).name]:
+        if truth.get("per_frame"):
+            continue
         middle = (truth["start"] + truth["end"]) / 2
         scene = next(s for s in d["scenes"] if s["start_seconds"] <= middle < s["end_seconds"])
         lo, hi = truth["speaker_x"]
@@ -259,6 +261,49 @@ def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
     video = out / "asd_sample_2_speakers.mp4"
     with av.open(str(video)) as c:
         assert c.streams.video[0].width == 1280 and c.streams.audio
+
+
+def _frame_agreement(d: dict, width: int) -> list[float]:
+    """Per labelled per-frame stretch: the share of its speech frames given to a track whose
+    centre lies in the truth's range (`gestsync speaker --per-frame` output `d`)."""
+    shares = []
+    for truth in TRUTH[Path(d["video"]).name]:
+        if not truth.get("per_frame"):
+            continue
+        lo, hi = truth["speaker_x"]
+        inside = {t["id"] for t in d["tracks"]
+                  if lo <= np.median(np.array(t["boxes"])[:, [0, 2]]) / width <= hi}
+        picks = []
+        for s in d["scenes"]:
+            for k, who in enumerate(s["frame_speakers"]):
+                if who is not None and truth["start"] <= (s["start_frame"] + k) / 25 < truth["end"]:
+                    picks.append(who in inside)
+        shares.append(float(np.mean(picks)))
+    return shares
+
+
+@pytest.fixture(scope="module")
+def interview():
+    """The split-screen interview, per frame (built-in): agreement per labelled stretch."""
+    from gestsync.speaker import find_speakers
+
+    video = SAMPLES / "facebookresearch__VisualVoice__interview.mp4"
+    d = find_speakers(video, model="builtin", per_frame=True, write_video=False).to_dict()
+    return _frame_agreement(d, 1280)
+
+
+@pytest.mark.slow
+@needs_samples
+def test_interview_the_answering_guest_speaks(interview):
+    assert interview[1] > 0.5  # most frames of the guest's answer go to the guest
+
+
+@pytest.mark.slow
+@needs_samples
+@pytest.mark.xfail(strict=True, reason="the host's question goes to the guest, who moves more "
+                   "(docs/accuracy.md); a fix makes this pass, and then this mark must go")
+def test_interview_the_asking_host_speaks(interview):
+    assert interview[0] > 0.5
 
 
 @pytest.fixture(scope="module")
