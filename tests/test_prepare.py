@@ -96,7 +96,8 @@ def _poses(info, options):
         p = k.copy()
         p[15:23, 1] -= 20 * np.sin(f / 3)
         frames.append(p[None])
-    return frames, [info.num_frames // 2]  # one scene cut in the middle
+    half = info.num_frames // 2  # one scene cut in the middle
+    return frames, [(0, half), (half, info.num_frames)]
 
 
 def test_clips_masks_wav_keypoints_and_manifest(tmp_path, monkeypatch):
@@ -141,6 +142,36 @@ def test_real_sample_gives_a_masked_clip(tmp_path):
     assert summary.failed == 0 and len(clips) == 1
     assert clips[0]["face_found_ratio"] > 0.9 and clips[0]["visible_hands_ratio"] > 0.5
     assert clips[0]["num_frames"] >= 120
+
+
+@needs_samples
+@pytest.mark.slow
+def test_prepared_crops_are_what_the_model_is_fed(tmp_path):
+    """Training sees what inference sees: a prepared clip's frames are the masked crops that
+    `sync --model` / `speaker --model` feed the network for that person (H.264 aside)."""
+    from gestsync import media, people
+    from gestsync.model_scoring import masked_crops
+
+    prepare.prepare([SAMPLES / "sync_sample_3.mp4"], PrepareOptions(out_dir=str(tmp_path)))
+    [clip] = read_manifest(tmp_path)
+    with np.load(clip["keypoints"]) as z:
+        track = people.Track(frames=z["frames"], boxes=z["boxes"], keypoints=z["keypoints"],
+                             detected=z["detected"], frame_size=tuple(z["frame_size"]))
+    fed = list(masked_crops(media.probe(SAMPLES / "sync_sample_3.mp4"), track, track.start,
+                            track.length))
+    with av.open(clip["video"]) as c:
+        written = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(written) == len(fed) == clip["num_frames"]
+    for a, b in zip(fed, written):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 3  # crf 18 compression only
+        mask_a, mask_b = (_black_rows(x) for x in (a, b))
+        assert abs(mask_a - mask_b) <= 2 and mask_a > 50  # the same face mask
+
+
+def _black_rows(rgb: np.ndarray) -> int:
+    """Rows from the top that are black (the face mask)."""
+    dark = (rgb.max(axis=(1, 2)) < 40)
+    return int(np.argmin(dark)) if not dark.all() else len(dark)
 
 
 @needs_samples

@@ -6,6 +6,7 @@ of the sound are compared by the model's scaled cosine; that is evidence[lag, s]
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator
 
 import numpy as np
@@ -19,17 +20,19 @@ from .scan import Progress
 
 
 def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
-                 num_frames: int | None = None) -> Iterator[np.ndarray]:
+                 num_frames: int | None = None, masker: FaceMasker | None = None
+                 ) -> Iterator[np.ndarray]:
     """The model's input for every 25 fps frame (or num_frames from start_frame): the
     person's 16:9 crop, face hidden, uint8 270 x 480 x 3. Frames outside the track reuse
-    its nearest box."""
+    its nearest box. `gestsync prepare` writes the same crops as training clips. A given
+    `masker` (one per track) is used and left open, e.g. to read its `faces_found`."""
     boxes = track.crop_boxes()
-    with FaceMasker() as masker:
+    with contextlib.nullcontext(masker) if masker is not None else FaceMasker() as faces:
         for k, frame in enumerate(media.iter_frames(info, start_frame=start_frame,
                                                     num_frames=num_frames)):
             i = int(np.clip(start_frame + k - track.start, 0, track.length - 1))
             keypoints = track.keypoints[i]  # interpolated where not detected: still a head box
-            yield masker.masked_crop(frame, boxes[i], keypoints)
+            yield faces.masked_crop(frame, boxes[i], keypoints)
 
 
 def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,

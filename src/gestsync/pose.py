@@ -385,6 +385,7 @@ class FaceMasker:
                  min_tracking_confidence: float = 0.5, static: bool = False):
         mp = _mediapipe()
         self.max_width = max_width
+        self.faces_found = 0  # calls of `chin_y` (or `mask`) that found a face
         with native_logs_hidden():  # its threads log their set-up until a first frame is done
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=static, max_num_faces=1, refine_landmarks=False,
@@ -408,6 +409,7 @@ class FaceMasker:
         faces = self._faces(np.ascontiguousarray(image))
         if not faces:
             return None
+        self.faces_found += 1
         oval = faces[0].landmark
         return y0 + max(oval[i].y for i in FACE_OVAL) * scale
 

@@ -31,12 +31,13 @@ import wave
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import media, outputs, people
+from . import media, outputs, people, scan
 from .errors import GestsyncError
+from .scenes import CUT_THRESHOLD, SceneCuts
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class PrepareOptions:
     min_seconds: float = 2.0  # shorter person tracks are dropped
     max_people: int = 2  # people tracked per frame
     pose_stride: int = 1  # pose on every k-th frame; keypoints between are interpolated
-    scene_threshold: float = 27.0  # PySceneDetect ContentDetector threshold
+    scene_threshold: float = CUT_THRESHOLD  # shot cuts as `gestsync speaker` finds them
     crf: int = 18  # H.264 quality of the clips (lower: better, bigger)
     retry_failed: bool = False  # redo videos whose record says "error"
     parquet: bool = False  # also write manifest.parquet (needs pyarrow)
@@ -164,16 +165,17 @@ def process_video(path: str, options: PrepareOptions) -> dict[str, Any]:
 def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> dict[str, Any]:
     """Scan, track and write every person track of one video; returns record fields."""
     info = media.probe(path)
-    poses, cuts = scan_video(info, options)
-    scenes = scene_spans(cuts, info.num_frames)
+    poses, scenes = scan_video(info, options)
+    people_of_scenes = scan.scene_people(poses, scenes, (info.width, info.height),
+                                         min_frames=int(round(options.min_seconds * FPS)))
     final = Path(options.out_dir) / CLIPS / vid
     _remove_stale(final)
     stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=vid + PARTIAL))
     stage.chmod(outputs.dir_mode())  # mkdtemp makes it private; mkdir's permissions instead
     try:
         rows = []
-        for s, span in enumerate(scenes):
-            for t, track in enumerate(scene_tracks(poses, span, info, options)):
+        for s, tracks in enumerate(people_of_scenes):
+            for t, track in enumerate(tracks):
                 row = write_clip(info, track, f"{vid}_s{s:03d}_t{t:02d}", stage, final, options)
                 rows.append({**row, "video_id": vid, "source": str(path), "split": split,
                              "scene": s, "track": t})
@@ -193,60 +195,15 @@ def _remove_stale(final: Path) -> None:
     shutil.rmtree(final, ignore_errors=True)
 
 
-def scan_video(info: media.MediaInfo, options: PrepareOptions) -> tuple[list[np.ndarray], list[int]]:
-    """One decode pass at pose size: body landmarks (every `pose_stride`-th frame, in
-    source pixels, (P, 33, 4) each) and scene cuts (first frames of new scenes)."""
-    from .pose import PoseDetector
-    from .scan import pose_size
-
-    size = pose_size(info)
-    scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1], np.float32)
-    cutter, cuts, poses = SceneCutter(options.scene_threshold), [], []
-    with PoseDetector(max_people=options.max_people, max_width=None) as detector:
-        for k, frame in enumerate(media.iter_frames(info, size=size)):
-            cuts += cutter.update(k, frame)
-            if k % options.pose_stride == 0:
-                poses.append(detector.detect(frame, k) * scale)
-    return poses, sorted(set(cuts + cutter.finish(info.num_frames)))
-
-
-class SceneCutter:
-    """PySceneDetect's ContentDetector fed with our 25 fps RGB frames."""
-
-    def __init__(self, threshold: float) -> None:
-        from scenedetect import ContentDetector
-
-        self._detector = ContentDetector(threshold=threshold, min_scene_len=FPS)
-
-    def update(self, k: int, rgb: np.ndarray) -> list[int]:
-        from scenedetect import FrameTimecode
-
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        return [int(c.frame_num) for c in self._detector.process_frame(FrameTimecode(k, fps=float(FPS)), bgr)]
-
-    def finish(self, num_frames: int) -> list[int]:
-        from scenedetect import FrameTimecode
-
-        return [int(c.frame_num) for c in self._detector.post_process(FrameTimecode(num_frames, fps=float(FPS)))]
-
-
-def scene_spans(cuts: Iterable[int], num_frames: int) -> list[tuple[int, int]]:
-    """[start, stop) frame spans between cuts."""
-    edges = [0] + [c for c in sorted(set(cuts)) if 0 < c < num_frames] + [num_frames]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-
-
-def scene_tracks(poses: list[np.ndarray], span: tuple[int, int], info: media.MediaInfo,
-                 options: PrepareOptions) -> list[people.Track]:
-    """Person tracks of one scene from the strided pose list (see `scan_video`)."""
-    stride = options.pose_stride
-    first = -(-span[0] // stride) * stride  # first posed frame in the scene
-    frames = range(first, span[1], stride)
-    if not frames:
-        return []
-    return people.track_people([poses[f // stride] for f in frames], (info.width, info.height),
-                               min_frames=int(round(options.min_seconds * FPS)),
-                               first_frame=first, stride=stride)
+def scan_video(info: media.MediaInfo, options: PrepareOptions
+               ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """The people stage of `gestsync speaker`, with its options: one decode feeds the
+    shot-cut detector and the pose detector (every `pose_stride`-th frame). Returns (one
+    (P, 33, 4) array per frame in source pixels, empty between posed frames; scene spans)."""
+    cuts = SceneCuts(options.scene_threshold)
+    poses = scan.detect_poses(info, options.max_people, on_frame=cuts.feed,
+                              stride=options.pose_stride)
+    return poses, cuts.spans(info.num_frames)
 
 
 def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: Path,
@@ -254,7 +211,7 @@ def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: 
     """Write one track's masked crop (mp4), sound (wav) and keypoints (npz) into `stage`;
     returns its manifest row (paths as they will be once `stage` becomes `final`)."""
     boxes = track.crop_boxes()
-    faces = _write_crop_video(info, track, boxes, stage / f"{clip_id}.mp4", options.crf)
+    faces = _write_crop_video(info, track, stage / f"{clip_id}.mp4", options.crf)
     audio = media.read_audio(info, start_frame=track.start, num_frames=track.length)
     write_wav(stage / f"{clip_id}.wav", audio)
     np.savez(stage / f"{clip_id}.npz", keypoints=track.keypoints, detected=track.detected,
@@ -281,31 +238,25 @@ def box_stats(track: people.Track) -> dict[str, float]:
             "box_step_max": round(float(step.max()), 2)}
 
 
-def _write_crop_video(info: media.MediaInfo, track: people.Track, boxes: np.ndarray,
-                      path: Path, crf: int) -> float:
-    """Encode the masked 480 x 270 crops of a track; returns the share of frames with a face."""
+def _write_crop_video(info: media.MediaInfo, track: people.Track, path: Path, crf: int) -> float:
+    """Encode the masked 480 x 270 crops of a track, exactly as the model is fed them at
+    inference (`model_scoring.masked_crops`); returns the share of frames with a face."""
     import av
 
-    from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker, head_box, mask_face
+    from .model_scoring import masked_crops
+    from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker
 
-    found = 0
     with FaceMasker() as masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=FPS, options={"crf": str(crf), "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = CROP_WIDTH, CROP_HEIGHT, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, FPS)
-        frames = media.iter_frames(info, start_frame=track.start, num_frames=track.length)
-        for i, frame in enumerate(frames):
-            crop = people.crop_frame(frame, boxes[i])
-            head = None
-            if track.detected[i]:
-                head = head_box(track.keypoints[i]) - np.tile(boxes[i, :2].astype(np.float32), 2)
-            chin = masker.chin_y(crop, head)
-            found += chin is not None
-            picture = av.VideoFrame.from_ndarray(mask_face(crop, chin), format="rgb24")
+        crops = masked_crops(info, track, track.start, track.length, masker)
+        for i, crop in enumerate(crops):
+            picture = av.VideoFrame.from_ndarray(crop, format="rgb24")
             picture.pts = i
             out.mux(stream.encode(picture))
         out.mux(stream.encode(None))
-    return found / max(track.length, 1)
+        return masker.faces_found / max(track.length, 1)
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
@@ -526,7 +477,7 @@ def build_parser():
                    help="people tracked per frame (default 2)")
     p.add_argument("--pose-stride", type=int, default=1, metavar="N",
                    help="pose on every N-th frame, keypoints interpolated between (default 1)")
-    p.add_argument("--scene-threshold", type=float, default=27.0, metavar="T",
+    p.add_argument("--scene-threshold", type=float, default=CUT_THRESHOLD, metavar="T",
                    help="PySceneDetect content threshold for scene cuts (default 27)")
     p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")
     p.add_argument("--retry-failed", action="store_true", help="redo videos that failed before")

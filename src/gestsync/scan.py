@@ -226,6 +226,18 @@ def track_scenes(poses: list[np.ndarray], spans: list[tuple[int, int]],
             for start, end in spans]
 
 
+def scene_people(poses: list[np.ndarray], spans: list[tuple[int, int]],
+                 frame_size: tuple[int, int], min_frames: int = people.MIN_FRAMES,
+                 min_size: float = people.MIN_SIZE, max_gap: int = people.MAX_GAP
+                 ) -> list[list[people.Track]]:
+    """Each scene's people (`gestsync speaker` and `gestsync prepare`): detections linked
+    into tracks within the scene, fragments of one person joined, then tracks shorter than
+    min_frames, smaller than min_size or rarely detected dropped (`people.keep_tracks`)."""
+    fragments = track_scenes(poses, spans, frame_size, min_frames=1, min_size=0, max_gap=max_gap)
+    return [people.keep_tracks(people.join_fragments(scene), min_frames, min_size)
+            for scene in fragments]
+
+
 def person_pieces(tracks: list[people.Track], num_frames: int) -> list[tuple[int, np.ndarray]]:
     """One person per frame, as (first frame, keypoints K x 33 x 4) runs of a single track.
 

@@ -206,10 +206,8 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
             f"no scene of {info.path.name} lasts {options.min_track_frames / media.FPS:g} s "
             f"(longest {longest / media.FPS:.2f} s between cuts): give a clip with longer "
             "shots, or a higher --scene-threshold or lower --min-track-frames")
-    fragments = scan.track_scenes(poses, spans, (info.width, info.height), min_frames=1,
-                                  min_size=0, max_gap=options.max_gap)
-    tracks = [people.keep_tracks(people.join_fragments(scene), options.min_track_frames,
-                                 options.min_track_size) for scene in fragments]
+    tracks = scan.scene_people(poses, spans, (info.width, info.height), options.min_track_frames,
+                               options.min_track_size, options.max_gap)
     if not any(tracks):
         raise PeopleError(
             f"no person found in {info.path.name}: gestsync needs visible people, faces "
