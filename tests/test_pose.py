@@ -102,7 +102,7 @@ def test_bundle_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pose, "_with_metadata", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        bundle_path("hand_landmarker", tmp_path)
+        bundle_path("pose_landmarker", tmp_path)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no partial bundle
 
 
@@ -165,22 +165,15 @@ def test_face_masker_finds_the_chin(cache):
     assert out.shape == (270, 480, 3) and (out[: int(mouth_y) + CHIN_MARGIN] == 0).all()
 
 
-def test_hand_detector_runs_from_the_wheel_models(cache):
-    frames = decode("sync_sample_1.mp4", 0, 4)
-    with pose.HandDetector(cache=cache) as detector:
-        hands = [detector.detect(f, i) for i, f in enumerate(frames)]
-    assert all(h.ndim == 3 and h.shape[1:] == (21, 3) and h.dtype == np.float32 for h in hands)
-
-
 QUIET_SCRIPT = """
 import numpy as np
-from gestsync.pose import FaceMasker, HandDetector, PoseDetector
+from gestsync.pose import FaceMasker, PoseDetector, StillPoseDetector
 frames = [np.full((270, 480, 3), v, np.uint8) for v in (0, 90, 180)]
-with FaceMasker() as masker, PoseDetector() as poses, HandDetector() as hands:
+with FaceMasker() as masker, PoseDetector() as poses, StillPoseDetector() as still:
     for i, frame in enumerate(frames):
         masker.chin_y(frame)
         poses.detect(frame, i)
-        hands.detect(frame, i)
+        still.detect(frame)
 print("done")
 """
 

@@ -263,11 +263,6 @@ class GestSyncModel(nn.Module):
         hidden = self.ff_vid[1](self.ff_vid[0](self.transformer_encoder(x)))  # B x N x 512 (Linear, ReLU)
         return self.ff_vid[2](hidden.mean(dim=1))
 
-    def video_tokens(self, windows: torch.Tensor) -> torch.Tensor:
-        """Per-token embeddings: `B x 3 x 25 x 270 x 480` in [0, 1] -> `B x 1024 x 21`."""
-        _check_video(windows, exact_frames=self.config.window_frames)
-        return self.tokens_from_features(self.video_features(windows))
-
     def embed_video(self, windows: torch.Tensor) -> torch.Tensor:
         """Window embeddings: `B x 3 x 25 x 270 x 480` in [0, 1] -> `B x 1024`.
 

@@ -1,4 +1,4 @@
-"""Body pose, hand and face landmarks from the models inside the mediapipe wheel.
+"""Body pose and face landmarks from the models inside the mediapipe wheel.
 
 Nothing is downloaded: the MediaPipe Tasks bundles (`.task` zips) are built at first use
 from the wheel's own `.tflite` files, with the input-normalisation metadata that Tasks
@@ -6,7 +6,6 @@ requires, into a cache folder keyed by the mediapipe version.
 
 - `PoseDetector`: several people per frame (Tasks PoseLandmarker, VIDEO mode).
 - `StillPoseDetector`: the same on single still frames (IMAGE mode), for counting people.
-- `HandDetector`: hand landmarks (Tasks HandLandmarker, VIDEO mode).
 - `FaceMasker`: hides the face of a person crop as the GestSync model expects
   (`mp.solutions.face_mesh`, which runs offline from the wheel's models).
 """
@@ -33,7 +32,6 @@ FPS = 25  # the model's frame rate; frame index -> timestamp for MediaPipe's VID
 MS_PER_FRAME = 1000 / FPS  # 40 ms
 
 NUM_POSE_LANDMARKS = 33  # BlazePose topology
-NUM_HAND_LANDMARKS = 21
 POSE_CHANNELS = 4  # x, y (pixels), z (pixels, depth at the scale of x), visibility
 
 # Model input as GestSync expects it: 480 wide x 270 high.
@@ -55,7 +53,7 @@ NO_FACE_BAND = 110  # rows 0..110 of the 270-row frame are blacked when no face 
 
 # Input normalisation of the wheel's models, as (mean, std): pixel -> (pixel - mean) / std.
 TO_MINUS_ONE_ONE = (127.5, 127.5)  # SSD detectors (pose) take [-1, 1]
-TO_ZERO_ONE = (0.0, 255.0)  # landmark models and the palm detector take [0, 1]
+TO_ZERO_ONE = (0.0, 255.0)  # landmark models take [0, 1]
 
 
 # ---------------------------------------------------------------------------- bundles
@@ -74,12 +72,6 @@ BUNDLES: dict[str, tuple[_Model, ...]] = {
         _Model("pose_detection/pose_detection.tflite", "pose_detector.tflite",
                TO_MINUS_ONE_ONE),
         _Model("pose_landmark/pose_landmark_full.tflite", "pose_landmarks_detector.tflite",
-               TO_ZERO_ONE),
-    ),
-    "hand_landmarker": (
-        _Model("palm_detection/palm_detection_full.tflite", "hand_detector.tflite",
-               TO_ZERO_ONE),
-        _Model("hand_landmark/hand_landmark_full.tflite", "hand_landmarks_detector.tflite",
                TO_ZERO_ONE),
     ),
 }
@@ -332,35 +324,6 @@ def _to_pixels(people, shape: tuple[int, ...], num: int, visibility: bool) -> np
     return out
 
 
-# ------------------------------------------------------------------------------ hands
-
-class HandDetector(_VideoTask):
-    """Hand landmarks per frame (MediaPipe Tasks HandLandmarker, VIDEO mode)."""
-
-    def __init__(self, max_hands: int = 2, min_detection_confidence: float = 0.5,
-                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-                 cache: Path | None = None):
-        from mediapipe.tasks.python import vision
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-
-        options = vision.HandLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(bundle_path("hand_landmarker", cache))),
-            running_mode=vision.RunningMode.VIDEO, num_hands=max_hands,
-            min_hand_detection_confidence=min_detection_confidence,
-            min_hand_presence_confidence=min_presence_confidence,
-            min_tracking_confidence=min_tracking_confidence)
-        with native_logs_hidden():
-            self._landmarker = vision.HandLandmarker.create_from_options(options)
-
-    def detect(self, rgb: np.ndarray, frame_index: int) -> np.ndarray:
-        """Hands found in one uint8 H x W x 3 RGB frame (25 fps index, increasing).
-
-        Returns float32 (H, 21, 3): x, y, z in pixels of `rgb` (z at the scale of x).
-        """
-        result = self._detect(rgb, frame_index)
-        return _to_pixels(result.hand_landmarks, rgb.shape, NUM_HAND_LANDMARKS, visibility=False)
-
-
 # ------------------------------------------------------------------------------- face
 
 class FaceMasker:
@@ -482,16 +445,6 @@ def _head_image(crop_rgb: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, flo
     square = crop_frame(crop_rgb, (x0, y0, x0 + side, y0 + side))
     image = cv2.resize(square, (HEAD_INPUT, HEAD_INPUT), interpolation=cv2.INTER_AREA)
     return image, float(y0), float(side)
-
-
-def chin_y(crop_rgb: np.ndarray) -> float | None:
-    """Largest y in pixels of the face-oval landmarks of one uint8 H x W x 3 RGB crop.
-
-    One-shot (static image) version; for video use one `FaceMasker` per track.
-    Returns None when no face is found.
-    """
-    with FaceMasker(static=True) as masker:
-        return masker.chin_y(crop_rgb)
 
 
 def mask_face(crop_rgb: np.ndarray, y_chin: float | None) -> np.ndarray:
