@@ -23,9 +23,9 @@ import synth
 from gestsync import app
 from gestsync.cli import main
 from gestsync.errors import GestsyncError
+from conftest import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 SHOTS = ROOT / "results" / "screenshots"
 SYNC_CLIP, SPEAKER_CLIP = SAMPLES / "sync_sample_3.mp4", SAMPLES / "asd_sample_2.mp4"
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -344,6 +344,7 @@ def test_sync_offset_in_the_browser(browser, server):
     _pick_recent(browser, server, SYNC_CLIP.name)
 
 
+@pytest.mark.slow
 def test_bad_file_shows_the_cli_message(browser, server, tmp_path, capsys):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 50)
@@ -358,6 +359,7 @@ def test_bad_file_shows_the_cli_message(browser, server, tmp_path, capsys):
     assert text == f"Error: {message}"
 
 
+@pytest.mark.slow
 def test_checkpoint_is_chosen_from_the_folder(browser, server, tmp_path, capsys):
     clip = synth.make_video(tmp_path / "tone.mp4", seconds=3.0, size=(128, 96))
     broken = tmp_path / BROKEN_CHECKPOINT
@@ -369,6 +371,8 @@ def test_checkpoint_is_chosen_from_the_folder(browser, server, tmp_path, capsys)
     _screenshot(browser, "checkpoint")
     # the same message, with the server's folders left out
     assert text == f"Error: {message.replace(f'{tmp_path}{os.sep}', '')}"
+@pytest.mark.slow
+@pytest.mark.skipif(not SPEAKER_CLIP.is_file(), reason=f"{SPEAKER_CLIP} absent")
 def test_who_is_speaking_in_the_browser(browser, server):
     if app.speaker_api() is None:
         pytest.skip("this installation has no gestsync.find_speakers")

@@ -17,28 +17,11 @@ import pytest
 
 import synth
 from gestsync.cli import main
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+from conftest import SAMPLES, assert_clean_failure, needs_samples, run_cli
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _assert_clean_failure(code, err, out_dir: Path, match: str):
-    assert code == 2
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("gestsync: error: "), err
-    assert "Traceback" not in err
-    assert match in lines[0], lines[0]
-    assert not out_dir.exists()  # nothing partial left behind
 
 
 @pytest.fixture
@@ -47,16 +30,16 @@ def out(tmp_path):
 
 
 def test_missing_file(capsys, tmp_path, out):
-    code, _, err = _run(capsys, "sync", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "does not exist")
+    code, _, err = run_cli(capsys, "sync", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "does not exist")
 
 
 def test_text_renamed_mp4(capsys, tmp_path, out):
     fake = tmp_path / "notes.mp4"
     fake.write_text("this is not a video\n" * 50)
     before = _digest(fake)
-    code, _, err = _run(capsys, "sync", str(fake), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "notes.mp4")
+    code, _, err = run_cli(capsys, "sync", str(fake), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "notes.mp4")
     assert _digest(fake) == before
 
 
@@ -64,68 +47,68 @@ def test_truncated_file(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "full.mp4", seconds=4.0, size=(128, 96))
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
-    code, _, err = _run(capsys, "sync", str(cut), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "cut.mp4")
+    code, _, err = run_cli(capsys, "sync", str(cut), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "cut.mp4")
 
 
 def test_no_audio_stream(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "mute.mp4", seconds=3.0, audio=False)
-    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "audio")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "audio")
 
 
 def test_no_video_stream(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "sound.mp4", seconds=3.0, video=False)
-    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "video")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "video")
 
 
 def test_silent_audio(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "quiet.mp4", seconds=3.0, silent=True)
-    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "silent")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "silent")
 
 
 def test_clip_shorter_than_the_context(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "short.mp4", seconds=3.0)
-    code, _, err = _run(capsys, "sync", str(clip), "--context-frames", "200", "--out", str(out),
+    code, _, err = run_cli(capsys, "sync", str(clip), "--context-frames", "200", "--out", str(out),
                         "--quiet")
-    _assert_clean_failure(code, err, out, "--context-frames")
+    assert_clean_failure(code, err, out, "--context-frames")
     clip = synth.make_video(tmp_path / "tiny.mp4", seconds=1.0)
-    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "longer clip")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "longer clip")
 
 
 def test_no_person(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
-    code, _, err = _run(capsys, "sync", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "no person")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "no person")
 
 
 def test_folder_without_videos(capsys, tmp_path, out):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("hi")
-    code, _, err = _run(capsys, "sync", str(empty), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "no videos in folder")
+    code, _, err = run_cli(capsys, "sync", str(empty), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "no videos in folder")
 
 
 def test_unwritable_output_folder(capsys, tmp_path):
     clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = _run(capsys, "sync", str(clip), "--out", str(blocker / "sub"), "--quiet")
-    _assert_clean_failure(code, err, blocker / "sub", "choose another --out")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--out", str(blocker / "sub"), "--quiet")
+    assert_clean_failure(code, err, blocker / "sub", "choose another --out")
     if Path("/sys").is_dir():  # unwritable even for root
-        code, _, err = _run(capsys, "sync", str(clip), "--out", "/sys/gestsync-out", "--quiet")
-        _assert_clean_failure(code, err, Path("/sys/gestsync-out"), "cannot write")
+        code, _, err = run_cli(capsys, "sync", str(clip), "--out", "/sys/gestsync-out", "--quiet")
+        assert_clean_failure(code, err, Path("/sys/gestsync-out"), "cannot write")
 
 
 def test_bad_option_values(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
-    code, _, err = _run(capsys, "sync", str(clip), "--grid", "0", "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "--grid")
-    code, _, err = _run(capsys, "sync", str(clip), "--max-offset", "abc")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--grid", "0", "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "--grid")
+    code, _, err = run_cli(capsys, "sync", str(clip), "--max-offset", "abc")
     assert code == 2 and "Traceback" not in err and "--max-offset" in err
 
 
@@ -216,7 +199,7 @@ def test_several_videos_go_on_after_a_failure(capsys, tmp_path):
     folder.mkdir()
     (folder / "a_good.mp4").symlink_to(SAMPLES / "sync_sample_3.mp4")
     (folder / "b_bad.mp4").write_text("not a video")
-    code, stdout, err = _run(capsys, "sync", str(folder), "--out", str(tmp_path / "res"),
+    code, stdout, err = run_cli(capsys, "sync", str(folder), "--out", str(tmp_path / "res"),
                              "--json", "--quiet", "--no-video")
     assert code == 1
     lines = [json.loads(l) for l in stdout.splitlines()]
@@ -248,7 +231,7 @@ def test_checkpoint_reproduces_the_authors_grid(capsys, tmp_path):
 
     ckpt = tmp_path / "model_rgb.pth"
     torch.save(reference_weights.published_checkpoint(reference_weights.reference_state_dict()), ckpt)
-    code, stdout, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--checkpoint",
+    code, stdout, err = run_cli(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--checkpoint",
                              str(ckpt), "--grid", "5", "--context-frames", "50", "--json",
                              "--quiet", "--no-video", "--out", str(tmp_path / "res"))
     assert code == 0, err
@@ -265,9 +248,9 @@ def test_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path):
     bad = tmp_path / "model.pth"
     bad.write_text("not a checkpoint")
     out = tmp_path / "res"
-    code, _, err = _run(capsys, "sync", str(clip), "--checkpoint", str(bad), "--out", str(out),
+    code, _, err = run_cli(capsys, "sync", str(clip), "--checkpoint", str(bad), "--out", str(out),
                         "--quiet")
-    _assert_clean_failure(code, err, out, "model.pth")
+    assert_clean_failure(code, err, out, "model.pth")
 
 
 @pytest.mark.slow
@@ -290,7 +273,7 @@ def test_parallel_pose_detection_matches_one_process(monkeypatch):
 @pytest.mark.slow
 @needs_samples
 def test_segments_in_the_json(capsys, tmp_path):
-    code, stdout, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments",
+    code, stdout, err = run_cli(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments",
                              "2", "--json", "--quiet", "--no-video", "--out", str(tmp_path / "r"))
     assert code == 0, err
     result = json.loads(stdout)
@@ -299,7 +282,7 @@ def test_segments_in_the_json(capsys, tmp_path):
     assert segments[-1]["end_seconds"] == pytest.approx(result["num_frames"] / 25)
     assert all(0 <= s["confidence"] <= 1 for s in segments)
     assert set(result["drift"]) == {"drifting", "frames_per_minute"}
-    code, _, err = _run(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments", "1",
+    code, _, err = run_cli(capsys, "sync", str(SAMPLES / "sync_sample_3.mp4"), "--segments", "1",
                         "--quiet", "--no-video", "--out", str(tmp_path / "r2"))
     assert code == 2 and "--segments" in err
 
@@ -326,9 +309,9 @@ def test_eval_shifts_may_start_with_a_minus_sign(capsys, tmp_path):
 
     assert build_parser().parse_args(["eval", "--shifts", "-10:10"]).shifts == "-10:10"
     assert build_parser().parse_args(["eval", "--shifts", "-20:-5:5", "--quiet"]).shifts == "-20:-5:5"
-    code, _, err = _run(capsys, "eval", "--shifts", "-10:10", "--samples", str(tmp_path))
+    code, _, err = run_cli(capsys, "eval", "--shifts", "-10:10", "--samples", str(tmp_path))
     assert code == 2 and "no MANIFEST.tsv" in err  # parsed; the empty folder is the problem
-    code, _, err = _run(capsys, "eval", "--shifts", "--quiet")
+    code, _, err = run_cli(capsys, "eval", "--shifts", "--quiet")
     assert code == 2 and "--shifts" in err and "expected one argument" in err
 
 

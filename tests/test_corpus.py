@@ -18,9 +18,8 @@ from gestsync import corpus
 from gestsync.cli import main
 from gestsync.corpus import CorpusError, Results, expand_inputs
 from gestsync.errors import MediaError
+from conftest import SAMPLES, needs_samples
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
 SUFFIXES = {".mp4", ".mkv"}
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

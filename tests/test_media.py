@@ -15,8 +15,8 @@ import synth
 from gestsync import media
 from gestsync.errors import MediaError
 from gestsync.media import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 CLICK_TOL_S = 0.002  # where a decoded click may land, s (lossy codecs smear it slightly)
 
 # (suffix, video codec, audio codec): one clip per combination

@@ -19,8 +19,8 @@ import reference_weights
 from gestsync import models
 from gestsync.cli import main
 from gestsync.errors import GestsyncError
+from conftest import SAMPLES, needs_samples
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 NAME = "gestsync-rgb"
 DROP_AFTER = 5 * 1024 * 1024 + 123  # bytes sent before the connection drops, first time only
 
@@ -241,7 +241,7 @@ def test_an_uncertain_builtin_answer_suggests_the_download(capsys, home):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+@needs_samples
 def test_sync_uses_the_cached_model_by_default(capsys, server, home, published_bytes, tmp_path):
     _download(capsys, _serve(server, "/e2e.pth", published_bytes))
     code = main(["sync", str(SAMPLES / "sync_sample_3.mp4"), "--grid", "5", "--context-frames",

@@ -11,8 +11,7 @@ import pytest
 from gestsync import pose
 from gestsync.pose import (CHIN_MARGIN, FACE_OVAL, NO_FACE_BAND, FaceMasker, PoseDetector,
                            bundle_path, head_box, mask_face)
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+from conftest import SAMPLES
 
 
 def decode(name: str, start: int, count: int) -> list[np.ndarray]:

@@ -19,9 +19,7 @@ import pytest
 import synth
 from gestsync import prepare
 from gestsync.prepare import PrepareOptions, list_videos, read_manifest, split_of, video_id
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+from conftest import SAMPLES, needs_samples
 
 
 def make_inputs(folder: Path, n: int = 3, seconds: float = 2.0) -> Path:

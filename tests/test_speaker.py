@@ -11,17 +11,8 @@ import torch
 
 import synth
 from gestsync import speaker_scores as ss
-from gestsync.cli import main
 from gestsync.scenes import SceneCuts, cut_spans
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import SAMPLES, assert_clean_failure, needs_samples, run_cli
 
 
 # ------------------------------------------------------------------------------ scenes
@@ -146,41 +137,33 @@ def out(tmp_path):
     return tmp_path / "results"
 
 
-def _assert_clean_failure(code, err, out_dir: Path, match: str):
-    assert code == 2
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("gestsync: error: "), err
-    assert match in lines[0], lines[0]
-    assert not out_dir.exists()
-
-
 def test_no_person(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
-    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet",
+    code, _, err = run_cli(capsys, "speaker", str(clip), "--out", str(out), "--quiet",
                         "--scene-threshold", "1000")  # the test pattern flickers: no cuts
-    _assert_clean_failure(code, err, out, "no person")
+    assert_clean_failure(code, err, out, "no person")
 
 
 def test_no_scene_long_enough(capsys, tmp_path, out):
     clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
-    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet",
+    code, _, err = run_cli(capsys, "speaker", str(clip), "--out", str(out), "--quiet",
                         "--min-track-frames", "100", "--scene-threshold", "1000")
-    _assert_clean_failure(code, err, out, "no scene")
+    assert_clean_failure(code, err, out, "no scene")
 
 
 def test_bad_input_as_in_sync(capsys, tmp_path, out):
-    code, _, err = _run(capsys, "speaker", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "does not exist")
+    code, _, err = run_cli(capsys, "speaker", str(tmp_path / "nope.mp4"), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "does not exist")
     clip = synth.make_video(tmp_path / "quiet.mp4", seconds=3.0, silent=True)
-    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "silent")
+    code, _, err = run_cli(capsys, "speaker", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "silent")
     clip = synth.make_video(tmp_path / "tiny.mp4", seconds=1.0)
-    code, _, err = _run(capsys, "speaker", str(clip), "--out", str(out), "--quiet")
-    _assert_clean_failure(code, err, out, "longer clip")
+    code, _, err = run_cli(capsys, "speaker", str(clip), "--out", str(out), "--quiet")
+    assert_clean_failure(code, err, out, "longer clip")
     clip = synth.make_video(tmp_path / "c.mp4", seconds=3.0)
-    code, _, err = _run(capsys, "speaker", str(clip), "--context-frames", "0", "--out", str(out),
+    code, _, err = run_cli(capsys, "speaker", str(clip), "--context-frames", "0", "--out", str(out),
                         "--quiet")
-    _assert_clean_failure(code, err, out, "--context-frames")
+    assert_clean_failure(code, err, out, "--context-frames")
 
 
 # -------------------------------------------------------------------------------- video
@@ -233,14 +216,13 @@ def _labelled_scenes(d: dict, width: int) -> list[tuple[dict, dict, list[int]]]:
 @needs_samples
 def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
     out = tmp_path / "res"
-    code, stdout, _ = _run(capsys, "speaker", str(SAMPLES / "asd_sample_2.mp4"), "--out", str(out),
+    code, stdout, _ = run_cli(capsys, "speaker", str(SAMPLES / "asd_sample_2.mp4"), "--out", str(out),
                            "--quiet", "--json", "--per-frame", "--context-frames", "25")
     assert code == 0
     d = json.loads(stdout)
     assert json.loads((out / "speakers.json").read_text()) == d
     assert [(s["start_frame"], s["end_frame"]) for s in d["scenes"]][0] == (0, 52)  # cut at 2.07 s
     assert d["scenes"][-1]["end_frame"] == d["num_frames"]
-    ids = {t["id"] for t in d["tracks"]}
     for s in d["scenes"]:  # speech in both scenes and people in view: someone is named
         assert s["reason"] == "speaking" and s["speaker"] in s["track_ids"]
         assert len(s["frame_speakers"]) == s["end_frame"] - s["start_frame"]
@@ -439,5 +421,5 @@ def test_composite_protocol_on_generated_clips():
 
 
 def test_eval_speaker_protocol_bad_people(capsys):
-    code, _, err = _run(capsys, "eval", "--protocol", "speaker", "--people", "x")
+    code, _, err = run_cli(capsys, "eval", "--protocol", "speaker", "--people", "x")
     assert code == 2 and "--people" in err

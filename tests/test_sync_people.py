@@ -2,7 +2,6 @@
 whose gestures carried it."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,7 @@ import pytest
 from gestsync import people
 from gestsync.cli import main
 from gestsync.sync import OffsetResult, _most_confident, person_summary
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+from conftest import SAMPLES, needs_samples
 
 
 def _pose(x: float, y: float, scale: float) -> np.ndarray:

@@ -18,9 +18,9 @@ from gestsync.checkpoint import load_model, read_checkpoint
 from gestsync.keypoint_model import KeypointModelConfig, KeypointSyncModel
 from gestsync.prepare import write_wav
 from gestsync.train import LAST, TrainConfig, train
+from conftest import SAMPLES, needs_samples
 
 FPS, RATE = 25, 16000
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 FRAMES = 200  # 8 s clips: room for the 175-frame span of 4 windows 1 s apart
 TINY = {"hidden": 16, "layers": 1, "embed_dim": 16, "dropout": 0.0}
 
@@ -113,6 +113,7 @@ def test_resume_equals_uninterrupted(data, tmp_path):
     assert read_checkpoint(tmp_path / "half" / LAST)["optimizer"]["state"]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_with_doubled_batch(data, tmp_path):
     one = tiny(data, tmp_path / "one", steps=3, batch_size=4)
     train(one, device="cpu", quiet=True)
@@ -192,6 +193,7 @@ def _rgb_dataset(root: Path, frames: int = 60) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_rgb_variant_fine_tunes_from_published_format(tmp_path):
     from gestsync.model import GestSyncModel
 
@@ -210,7 +212,7 @@ def test_rgb_variant_fine_tunes_from_published_format(tmp_path):
     assert torch.equal(tuned["lstm.weight_ih_l0"], published.state_dict()["lstm.weight_ih_l0"])  # unused: frozen
 
 
-@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples absent")
+@needs_samples
 @pytest.mark.slow
 def test_sync_and_speaker_accept_a_keypoint_checkpoint(data, tmp_path):
     from gestsync.speaker import find_speakers
