@@ -15,9 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: F401 - the model's rates
 
-SAMPLE_RATE = 16000  # Hz, the published model's audio rate
-FPS = 25  # video frames per second the model was trained on
 N_FFT = 512  # STFT size: 257 frequency bins
 WIN_LENGTH = SAMPLE_RATE * 20 // 1000  # 320 samples: 20 ms Hann window
 HOP_LENGTH = SAMPLE_RATE * 10 // 1000  # 160 samples: 10 ms hop -> 100 mel frames per second
@@ -26,7 +25,6 @@ F_MIN = 0.0  # Hz, lowest mel band edge
 F_MAX = SAMPLE_RATE / 2  # 8000 Hz: Nyquist
 LOG_EPS = 1e-20  # added before the log, as the authors do (no other normalisation)
 MEL_PER_FRAME = SAMPLE_RATE // HOP_LENGTH // FPS  # 4 mel frames per video frame
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 audio samples per video frame
 WINDOW_FRAMES = FPS  # one-second model window: 25 video frames
 MEL_WINDOW = WINDOW_FRAMES * MEL_PER_FRAME  # 100 mel frames under one video window
 

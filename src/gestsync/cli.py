@@ -20,8 +20,8 @@ from typing import Callable, Iterator, Sequence
 
 from .errors import GestsyncError
 from .helptext import help_texts
+from .timebase import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".flv"}
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 # Sub-commands with their own parser in gestsync.<name> (`main(argv) -> int`).
 TOOLS = {"prepare": "turn raw videos into training clips and a manifest (see README)",

@@ -17,8 +17,8 @@ from scipy.signal import butter, sosfiltfilt
 
 from .audio import MEL_PER_FRAME, log_mel, mel_filterbank
 from .offset import shifted_products
+from .timebase import FPS
 
-FPS = 25
 
 # BlazePose landmark ids (the 33-point topology of MediaPipe Pose).
 HAND_JOINTS = (15, 16, 17, 18, 19, 20, 21, 22)  # wrists, pinkies, index fingers, thumbs

@@ -23,12 +23,10 @@ from av.video.reformatter import VideoReformatter
 
 from gestsync.errors import MediaError
 from gestsync.outputs import temp_beside
+from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
 
-FPS = 25  # picture rate of the model: every clip is mapped onto a 25 fps grid
-SAMPLE_RATE = 16000  # sound rate of the model (Hz)
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 sound samples per 25 fps frame
 SILENCE_DBFS = -60.0  # RMS below this (dB relative to full scale 1.0) counts as silence
 PTS_SLACK = 0.0005  # s: container timestamps are often rounded to 1 ms
 SEEK_MARGIN = 0.5  # s of sound decoded before a seek target (AAC needs the frame before)

@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 
 from . import calibration
+from .timebase import FPS
 
-FPS = 25
 AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
 BOOTSTRAP_BLOCK = FPS  # frames per bootstrap block: 1 s keeps the signals' own correlation
 BOOTSTRAP_RESAMPLES = 200

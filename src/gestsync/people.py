@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import PeopleError
+from .timebase import FPS
 
-FPS = 25
 
 # Tracking, after the authors' preprocessing (see docs/model.md).
 IOU_THRESHOLD = 0.5  # a detection continues a track when its link box's IoU with the

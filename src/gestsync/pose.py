@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 
 from .errors import GestsyncError
+from .timebase import FPS
 
 log = logging.getLogger(__name__)
 
-FPS = 25  # the model's frame rate; frame index -> timestamp for MediaPipe's VIDEO mode
 MS_PER_FRAME = 1000 / FPS  # 40 ms
 
 NUM_POSE_LANDMARKS = 33  # BlazePose topology

@@ -38,11 +38,10 @@ import numpy as np
 from . import media, outputs, people, scan
 from .errors import GestsyncError
 from .scenes import CUT_THRESHOLD, SceneCuts
+from .timebase import FPS, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-FPS = media.FPS
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".flv"}
 MANIFEST = "manifest.jsonl"
 RECORDS = "videos"  # per-video records (done markers)
 CLIPS = "clips"

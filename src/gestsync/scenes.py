@@ -7,8 +7,8 @@ and, at the end, returns the scenes as [start, end) frame spans covering the cli
 from __future__ import annotations
 
 import numpy as np
+from .timebase import FPS
 
-FPS = 25
 CUT_THRESHOLD = 27.0  # PySceneDetect's default: mean HSV change (0-255) that marks a cut
 MIN_SCENE_FRAMES = 15  # 0.6 s: PySceneDetect's default shortest scene (flashes merge)
 

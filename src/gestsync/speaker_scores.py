@@ -23,8 +23,8 @@ import numpy as np
 from scipy.stats import norm
 
 from . import calibration
+from .timebase import FPS
 
-FPS = 25
 NULL_MIN_SHIFT = 13  # frames (0.5 s): band-passed gesture and speech signals decorrelate
 # well within this, so shifts at least this long give evidence of "not in sync"
 NULL_SHIFTS = 48  # most shifted copies per track (evenly spread over the allowed shifts)

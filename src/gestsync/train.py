@@ -33,7 +33,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from .audio import SAMPLES_PER_FRAME, WINDOW_FRAMES, log_mel, mel_windows
+from .audio import WINDOW_FRAMES, log_mel, mel_windows
+from .timebase import SAMPLES_PER_FRAME
 from .checkpoint import checkpoint_payload, read_checkpoint, remap_keys, resolve_device, split_checkpoint
 from .errors import GestsyncError
 from .keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features

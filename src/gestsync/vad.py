@@ -13,10 +13,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from .timebase import SAMPLE_RATE, SAMPLES_PER_FRAME
 
-SAMPLE_RATE = 16000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
 WINDOW = 512  # samples per silero step at 16 kHz (32 ms)
 SPEECH_THRESHOLD = 0.5  # silero's default probability threshold
 MIN_SPEECH_MS = 250  # shorter bursts are not speech (silero's default)
