@@ -11,55 +11,21 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .errors import GestsyncError
-from .helptext import help_texts
+from .errors import GestsyncError, UsageError
+from .arguments import Parser, help_texts
+from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 # Sub-commands with their own parser in gestsync.<name> (`main(argv) -> int`).
 TOOLS = {"prepare": "turn raw videos into training clips and a manifest (see README)",
          "train": "train a GestSync model (RGB or keypoint variant); torchrun for several processes"}
-
-
-class UsageError(GestsyncError):
-    """Bad command-line arguments."""
-
-
-# Options whose value may start with a minus sign (`--shifts -10:10`): argparse takes such a
-# value for an option and refuses it, unless written `--shifts=-10:10`, which it is made.
-DASH_VALUE_OPTIONS = ("--shifts",)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and status 2, as for every user error
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-    def parse_known_args(self, args=None, namespace=None):
-        args = sys.argv[1:] if args is None else list(args)
-        return super().parse_known_args(_joined_dash_values(args), namespace)
-
-
-def _joined_dash_values(args: list[str]) -> list[str]:
-    """`--shifts -10:10` -> `--shifts=-10:10` for DASH_VALUE_OPTIONS (not after `--`)."""
-    out, i = [], 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return out + args[i:]
-        if arg in DASH_VALUE_OPTIONS and i + 1 < len(args) and re.match(r"-\d", args[i + 1]):
-            out.append(f"{arg}={args[i + 1]}")
-            i += 2
-        else:
-            out.append(arg)
-            i += 1
-    return out
 
 
 class Terminated(KeyboardInterrupt):
@@ -88,32 +54,6 @@ def _quiet_native_logs() -> None:
     """MediaPipe/TFLite print C++ log lines on stderr; keep only their errors."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-class TqdmProgress:
-    """A progress hook (stage, completed, total) that shows one tqdm bar per stage."""
-
-    def __init__(self, label: str, enabled: bool = True):
-        self.label, self.enabled, self.bars = label, enabled, {}
-
-    def __call__(self, stage: str, completed: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=f"{self.label}: {stage}",
-                                          unit="frame" if total > 1 else "step",
-                                          leave=False, file=sys.stderr, dynamic_ncols=True)
-        bar.total = total
-        bar.update(completed - bar.n)
-        if completed >= total:
-            bar.close()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
 
 
 def find_videos(paths: Sequence[str]) -> list[Path]:
@@ -178,15 +118,15 @@ SYNC_EXAMPLES = """\
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gestsync", **help_texts(
+    parser = Parser(prog="gestsync", **help_texts(
         "Audio-visual sync and active speaker detection from body gestures (GestSync).\n"
         "Each command has its own help: gestsync COMMAND --help.",
         "  gestsync sync clip.mp4            offset of clip.mp4, and a corrected copy\n"
         "  gestsync speaker talkshow.mp4     who speaks, scene by scene\n"
         "  gestsync serve                    the same in a web page"))
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    s = sub.add_parser("sync", help="find the audio-visual offset of single-speaker videos "
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    s = sub.add_parser("sync", help="find the audio-visual offset of videos "
                        "and write sync-corrected copies", **help_texts(SYNC_DESCRIPTION,
                                                                        SYNC_EXAMPLES))
     _add_common(s)

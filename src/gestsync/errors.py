@@ -19,3 +19,7 @@ class PeopleError(GestsyncError):
 
 class CheckpointError(GestsyncError):
     """A model checkpoint that is missing, corrupt, or does not match the architecture."""
+
+
+class UsageError(GestsyncError):
+    """Bad command-line arguments."""

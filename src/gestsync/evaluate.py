@@ -278,7 +278,7 @@ def _fit_calibration(trials: list[Trial]) -> tuple[float, float, float]:
 
 
 def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:
-    from .cli import TqdmProgress
+    from .progress import TqdmProgress
     from .models import load
 
     shifts = parse_shifts(args.shifts)

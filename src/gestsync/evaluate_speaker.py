@@ -284,7 +284,7 @@ def calibration_report(trials: list[SpeakerTrial]) -> str:
 
 def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
         cache: Path | None, fit: bool = False) -> int:
-    from .cli import TqdmProgress
+    from .progress import TqdmProgress
     from .evaluate import single_speaker_clips
 
     clips = single_speaker_clips(samples)

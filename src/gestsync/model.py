@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from gestsync.audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES, num_windows
 from gestsync.audio import mel_windows as _cut_mel_windows
+from gestsync.progress import Progress
 
 FRAME_HEIGHT = 270  # model input frame size in pixels (the conv stack reduces it to 1 x 1)
 FRAME_WIDTH = 480
@@ -39,7 +40,6 @@ TEMPORAL_CONTEXT = TEMPORAL_KERNEL - 1  # 4: a clip of T frames gives T - 4 conv
 VARIANTS = ("rgb",)  # video encoders this code can build; a keypoint variant can be added here
 
 # progress(step, completed, total): total is None when the clip length is not known up front
-Progress = Callable[[str, int, Union[int, None]], None]
 # A clip: float 3 x T x H x W in [0, 1], uint8 T x H x W x 3, or an iterable of uint8 H x W x 3 frames
 Frames = Union[torch.Tensor, np.ndarray, Iterable[Any]]
 

@@ -16,7 +16,7 @@ from . import media, people
 from .audio import log_mel
 from .model import GestSyncModel
 from .pose import FaceMasker
-from .scan import Progress
+from .progress import Progress
 
 
 def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import CheckpointError, GestsyncError
-from .helptext import help_texts
+from .arguments import help_texts
 
 AUTO, BUILTIN = "auto", "builtin"
 FILE_METHOD = "model"  # `method` of a result scored with a model file given by path

@@ -456,9 +456,9 @@ PREPARE_EXAMPLES = """\
 
 
 def build_parser():
-    from .cli import _Parser, help_texts
+    from .arguments import Parser, help_texts
 
-    p = _Parser(prog="gestsync prepare", **help_texts(PREPARE_DESCRIPTION, PREPARE_EXAMPLES))
+    p = Parser(prog="gestsync prepare", **help_texts(PREPARE_DESCRIPTION, PREPARE_EXAMPLES))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders (searched recursively) or .txt lists of paths")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; re-runs resume)")

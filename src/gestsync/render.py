@@ -19,7 +19,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from . import media
-from .scan import Progress, progress_hook
+from .progress import Progress, progress_hook
 
 if TYPE_CHECKING:
     from .speaker import SpeakerResult

@@ -14,22 +14,13 @@ import numpy as np
 
 from . import media, people
 from .errors import PeopleError
+from .progress import Progress, no_progress, progress_hook  # noqa: F401 - used here and by callers
 from .pose import PoseDetector, StillPoseDetector, native_logs_hidden  # noqa: F401 - also imported from here
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int, int], None]
 FrameHook = Callable[[int, np.ndarray], None]  # (frame index, uint8 H x W x 3 RGB)
 
 POSE_WIDTH = 640  # px: frames are decoded at this width for the pose detector (see README)
-
-
-def no_progress(stage: str, completed: int, total: int) -> None:
-    """A progress hook that does nothing."""
-
-
-def progress_hook(progress: Progress | None) -> Progress:
-    """`progress`, or `no_progress` for None (the public API's default)."""
-    return no_progress if progress is None else progress
 
 
 def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]:

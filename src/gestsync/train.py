@@ -550,9 +550,9 @@ TRAIN_EXAMPLES = """\
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import _Parser, help_texts
+    from .arguments import Parser, help_texts
 
-    p = _Parser(prog="gestsync train", **help_texts(TRAIN_DESCRIPTION, TRAIN_EXAMPLES))
+    p = Parser(prog="gestsync train", **help_texts(TRAIN_DESCRIPTION, TRAIN_EXAMPLES))
     p.add_argument("--data", metavar="DIR", help="prepare's output folder (or its manifest.jsonl); "
                    "required unless --resume")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints (last.pth) and CSV logs go here")
