@@ -35,7 +35,7 @@ _PREFIXES = (
     "_orig_mod.",  # saved from a torch.compile'd model
 )
 
-# Architectures by ModelConfig.variant. A keypoint variant would register its builder here.
+# Architectures by config variant: the published RGB network and our keypoint one.
 _BUILDERS: dict[str, Callable[[Any], torch.nn.Module]] = {"rgb": GestSyncModel, KEYPOINT_VARIANT: KeypointSyncModel}
 # Config class of each variant that is not the published RGB one (ours, from training).
 _CONFIGS: dict[str, Any] = {KEYPOINT_VARIANT: KeypointModelConfig}
@@ -48,7 +48,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device | None = None) -> GestSyncModel:
+def load_model(path: str | os.PathLike[str], device: str | torch.device | None = None
+               ) -> GestSyncModel | KeypointSyncModel:
     """Load a GestSync checkpoint into a model in eval mode on `device`.
 
     Args:
@@ -113,7 +114,8 @@ def _config(entry: Any, path: str | os.PathLike[str]) -> ModelConfig:
         raise CheckpointError(f"checkpoint {path}: bad {CONFIG_KEY!r}: {e}; it may need a newer gestsync") from e
 
 
-def build_model(config: ModelConfig, path: str | os.PathLike[str] = "<checkpoint>") -> GestSyncModel:
+def build_model(config: ModelConfig, path: str | os.PathLike[str] = "<checkpoint>"
+                ) -> GestSyncModel | KeypointSyncModel:
     """An untrained model of the architecture `config` describes."""
     builder = _BUILDERS.get(config.variant)
     if builder is None:
@@ -157,7 +159,7 @@ def check_state_dict(
         )
 
 
-def checkpoint_payload(model: GestSyncModel, **extra: Any) -> dict[str, Any]:
+def checkpoint_payload(model: GestSyncModel | KeypointSyncModel, **extra: Any) -> dict[str, Any]:
     """What our training saves: weights, their architecture, and `extra` (optimizer, step...).
 
     Loadable by `load_model` (and by the authors' code, which reads `state_dict` only).

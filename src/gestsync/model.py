@@ -37,7 +37,8 @@ FRAME_WIDTH = 480
 D_MODEL = 512  # channels out of both conv stacks = transformer width
 TEMPORAL_KERNEL = 5  # net_vid.conv1 spans 5 frames with no temporal padding (the only time mixing)
 TEMPORAL_CONTEXT = TEMPORAL_KERNEL - 1  # 4: a clip of T frames gives T - 4 conv-stack outputs
-VARIANTS = ("rgb",)  # video encoders this code can build; a keypoint variant can be added here
+VARIANTS = ("rgb",)  # what `ModelConfig` describes; the keypoint variant has its own config
+# (keypoint_model.KeypointModelConfig), and checkpoint._BUILDERS maps every variant to its network
 
 # progress(step, completed, total): total is None when the clip length is not known up front
 # A clip: float 3 x T x H x W in [0, 1], uint8 T x H x W x 3, or an iterable of uint8 H x W x 3 frames

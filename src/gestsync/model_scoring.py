@@ -14,6 +14,7 @@ import torch
 
 from . import media, people
 from .audio import log_mel
+from .keypoint_model import KeypointSyncModel
 from .model import GestSyncModel
 from .pose import FaceMasker
 from .progress import Progress
@@ -55,7 +56,7 @@ def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarra
     return evidence
 
 
-def track_embeddings(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,
+def track_embeddings(model: GestSyncModel | KeypointSyncModel, info: media.MediaInfo, audio: np.ndarray,
                      track: people.Track, progress: Progress
                      ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Zero-lag window embeddings over a track's own frames (for `gestsync speaker`).
