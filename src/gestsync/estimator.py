@@ -37,7 +37,7 @@ GESTURE_LEAD_FRAMES = 2
 # A span is scored as the mean of standardised votes of 2 s sub-windows (`offset.block_totals`)
 # rather than one correlation over the whole span: chosen against the plain mean, and against
 # peak voting and 1 s / 3 s sub-windows, on the fit clips of the offset protocol, and better on
-# the check clips too (docs/accuracy.md, benchmarks/estimator_study.py).
+# the check clips too (docs/accuracy.md, studies/estimator_study.py).
 SUBWINDOW_FRAMES = 2 * FPS
 
 

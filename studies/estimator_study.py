@@ -1,6 +1,6 @@
 """The estimator method study: families of gesture evidence and of alignment, side by side.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/estimator_study.py --markdown
+    OMP_NUM_THREADS=1 .venv/bin/python studies/estimator_study.py --markdown
 
 (options: --samples ../shared/samples, --cache results/estimator_study, --methods a,b,...,
 --shifts=-20:20). The first run caches, per single-speaker clip of MANIFEST.tsv with a
