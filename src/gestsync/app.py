@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .cli import UsageError, add_model_option, help_texts, sigterm_as_interrupt
-from .errors import GestsyncError
+from .arguments import add_model_option, help_texts
+from .errors import GestsyncError, UsageError, sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 

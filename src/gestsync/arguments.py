@@ -64,3 +64,12 @@ def _joined_dash_values(args: list[str]) -> list[str]:
             out.append(arg)
             i += 1
     return out
+
+
+def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
+    """--model (and its older name --checkpoint): auto, builtin, gestsync-rgb, or a file."""
+    names = ("--model", "--checkpoint") if alias else ("--model",)
+    p.add_argument(*names, dest="model", default="auto", metavar="MODEL",
+                   help="auto (default: the published model gestsync-rgb if it is in the "
+                        "cache, else the built-in estimator), builtin, gestsync-rgb, or the "
+                        "PATH of a model file (model_rgb.pth or our own); see `gestsync models`")

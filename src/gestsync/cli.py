@@ -7,18 +7,16 @@ what and how to fix it); 1 an internal error, or, with several videos, any video
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-from .errors import GestsyncError, UsageError
-from .arguments import Parser, help_texts
+from .errors import GestsyncError, Terminated, UsageError, sigterm_as_interrupt
+from .arguments import Parser, add_model_option, help_texts
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
 
@@ -26,28 +24,6 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 # Sub-commands with their own parser in gestsync.<name> (`main(argv) -> int`).
 TOOLS = {"prepare": "turn raw videos into training clips and a manifest (see README)",
          "train": "train a GestSync model (RGB or keypoint variant); torchrun for several processes"}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl+C wherever the program is, so `with` blocks clean up."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within: `kill` (SIGTERM) stops the program as Ctrl+C does, so temporary folders and
-    partial outputs are removed on the way out. Only the main thread can set handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _quiet_native_logs() -> None:
@@ -87,15 +63,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     from .corpus import add_corpus_options
 
     add_corpus_options(p)
-
-
-def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
-    """--model (and its older name --checkpoint): auto, builtin, gestsync-rgb, or a file."""
-    names = ("--model", "--checkpoint") if alias else ("--model",)
-    p.add_argument(*names, dest="model", default="auto", metavar="MODEL",
-                   help="auto (default: the published model gestsync-rgb if it is in the "
-                        "cache, else the built-in estimator), builtin, gestsync-rgb, or the "
-                        "PATH of a model file (model_rgb.pth or our own); see `gestsync models`")
 
 
 SYNC_DESCRIPTION = """\

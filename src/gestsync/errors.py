@@ -1,8 +1,13 @@
-"""Errors that gestsync raises for problems the user can fix.
+"""Errors that gestsync raises for problems the user can fix, and how a stop is raised.
 
 Every `GestsyncError` carries a message that names the problem and the fix; the CLI prints
 it as one line and exits with status 2. Anything else is an internal error (status 1).
 """
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
 
 
 class GestsyncError(Exception):
@@ -23,3 +28,25 @@ class CheckpointError(GestsyncError):
 
 class UsageError(GestsyncError):
     """Bad command-line arguments."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C wherever the program is, so `with` blocks clean up."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within: `kill` (SIGTERM) stops the program as Ctrl+C does, so temporary folders and
+    partial outputs are removed on the way out. Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
