@@ -403,6 +403,16 @@ def _report_failure(args, video: Path, message: str) -> None:
         print(json.dumps({"video": str(video), "error": message}), flush=True)
 
 
+def _stop_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl+C or SIGTERM that caused `error`, if one did (its cause or context chain)."""
+    seen = error.__cause__ or error.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `gestsync` and `python -m gestsync`; returns the exit status."""
     _quiet_native_logs()
@@ -438,6 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("gestsync: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # an internal error: one line, the traceback only on request
+        stop = _stop_behind(e)
+        if stop is not None:  # e.g. a stop in the middle of an import became ImportError
+            print(f"gestsync: {'stopped (SIGTERM)' if isinstance(stop, Terminated) else 'interrupted'}",
+                  file=sys.stderr)
+            return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
         if os.environ.get("GESTSYNC_DEBUG"):
             raise
         print(f"gestsync: internal error: {type(e).__name__}: {e} (set GESTSYNC_DEBUG=1 for "
