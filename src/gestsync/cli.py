@@ -94,6 +94,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    "(default: cuda if available, else cpu)")
 
 
+def add_cues_option(p: argparse.ArgumentParser) -> None:
+    """--cues body | face+body | face (checked by `face.check_cues`: one line, exit 2)."""
+    p.add_argument("--cues", default="body", metavar="CUES",
+                   help="what to read: body (default: gestures with the face masked, as "
+                        "in the paper), face+body (the lips too, where the face is "
+                        "visible) or face (lips only; the body where no face is found)")
+
+
 def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
     """--model (and its older name --checkpoint): auto, builtin, gestsync-rgb, or a file."""
     names = ("--model", "--checkpoint") if alias else ("--model",)
@@ -129,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--segments", type=float, metavar="SECONDS",
                    help="also report the offset of every SECONDS-long stretch and flag drift "
                         "(e.g. 30)")
+    add_cues_option(s)
     s.set_defaults(run=_run_sync)
     _add_speaker_parser(sub)
     _add_eval_parser(sub)
@@ -270,7 +279,10 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
                            out_dir=out_dir, write_video=not args.no_video,
                            always_write=args.always_write, device=args.device,
                            segment_seconds=args.segments, pose_stride=args.pose_stride,
-                           workers=_workers(args), progress=progress)
+                           workers=_workers(args), cues=args.cues, progress=progress)
+    from .face import check_cues
+
+    check_cues(args.cues)  # before any video
     return one
 
 
@@ -295,6 +307,12 @@ def _summary_line(result, video_wanted: bool = True, label: str | None = None) -
         line = (f"{Path(d['video']).name} [{label or _method_label(d)}]: offset "
                 f"{d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
+        if d.get("cues"):
+            line += "\n  cues: " + ", ".join(f"{name} {c['frames']} frames (weight {c['weight']:.2f})"
+                                             for name, c in d["cues"].items())
+        if d.get("suggested_cues"):
+            line += (f"\n  the face was in view on most frames: try --cues "
+                     f"{d['suggested_cues']} (the lips' motion too)")
         if d.get("people"):
             x0, y0, x1, y1 = d["person"]["box"]
             line += (f"\n  from person #{d['person']['track']} of {len(d['people'])} (box "

@@ -46,8 +46,12 @@ class Trial:
         return self.predicted - self.shift
 
 
-def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
-    """(clip, stated offset) for each single-speaker clip of MANIFEST.tsv with a known offset."""
+FACE_ONLY = "1 (face only)"  # MANIFEST people value of talking-head crops (no hands)
+
+
+def single_speaker_clips(samples: Path, face_only: bool = False) -> list[tuple[Path, int]]:
+    """(clip, stated offset) for each single-speaker clip of MANIFEST.tsv with a known
+    offset; talking-head crops (FACE_ONLY) too when `face_only` (the face cue's clips)."""
     manifest = samples / "MANIFEST.tsv"
     if not manifest.is_file():
         raise GestsyncError(f"no MANIFEST.tsv in {samples}: give the samples folder "
@@ -55,9 +59,10 @@ def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
     clips = []
     with manifest.open() as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            if row["people"].strip() not in ("1", "1 per shot"):
+            kinds = ("1", "1 per shot") + ((FACE_ONLY,) if face_only else ())
+            if row["people"].strip() not in kinds:
                 continue
-            stated = row["offset_frames_25fps"].replace("assumed", "").strip()
+            stated = row["offset_frames_25fps"].replace("assumed", "").strip("() \t")
             if stated.lstrip("+-").isdigit() and (samples / row["file"]).is_file():
                 clips.append((samples / row["file"], int(stated)))
     return clips
