@@ -33,7 +33,7 @@ CONTEXTS = {"whole": None, "5s": 125}
 def build(path: Path, stated: int, dst: Path) -> None:
     info = media.probe(path)
     t0 = time.perf_counter()
-    tracks, person = scan.single_person(info, stride=sync.POSE_STRIDE)
+    tracks, person = scan.single_person(info, stride=sync.POSE_STRIDE, need_hands=False)
     t1 = time.perf_counter()
     pieces = scan.person_pieces(tracks, info.num_frames)
     opening = face.person_mouth(info, pieces)
@@ -65,7 +65,7 @@ def trials(clip: dict, shifts, cues: str, weight: float, lead: int):
         speech = estimator.speech_signals(shifted(clip["audio"], s - clip["stated"]), n)
         body = estimator.evidence(clip["motion"], speech, LAGS)
         mouth = face.mouth_evidence(signals, seen, speech, LAGS) if cues != "body" else None
-        ev = face.fuse(body, mouth, cues, weight)
+        ev = face.fuse(body, mouth, cues, seen, weight)
         for name, ctx in CONTEXTS.items():
             length = ctx or n
             for start in range(0, n - length + 1, length):

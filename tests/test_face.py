@@ -99,10 +99,13 @@ def test_fuse_and_cue_summary():
     assert face.fuse(body, mouth, "body") is body
     assert face.fuse(body, mouth, "face") is mouth
     assert np.allclose(face.fuse(body, mouth, "face+body", weight=0.5), 2.0)
+    some = np.r_[np.ones(4, bool), np.zeros(6, bool)]
+    assert (face.fuse(body, mouth, "face", some) == np.where(some, 2.0, 1.0)).all()
     seen = np.r_[np.ones(6, bool), np.zeros(4, bool)]
     both = face.cue_summary("face+body", seen, 10, weight=1.0)
     assert both == {"face": {"frames": 6, "weight": 0.375}, "body": {"frames": 10, "weight": 0.625}}
-    assert face.cue_summary("face", seen, 10) == {"face": {"frames": 6, "weight": 1.0}}
+    assert face.cue_summary("face", seen, 10) == {"face": {"frames": 6, "weight": 0.6},
+                                                  "body": {"frames": 4, "weight": 0.4}}
     assert face.cue_summary("body", seen, 10) == {"body": {"frames": 10, "weight": 1.0}}
 
 

@@ -175,6 +175,7 @@ def _add_eval_parser(sub) -> None:
                         "off-screen voice; default 1,2,3,4)")
     e.add_argument("--cache", metavar="DIR", help="with --protocol speaker: keep each clip's "
                    "signals here (.npz) and reuse them")
+    add_cues_option(e)
     e.set_defaults(run=_run_eval)
 
 

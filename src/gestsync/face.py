@@ -135,29 +135,31 @@ def _plain_evidence(speech: np.ndarray, lags: np.ndarray) -> np.ndarray:
     return shifted_products(ones, ones, np.asarray(lags) + estimator.GESTURE_LEAD_FRAMES)
 
 
-def fuse(body: np.ndarray, face: np.ndarray, cues: str, weight: float = FACE_WEIGHT
-         ) -> np.ndarray:
-    """Evidence of the chosen cues: body alone, face alone, or body + weight * face (the
-    face evidence is 0 on frames without a face, so the body carries those alone)."""
+def fuse(body: np.ndarray, face: np.ndarray, cues: str, seen: np.ndarray | None = None,
+         weight: float = FACE_WEIGHT) -> np.ndarray:
+    """Evidence of the chosen cues (L x T each): body alone; face alone, the body only on
+    frames without a face (`seen` False); or body + weight * face (the face evidence is 0
+    on frames without a face, so the body carries those alone)."""
     if cues == "body":
         return body
     if cues == "face":
-        return face
+        return face if seen is None else np.where(seen[None], face, body)
     return body + weight * face
 
 
 def cue_summary(cues: str, seen: np.ndarray, num_frames: int,
                 weight: float = FACE_WEIGHT) -> dict:
     """JSON-ready: which cues contributed and how much. frames: frames the cue covers;
-    weight: its share of the fused evidence (face frames count `weight` times)."""
+    weight: its share of the fused evidence (with face+body, face frames count `weight`
+    times)."""
     face = int(np.sum(seen)) if cues != "body" else 0
-    body = num_frames if cues != "face" else 0
+    body = num_frames - face if cues == "face" else num_frames
     face_mass = (weight if cues == "face+body" else 1.0) * face
     total = face_mass + body
     out = {}
     if cues != "body":
         out["face"] = {"frames": face, "weight": round(face_mass / total, 3) if total else 0.0}
-    if cues != "face":
+    if body:
         out["body"] = {"frames": body, "weight": round(body / total, 3) if total else 0.0}
     return out
 
@@ -280,20 +282,28 @@ def with_face(info: media.MediaInfo, audio: np.ndarray, tracks: list, body: np.n
               lags: np.ndarray, cues: str, builtin: bool = True, progress=None
               ) -> tuple[np.ndarray, dict]:
     """(evidence of `cues`, `cue_summary`) for one person (`tracks` as `scan.people_to_search`
-    gives them) from their body evidence `body` (L x T). A model's evidence (`builtin`
-    False) is first divided by its spread, to the scale of the face evidence. With no face
-    anywhere the body carries the clip alone, whatever `cues` says."""
+    gives them) from their body evidence `body` (L x T); see `fused_evidence`."""
     from .scan import person_pieces
 
     pieces = person_pieces(tracks, info.num_frames)
     signals, seen = mouth_signals(person_mouth(info, pieces, progress=progress))
-    if not seen.any():
-        return body, cue_summary("body", seen, info.num_frames)
     speech = estimator.speech_signals(audio, info.num_frames)
-    mouth = mouth_evidence(signals, seen, speech, lags)
+    evidence = fused_evidence(body, signals, seen, speech, lags, cues, builtin)
+    return evidence, cue_summary(cues if seen.any() else "body", seen, info.num_frames)
+
+
+def fused_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
+                   speech: np.ndarray, lags: np.ndarray, cues: str, builtin: bool = True
+                   ) -> np.ndarray:
+    """The evidence of `cues` from the body evidence (L x T) and the mouth signals
+    (`mouth_signals`) against the speech signals (G x T). A model's body evidence
+    (`builtin` False) is first divided by its spread, to the scale of the face evidence.
+    With no face anywhere the body carries the clip alone, whatever `cues` says."""
+    if cues == "body" or not seen.any():
+        return body
     if not builtin:
         body = body / max(float(np.nanstd(body)), 1e-12)
-    return fuse(body, mouth, cues), cue_summary(cues, seen, info.num_frames)
+    return fuse(body, mouth_evidence(signals, seen, speech, lags), cues, seen)
 
 
 # -------------------------------------------------------------------------------- hint

@@ -118,7 +118,7 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
     method = choice.method
     answers, persons = [], []
     for index, (tracks, person) in enumerate(scan.people_to_search(
-            info, progress, stride=pose_stride, workers=workers)):
+            info, progress, stride=pose_stride, workers=workers, need_hands=cues == "body")):
         persons.append(person)
         evidence = _evidence(info, audio, tracks, person, lags, net, progress)
         used = None
