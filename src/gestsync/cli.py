@@ -211,6 +211,7 @@ def _add_speaker_parser(sub) -> None:
                         "follows the sound (default: one of the visible people is named "
                         "whenever there is speech)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    add_cues_option(p)
     p.set_defaults(run=_run_speaker)
 
 
@@ -225,7 +226,10 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
                              min_track_size=args.min_track_size, max_gap=args.max_gap,
                              scene_threshold=args.scene_threshold, out_dir=out_dir,
                              write_video=not args.no_video, device=args.device,
-                             progress=progress)
+                             cues=args.cues, progress=progress)
+    from .face import check_cues
+
+    check_cues(args.cues)  # before any video
     return one
 
 

@@ -275,7 +275,8 @@ def run_eval(args) -> int:
             raise GestsyncError("the speaker protocol scores with the built-in estimator only: "
                                 "give --model builtin, or use the offset protocol")
         return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
-                   Path(args.cache) if args.cache else None, args.fit_calibration)
+                   Path(args.cache) if args.cache else None, args.fit_calibration,
+                   getattr(args, "cues", "body"))
     if args.trials:
         trials, durations = _read_trials(Path(args.trials))
     else:

@@ -306,6 +306,50 @@ def fused_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
     return fuse(body, mouth_evidence(signals, seen, speech, lags), cues, seen)
 
 
+# ----------------------------------------------------------------------------- speaker
+
+MOUTH_TOLERANCE = 1  # frames either side of the mouth's lead over which the sound is
+# averaged for `gestsync speaker` (as `speaker.LEAD_TOLERANCE` for gestures)
+
+
+def heard_by_mouth(speech: np.ndarray) -> np.ndarray:
+    """G x T speech signals -> (T,) standardised speech signal, at each frame averaged over
+    the sound of frames t + MOUTH_LEAD_FRAMES -+ MOUTH_TOLERANCE (edges repeat)."""
+    sound = estimator.combined_signal(speech)
+    lags = np.arange(MOUTH_LEAD_FRAMES - MOUTH_TOLERANCE, MOUTH_LEAD_FRAMES + MOUTH_TOLERANCE + 1)
+    frames = np.clip(np.arange(len(sound))[:, None] + lags[None], 0, len(sound) - 1)
+    return sound[frames].mean(axis=1)
+
+
+def mouth_picture(signals: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """(T,) standardised mouth signal, 0 on frames without a face."""
+    if seen.sum() < 2:
+        return np.zeros(len(seen))
+    return np.where(seen, estimator.combined_signal(_seen_only(signals, seen)), 0.0)
+
+
+def speaker_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
+                     speech: np.ndarray, cues: str, weight: float = FACE_WEIGHT) -> np.ndarray:
+    """One track's (1 + S) x T evidence at zero lag and against circularly shifted sound
+    (`speaker_scores.circular_evidence`) for `cues`: the body's (`body`, same shape) with
+    the mouth's (mouth signals of the track's frames against its G x T speech signals)
+    fused before the z-score, as `fuse`."""
+    from .speaker_scores import circular_evidence
+
+    if cues == "body" or not seen.any():
+        return body
+    mouth = circular_evidence(mouth_picture(signals, seen), heard_by_mouth(speech))
+    return fuse(body, mouth, cues, seen, weight)
+
+
+def track_mouths(info: media.MediaInfo, tracks: list[list], stride: int = FACE_STRIDE,
+                 progress=None) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Per scene, per track (`people.Track`): its (mouth signals, seen), one decode."""
+    runs = [(t.start, t.keypoints) for scene in tracks for t in scene]
+    mouths = iter(read_mouths(info, runs, stride, progress) if runs else [])
+    return [[mouth_signals(next(mouths).opening) for _ in scene] for scene in tracks]
+
+
 # -------------------------------------------------------------------------------- hint
 
 def face_share(keypoints: np.ndarray, min_visibility: float = 0.5) -> float:
