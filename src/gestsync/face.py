@@ -35,16 +35,23 @@ DEFAULT_CUES = "body"
 INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317))  # upper / lower inner lip
 EYE_CORNERS = (33, 263)  # outer corners: the face's scale
 
-# The mouth opens a little before the sound of its syllable (and the face mesh is exact to
-# a frame, unlike gestures): the lag at which the mouth/speech correlation peaks in in-sync
-# clips. Chosen on the fit clips (docs/accuracy.md, benchmarks/face_study.py).
+# The mouth opens a little before the sound of its syllable: the lag at which the
+# mouth/speech correlation peaks in in-sync clips. Chosen on the fit clips with the band
+# and stride below (docs/accuracy.md, benchmarks/face_study.py).
 MOUTH_LEAD_FRAMES = 1
-FACE_STRIDE = 2  # face mesh on every 2nd frame, interpolated between (as the pose stride)
+# Lips move at the rate of syllables and of the sounds within them, faster than gestures:
+# the mouth and speech signals are band-passed to 1.5-10 Hz (against 0.5-6 Hz for the
+# body), which needs the face mesh on every frame (25 fps; every 2nd frame caps the signal
+# at 6.25 Hz). On the fit clips, 0.5-6 Hz at every 2nd frame found 29% of the shifts of
+# whole talking-head crops within 2 frames, 1.5-10 Hz on every frame 100%.
+MOUTH_BAND_HZ = (1.5, 10.0)
+FACE_STRIDE = 1
 MAX_FACE_GAP = 12  # frames: shorter gaps in the face track are interpolated
 MIN_FACE_SCALE = 0.02  # eye-corner distance / crop side below this: not a real face
 # Fusion (`fuse`): evidence = body + FACE_WEIGHT * face on frames with a face. Chosen on
 # the fit clips of the offset protocol (docs/accuracy.md).
 FACE_WEIGHT = 2.0
+MOUTH_CONFIG = estimator.EstimatorConfig(band_hz=MOUTH_BAND_HZ)
 FACE_VISIBLE_SHARE = 0.5  # `face_hint`: a face in at least this share of the frames
 HINT_MIN_HEAD = 48  # pixels: a head box smaller than this is too small for the face mesh
 
@@ -117,7 +124,7 @@ def mouth_evidence(signals: np.ndarray, seen: np.ndarray, speech: np.ndarray,
         return np.where(np.isfinite(_plain_evidence(speech, lags)), 0.0, np.nan)
     lead = MOUTH_LEAD_FRAMES - estimator.GESTURE_LEAD_FRAMES
     picture = _seen_only(signals, seen)
-    evidence = estimator.evidence(picture, speech, np.asarray(lags) + lead)
+    evidence = estimator.evidence(picture, speech, np.asarray(lags) + lead, MOUTH_CONFIG)
     return np.where(seen[None], evidence, np.where(np.isfinite(evidence), 0.0, np.nan))
 
 
@@ -315,7 +322,7 @@ MOUTH_TOLERANCE = 1  # frames either side of the mouth's lead over which the sou
 def heard_by_mouth(speech: np.ndarray) -> np.ndarray:
     """G x T speech signals -> (T,) standardised speech signal, at each frame averaged over
     the sound of frames t + MOUTH_LEAD_FRAMES -+ MOUTH_TOLERANCE (edges repeat)."""
-    sound = estimator.combined_signal(speech)
+    sound = estimator.combined_signal(speech, MOUTH_CONFIG)
     lags = np.arange(MOUTH_LEAD_FRAMES - MOUTH_TOLERANCE, MOUTH_LEAD_FRAMES + MOUTH_TOLERANCE + 1)
     frames = np.clip(np.arange(len(sound))[:, None] + lags[None], 0, len(sound) - 1)
     return sound[frames].mean(axis=1)
@@ -325,7 +332,8 @@ def mouth_picture(signals: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """(T,) standardised mouth signal, 0 on frames without a face."""
     if seen.sum() < 2:
         return np.zeros(len(seen))
-    return np.where(seen, estimator.combined_signal(_seen_only(signals, seen)), 0.0)
+    return np.where(seen, estimator.combined_signal(_seen_only(signals, seen), MOUTH_CONFIG),
+                    0.0)
 
 
 def speaker_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
