@@ -156,3 +156,21 @@ def test_face_cue_finds_a_known_shift_of_a_talking_head(tmp_path):
     result = _sync_json(shifted, tmp_path / "out", "--cues", "face+body")
     assert abs(result["offset_frames"] - 9) <= 2, result["offset_frames"]
     assert result["cues"]["face"]["frames"] > 0.8 * result["num_frames"]
+
+
+def test_speaker_evidence_names_whose_lips_move_with_the_sound():
+    from gestsync import speaker_scores
+    from gestsync.speaker import heard_signal, motion_evidence
+
+    num_frames = 400
+    rng = np.random.default_rng(3)
+    talker, listener = face.mouth_signals(_syllables(num_frames, 1)), face.mouth_signals(
+        _syllables(num_frames, 2))
+    speech = np.roll(talker[0], face.MOUTH_LEAD_FRAMES, axis=1)
+    motion = rng.standard_normal((3, num_frames))  # the same gestures for both: no help
+    body = motion_evidence(motion, heard_signal(speech))
+    evidence = [face.speaker_evidence(body, signals, seen, speech, "face+body")
+                for signals, seen in (listener, talker)]
+    decision, _, z = speaker_scores.decide_scene(evidence, [0, 0], num_frames, 1.0)
+    assert decision.speaker == 1 and z[1] > z[0] + 2
+    assert face.speaker_evidence(body, *talker, speech, "body") is body

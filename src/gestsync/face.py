@@ -50,7 +50,7 @@ MAX_FACE_GAP = 12  # frames: shorter gaps in the face track are interpolated
 MIN_FACE_SCALE = 0.02  # eye-corner distance / crop side below this: not a real face
 # Fusion (`fuse`): evidence = body + FACE_WEIGHT * face on frames with a face. Chosen on
 # the fit clips of the offset protocol (docs/accuracy.md).
-FACE_WEIGHT = 2.0
+FACE_WEIGHT = 8.0
 MOUTH_CONFIG = estimator.EstimatorConfig(band_hz=MOUTH_BAND_HZ)
 FACE_VISIBLE_SHARE = 0.5  # `face_hint`: a face in at least this share of the frames
 HINT_MIN_HEAD = 48  # pixels: a head box smaller than this is too small for the face mesh
