@@ -187,34 +187,48 @@ class _Mesh:
 
     def __init__(self):
         from .pose import _mediapipe
+        from .scan import native_logs_hidden
 
-        self._mesh = _mediapipe().solutions.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=1, refine_landmarks=False,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5)
+        with native_logs_hidden():  # set-up logs on fd 2, some from its threads: a first
+            # inference on a blank image waits for them
+            self._mesh = _mediapipe().solutions.face_mesh.FaceMesh(
+                static_image_mode=False, max_num_faces=1, refine_landmarks=False,
+                min_detection_confidence=0.5, min_tracking_confidence=0.5)
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._fresh = True  # the first real inference logs too
 
     def landmarks(self, frame: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
-        """468 x 3 points in pixels of `frame` (z at the scale of x), or None."""
+        """468 x 3 points in pixels of `frame` (z at the scale of x), or None. `head`: a
+        square x0, y0, x1, y1 in pixels of `frame` (`pose.head_box`); None: the whole frame."""
         from .pose import CROP_WIDTH, _downscale, _head_image
 
         if head is None:
             image = _downscale(frame, CROP_WIDTH)
-            x0 = y0 = 0.0
-            scale = frame.shape[1]
+            h, w = frame.shape[:2]
+            origin, scale = np.zeros(3), np.array([w, h, w], np.float64)
         else:
-            image, y0, scale = _head_image(frame, head)
-            x0 = float(np.round(head[0]))
-        faces = self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks
+            image, y0, side = _head_image(frame, head)
+            origin, scale = np.array([float(np.round(head[0])), y0, 0.0]), side
+        faces = self._faces(np.ascontiguousarray(image))
         if not faces:
             return None
         pts = np.array([(p.x, p.y, p.z) for p in faces[0].landmark], np.float64)
-        side = scale if head is not None else None
-        if side is None:  # whole (downscaled) frame: x, y in [0, 1] of it
-            h, w = frame.shape[:2]
-            return pts * np.array([w, h, w])
-        return pts * side + np.array([x0, y0, 0.0])
+        return pts * scale + origin
+
+    def _faces(self, image: np.ndarray):
+        from .scan import native_logs_hidden
+
+        if not self._fresh:
+            return self._mesh.process(image).multi_face_landmarks
+        self._fresh = False
+        with native_logs_hidden():
+            return self._mesh.process(image).multi_face_landmarks
 
     def close(self) -> None:
-        self._mesh.close()
+        from .scan import native_logs_hidden
+
+        with native_logs_hidden():  # the graph logs as it closes too
+            self._mesh.close()
 
 
 def read_mouths(info: media.MediaInfo, runs: list[tuple[int, np.ndarray | None]],
@@ -225,13 +239,12 @@ def read_mouths(info: media.MediaInfo, runs: list[tuple[int, np.ndarray | None]]
     mesh each), or (first frame, None) with K = the rest of the clip: a face-only clip
     searched without a head box. The face mesh runs on every `stride`-th frame.
     """
-    from .scan import native_logs_hidden, pose_size
+    from .scan import pose_size
 
     size = pose_size(info)
     to_small = np.array([size[0] / info.width, size[1] / info.height], np.float32)
-    meshes, out = [], []
-    with native_logs_hidden():
-        meshes = [_Mesh() for _ in runs]
+    out = []
+    meshes = [_Mesh() for _ in runs]
     lengths = [info.num_frames - s if k is None else len(k) for s, k in runs]
     openings = [np.full(n, np.nan) for n in lengths]
     try:
