@@ -34,6 +34,8 @@ DEFAULT_CUES = "body"
 # Face-mesh landmark ids (the 468-point canonical face).
 INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317))  # upper / lower inner lip
 EYE_CORNERS = (33, 263)  # outer corners: the face's scale
+USED_LANDMARKS = tuple(sorted({i for pair in INNER_LIP_PAIRS + (EYE_CORNERS,) for i in pair}))
+NUM_FACE_LANDMARKS = 468
 
 # The mouth opens a little before the sound of its syllable: the lag at which the
 # mouth/speech correlation peaks in in-sync clips. Chosen on the fit clips with the band
@@ -202,7 +204,8 @@ class _Mesh:
         self._fresh = True  # the first real inference logs too
 
     def landmarks(self, frame: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
-        """468 x 3 points in pixels of `frame` (z at the scale of x), or None. `head`: a
+        """468 x 3 points in pixels of `frame` (z at the scale of x; only USED_LANDMARKS
+        are read, the others are NaN), or None. `head`: a
         square x0, y0, x1, y1 in pixels of `frame` (`pose.head_box`); None: the whole frame."""
         from .pose import CROP_WIDTH, _downscale, _head_image
 
@@ -216,7 +219,10 @@ class _Mesh:
         faces = self._faces(np.ascontiguousarray(image))
         if not faces:
             return None
-        pts = np.array([(p.x, p.y, p.z) for p in faces[0].landmark], np.float64)
+        pts = np.full((NUM_FACE_LANDMARKS, 3), np.nan)
+        marks = faces[0].landmark
+        for i in USED_LANDMARKS:  # only these: reading all 468 costs more than the mesh's
+            pts[i] = marks[i].x, marks[i].y, marks[i].z  # tracking step
         return pts * scale + origin
 
     def _faces(self, image: np.ndarray):
