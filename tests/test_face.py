@@ -174,3 +174,30 @@ def test_speaker_evidence_names_whose_lips_move_with_the_sound():
     decision, _, z = speaker_scores.decide_scene(evidence, [0, 0], num_frames, 1.0)
     assert decision.speaker == 1 and z[1] > z[0] + 2
     assert face.speaker_evidence(body, *talker, speech, "body") is body
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SAMPLES / "asd_sample_2.mp4").exists(), reason="samples not available")
+def test_speaker_face_cue_names_the_woman_facing_the_camera(tmp_path):
+    """asd_sample_2's reverse shot (2.07 s on): the woman on the left faces the camera and
+    talks (tests/data/speakers_truth.json); her lips say so."""
+    run = subprocess.run([sys.executable, "-m", "gestsync", "speaker",
+                          str(SAMPLES / "asd_sample_2.mp4"), "--cues", "face+body", "--json",
+                          "--quiet", "--model", "builtin", "--no-video", "--out",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.splitlines()[-1])
+    scene = next(s for s in result["scenes"] if s["start_seconds"] > 2)
+    track = next(t for t in result["tracks"] if t["id"] == scene["speaker"])
+    centre = np.mean([(b[0] + b[2]) / 2 for b in track["boxes"]]) / 1280
+    assert 0.05 <= centre <= 0.55
+    assert result["cues"]["face"]["frames"] > 0
+
+
+def test_bad_cues_for_speaker_and_eval_exit_2(tmp_path):
+    for argv in (["speaker", "--cues", "mouth", str(tmp_path / "x.mp4")],
+                 ["eval", "--cues", "mouth", "--samples", str(tmp_path)]):
+        run = subprocess.run([sys.executable, "-m", "gestsync", *argv], capture_output=True,
+                             text=True)
+        assert run.returncode == 2, argv
+        assert "--cues 'mouth' is not one of body, face+body, face" in run.stderr
