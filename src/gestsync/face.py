@@ -54,7 +54,8 @@ MIN_FACE_SCALE = 0.02  # eye-corner distance / crop side below this: not a real 
 # the fit clips of the offset protocol (docs/accuracy.md).
 FACE_WEIGHT = 8.0
 MOUTH_CONFIG = estimator.EstimatorConfig(band_hz=MOUTH_BAND_HZ)
-FACE_VISIBLE_SHARE = 0.5  # `face_hint`: a face in at least this share of the frames
+FACE_VISIBLE_SHARE = 0.5  # the hint of an uncertain body answer (`face_share`): a face
+# towards the camera on at least this share of the person's frames
 HINT_MIN_HEAD = 48  # pixels: a head box smaller than this is too small for the face mesh
 
 # Offset confidence with a face cue: the same model as `offset.CALIBRATION` (sigmoid of
@@ -72,10 +73,6 @@ def check_cues(cues: str) -> str:
     if cues not in CUES:
         raise GestsyncError(f"--cues {cues!r} is not one of {', '.join(CUES)}")
     return cues
-
-
-def uses_face(cues: str) -> bool:
-    return check_cues(cues) != "body"
 
 
 # ----------------------------------------------------------------------- mouth signals
@@ -142,10 +139,11 @@ def _seen_only(signals: np.ndarray, seen: np.ndarray) -> np.ndarray:
 
 
 def _plain_evidence(speech: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """L x T: 1 where the lag has sound for a frame, NaN where it has none."""
     from .offset import shifted_products
 
     ones = np.ones(speech.shape[1])
-    return shifted_products(ones, ones, np.asarray(lags) + estimator.GESTURE_LEAD_FRAMES)
+    return shifted_products(ones, ones, np.asarray(lags) + MOUTH_LEAD_FRAMES)
 
 
 def fuse(body: np.ndarray, face: np.ndarray, cues: str, seen: np.ndarray | None = None,
@@ -205,8 +203,8 @@ class _Mesh:
 
     def landmarks(self, frame: np.ndarray, head: np.ndarray | None) -> np.ndarray | None:
         """468 x 3 points in pixels of `frame` (z at the scale of x; only USED_LANDMARKS
-        are read, the others are NaN), or None. `head`: a
-        square x0, y0, x1, y1 in pixels of `frame` (`pose.head_box`); None: the whole frame."""
+        are read, the others are NaN), or None. `head`: a square x0, y0, x1, y1 in pixels
+        of `frame` (`pose.head_box`); None: the whole frame."""
         from .pose import CROP_WIDTH, _downscale, _head_image
 
         if head is None:
