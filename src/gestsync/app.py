@@ -249,11 +249,12 @@ class PageResult:
 
 
 def run_sync(video: Path, out_dir: Path, model: str | Path,
-             progress: GradioProgress) -> PageResult:
+             progress: GradioProgress, cues: str = "body") -> PageResult:
     """find_offset with its outputs: offset, confidence, score plot, corrected video, JSON."""
     from . import find_offset
 
-    d = find_offset(video, model=model, out_dir=out_dir, progress=progress).to_dict()
+    d = find_offset(video, model=model, out_dir=out_dir, cues=cues,
+                    progress=progress).to_dict()
     outs = d["outputs"]
     files = [outs[k] for k in ("json", "synced_video") if k in outs]
     return PageResult(sync_summary(d), outs.get("plot"), outs.get("synced_video"), files)
@@ -283,11 +284,13 @@ def sync_summary(d: dict) -> str:
 
 
 def run_speakers(video: Path, out_dir: Path, model: str | Path,
-                 progress: GradioProgress, per_frame: bool = True) -> PageResult:
+                 progress: GradioProgress, per_frame: bool = True,
+                 cues: str = "body") -> PageResult:
     """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
     find_speakers = speaker_api()
+    options = {} if cues == "body" else {"cues": cues}
     d = find_speakers(video, model=model, per_frame=per_frame, out_dir=out_dir,
-                      progress=progress).to_dict()
+                      progress=progress, **options).to_dict()
     outs = d["outputs"]
     plot = out_dir / "timeline.png"
     speaker_timeline(d, plot)
@@ -358,6 +361,11 @@ def speaker_timeline(d: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# The page's cue choice: label -> `face.CUES` value (body first: the default).
+CUE_CHOICES = {"body gestures (face masked)": "body", "lips and body": "face+body",
+               "lips only": "face"}
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """What the visitor chose: an uploaded file or a recent key, the mode, a model name."""
@@ -367,6 +375,7 @@ class JobRequest:
     mode: str
     model: str | None
     per_frame: bool = True
+    cues: str = "body"  # `face.CUES`
 
 
 def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
@@ -383,8 +392,8 @@ def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
         if req.mode == MODE_SPEAKERS:
             if speaker_api() is None:
                 raise GestsyncError("this installation cannot tell who is speaking yet")
-            return run_speakers(path, ws.new_job(), model, progress, req.per_frame)
-        return run_sync(path, ws.new_job(), model, progress)
+            return run_speakers(path, ws.new_job(), model, progress, req.per_frame, req.cues)
+        return run_sync(path, ws.new_job(), model, progress, req.cues)
     except (GestsyncError, ValueError) as e:
         return PageResult(f"**Error:** {_md_escape(_hide_folders(str(e), cfg, ws))}")
     except Exception as e:  # an internal error: one line here, the traceback in the server log
@@ -442,8 +451,8 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
         except GestsyncError as e:
             raise gr.Error(str(e)) from e
 
-    def job(video, recent, mode, model, per_frame, progress=gr.Progress()):
-        req = JobRequest(video, recent, mode, model, per_frame)
+    def job(video, recent, mode, model, per_frame, cues, progress=gr.Progress()):
+        req = JobRequest(video, recent, mode, model, per_frame, CUE_CHOICES.get(cues, "body"))
         r = run_job(cfg, ws, req, GradioProgress(progress))
         return r.summary, r.plot, r.video, r.files, gr.update(choices=ws.recent())
 
@@ -461,6 +470,8 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
                 choices = model_choices(cfg)
                 model = gr.Dropdown(choices, value=choices[0], label="Model", elem_id="model",
                                     visible=len(choices) > 1 or cfg.checkpoints is not None)
+                cues = gr.Radio(list(CUE_CHOICES), value=next(iter(CUE_CHOICES)),
+                                label="Read", elem_id="cues")
                 run = gr.Button("Run", variant="primary", elem_id="run")
             with gr.Column():
                 summary = gr.Markdown(elem_id="result")
@@ -469,7 +480,7 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
                                         elem_id="video-out")
                 files = gr.File(label="Downloads", file_count="multiple", interactive=False,
                                 elem_id="downloads")
-        run.click(job, [video, recent, mode, model, per_frame],
+        run.click(job, [video, recent, mode, model, per_frame, cues],
                   [summary, plot, result_video, files, recent], concurrency_limit=1)
         mode.change(lambda m: gr.update(visible=m == MODE_SPEAKERS), mode, per_frame)
         video.upload(lambda: None, None, recent)  # a new upload replaces a picked recent one

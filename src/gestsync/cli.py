@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import GestsyncError, Terminated, UsageError, sigterm_as_interrupt
-from .arguments import Parser, add_model_option, help_texts
+from .arguments import Parser, add_cues_option, add_model_option, help_texts
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
 
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--segments", type=float, metavar="SECONDS",
                    help="also report the offset of every SECONDS-long stretch and flag drift "
                         "(e.g. 30)")
+    add_cues_option(s)
     s.set_defaults(run=_run_sync)
     _add_speaker_parser(sub)
     _add_eval_parser(sub)
@@ -169,6 +170,7 @@ def _add_eval_parser(sub) -> None:
                         "off-screen voice; default 1,2,3,4)")
     e.add_argument("--cache", metavar="DIR", help="with --protocol speaker: keep each clip's "
                    "signals here (.npz) and reuse them")
+    add_cues_option(e)
     e.set_defaults(run=_run_eval)
 
 
@@ -225,6 +227,7 @@ def _add_speaker_parser(sub) -> None:
                         "follows the sound (default: one of the visible people is named "
                         "whenever there is speech)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    add_cues_option(p)
     p.set_defaults(run=_run_speaker)
 
 
@@ -234,6 +237,9 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
         return find_speakers(video, out_dir=out_dir, write_video=not args.no_video,
                              progress=progress, **_speaker_options(args))
+    from .face import check_cues
+
+    check_cues(args.cues)  # before any video
     return one
 
 
@@ -242,7 +248,8 @@ def _speaker_options(args) -> dict:
     return dict(model=args.model, per_frame=args.per_frame, allow_offscreen=args.allow_offscreen,
                 context_frames=args.context_frames, max_people=args.max_people,
                 min_track_frames=args.min_track_frames, min_track_size=args.min_track_size,
-                max_gap=args.max_gap, scene_threshold=args.scene_threshold, device=args.device)
+                max_gap=args.max_gap, scene_threshold=args.scene_threshold, device=args.device,
+                cues=args.cues)
 
 
 def _speaker_summary(d: dict, label: str | None = None) -> str:
@@ -288,6 +295,9 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
         return find_offset(video, out_dir=out_dir, write_video=not args.no_video,
                            progress=progress, **_sync_options(args, _workers(args)))
+    from .face import check_cues
+
+    check_cues(args.cues)  # before any video
     return one
 
 
@@ -295,7 +305,8 @@ def _sync_options(args, workers: int) -> dict:
     """Keyword arguments of `find_offset` from the command line (but the outputs)."""
     return dict(model=args.model, max_offset=args.max_offset, context_frames=args.context_frames,
                 grid=args.grid, always_write=args.always_write, device=args.device,
-                segment_seconds=args.segments, pose_stride=args.pose_stride, workers=workers)
+                segment_seconds=args.segments, pose_stride=args.pose_stride, workers=workers,
+                cues=args.cues)
 
 
 def _workers(args, default: int | None = None) -> int:
@@ -330,6 +341,12 @@ def _summary_line(result, video_wanted: bool = True, label: str | None = None) -
         line = (f"{Path(d['video']).name} [{label or _method_label(d)}]: offset "
                 f"{d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
+        if d.get("cues"):
+            line += "\n  cues: " + ", ".join(f"{name} {c['frames']} frames (weight {c['weight']:.2f})"
+                                             for name, c in d["cues"].items())
+        if d.get("suggested_cues"):
+            line += (f"\n  the face was in view on most frames: try --cues "
+                     f"{d['suggested_cues']} (the lips' motion too)")
         if d.get("people"):
             x0, y0, x1, y1 = d["person"]["box"]
             line += (f"\n  from person #{d['person']['track']} of {len(d['people'])} (box "

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, media, offset, scan
+from . import estimator, face, media, offset, scan
 from .errors import GestsyncError
 from .sync import POSE_STRIDE, scoring_subwindow
 
 TOLERANCES = (0, 1, 2, 5)
 CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
 HANDS_WELL_VISIBLE = 0.8  # share of the person's frames with a hand in view
+FACE_WELL_VISIBLE = 0.8  # share of the clip's frames where the face mesh found the face
 LONG_CLIP_FRAMES = 20 * estimator.FPS  # the whole-clip accuracy target is for clips this long (docs/evaluation.md)
 
 
@@ -40,14 +41,21 @@ class Trial:
     confidence: float  # calibrated
     agreement: float  # raw bootstrap agreement
     scored_frames: int
+    cues: str = "body"  # the cues scored (`face.CUES`)
+    face: str = ""  # with a face cue: "face-only crop", "visible" (a face on
+    # FACE_WELL_VISIBLE of the frames or more) or "partly"
 
     @property
     def error(self) -> int:
         return self.predicted - self.shift
 
 
-def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
-    """(clip, stated offset) for each single-speaker clip of MANIFEST.tsv with a known offset."""
+FACE_ONLY = "1 (face only)"  # MANIFEST people value of talking-head crops (no hands)
+
+
+def single_speaker_clips(samples: Path, face_only: bool = False) -> list[tuple[Path, int]]:
+    """(clip, stated offset) for each single-speaker clip of MANIFEST.tsv with a known
+    offset; talking-head crops (FACE_ONLY) too when `face_only` (the face cue's clips)."""
     manifest = samples / "MANIFEST.tsv"
     if not manifest.is_file():
         raise GestsyncError(f"no MANIFEST.tsv in {samples}: give the samples folder "
@@ -55,9 +63,10 @@ def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
     clips = []
     with manifest.open() as f:
         for row in csv.DictReader(f, delimiter="\t"):
-            if row["people"].strip() not in ("1", "1 per shot"):
+            kinds = ("1", "1 per shot") + ((FACE_ONLY,) if face_only else ())
+            if row["people"].strip() not in kinds:
                 continue
-            stated = row["offset_frames_25fps"].replace("assumed", "").strip()
+            stated = row["offset_frames_25fps"].replace("assumed", "").strip("() \t")
             if stated.lstrip("+-").isdigit() and (samples / row["file"]).is_file():
                 clips.append((samples / row["file"], int(stated)))
     return clips
@@ -65,13 +74,19 @@ def single_speaker_clips(samples: Path) -> list[tuple[Path, int]]:
 
 def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
                   work: Path, progress: scan.Progress, net=None,
-                  method: str = "builtin") -> list[Trial]:
+                  method: str = "builtin", cues: str = "body",
+                  face_only: bool = False) -> list[Trial]:
     """All trials of one clip: one pose pass (and with a model `net`, one pass of its
-    picture side), one shifted copy per shift."""
+    picture side; with a face cue, one face-mesh pass), one shifted copy per shift."""
     info = media.probe(clip)
-    tracks, person = scan.single_person(info, progress, stride=POSE_STRIDE)
+    tracks, person = scan.single_person(info, progress, stride=POSE_STRIDE,
+                                        need_hands=cues == "body")
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
     score = clip_scorer(net, info, tracks, person, progress)
+    tag = {"cues": cues}
+    if cues != "body":
+        score, tag["face"] = _with_face(score, info, tracks, cues, net is None, face_only,
+                                        progress)
     suffix, trials = media.output_suffix(info), []
     for i, shift in enumerate(shifts):
         copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{suffix}",
@@ -81,7 +96,8 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
         evidence = score(media.read_audio(copy_info), frames, lags)
         copy.unlink()
         for name, context in CONTEXTS.items():
-            trials += _windows(clip.name, hands, name, context, shift, evidence, lags, method)
+            trials += _windows(clip.name, hands, name, context, shift, evidence, lags, method,
+                               tag)
         progress("shifted copies", i + 1, len(shifts))
     return trials
 
@@ -115,17 +131,40 @@ def clip_scorer(net, info: media.MediaInfo, tracks, person, progress: scan.Progr
     return score
 
 
-def _windows(clip, hands, name, context, shift, evidence, lags, method) -> list[Trial]:
+def _with_face(score, info, tracks, cues, builtin, face_only, progress):
+    """A scorer of `cues` from the body scorer `score`: the face mesh runs once, here;
+    and how visible the face was ("face-only crop", "visible", "partly")."""
+    pieces = scan.person_pieces(tracks, info.num_frames)
+    signals, seen = face.mouth_signals(face.person_mouth(info, pieces, progress=progress))
+    shown = "face-only crop" if face_only else (
+        "visible" if seen.mean() >= FACE_WELL_VISIBLE else "partly")
+
+    def fused(audio, frames, lags):
+        speech = estimator.speech_signals(audio, frames)
+        return face.fused_evidence(score(audio, frames, lags), signals[:, :frames],
+                                   seen[:frames], speech, lags, cues, builtin)
+    return fused, shown
+
+
+def _windows(clip, hands, name, context, shift, evidence, lags, method, tag=None
+             ) -> list[Trial]:
     frames = evidence.shape[1]
     if context is not None and context > frames:
         return []
     length = context or frames
+    tag = tag or {}
+    coefficients = _coefficients(tag.get("cues", "body"))
     trials = []
     for start in range(0, frames - length + 1, length):
         best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags,
-                                                            scoring_subwindow(method))
-        trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length))
+                                                            scoring_subwindow(method), coefficients)
+        trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length, **tag))
     return trials
+
+
+def _coefficients(cues: str) -> tuple[float, float, float]:
+    """The offset confidence calibration of `cues`."""
+    return offset.CALIBRATION if cues == "body" else face.CALIBRATION
 
 
 def summarise(trials: list[Trial]) -> dict:
@@ -177,11 +216,27 @@ def report(trials: list[Trial], durations: dict[str, float]) -> str:
             part = [t for t in trials if t.hands == hands and t.context == c]
             if part:
                 out.append(line.format(f"{hands}, {c}", **summarise(part)))
+    out += _face_rows(trials, head, line)
     out += ["", "### Confidence calibration (all contexts)",
             "| confidence | mean confidence | acc@2 | trials |", "|---|---|---|---|"]
     for row in calibration(trials):
         out.append("| {confidence} | {mean_confidence:.2f} | {acc@2:.2f} | {trials} |".format(**row))
     return "\n".join(out)
+
+
+def _face_rows(trials: list[Trial], head: str, line: str) -> list[str]:
+    """With a face cue: accuracy by how visible the face was, per context."""
+    kinds = [k for k in ("visible", "partly", "face-only crop") if any(t.face == k for t in trials)]
+    if not kinds:
+        return []
+    out = ["", "### Face visible, partly visible, face-only crops (per context)",
+           head.format("face, context"), "|---|---|---|---|---|---|---|"]
+    for kind in kinds:
+        for c in CONTEXTS:
+            part = [t for t in trials if t.face == kind and t.context == c]
+            if part:
+                out.append(line.format(f"{kind}, {c}", **summarise(part)))
+    return out
 
 
 def parse_shifts(text: str) -> list[int]:
@@ -212,6 +267,7 @@ def run_eval(args) -> int:
     from .models import resolve
 
     choice = resolve(args.model)
+    face.check_cues(getattr(args, "cues", "body"))
     if args.protocol == "speaker":
         from .evaluate_speaker import run
 
@@ -219,14 +275,16 @@ def run_eval(args) -> int:
             raise GestsyncError("the speaker protocol scores with the built-in estimator only: "
                                 "give --model builtin, or use the offset protocol")
         return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
-                   Path(args.cache) if args.cache else None, args.fit_calibration)
+                   Path(args.cache) if args.cache else None, args.fit_calibration,
+                   getattr(args, "cues", "body"))
     if args.trials:
         trials, durations = _read_trials(Path(args.trials))
     else:
         trials, durations = _run_offset_protocol(args, choice)
     scorer = f"trials from {args.trials}" if args.trials else choice.label
+    cues = getattr(args, "cues", "body")
     print(f"Offset protocol: {len(durations)} clips, shifts {args.shifts} frames, candidates "
-          f"+-{args.max_offset} frames, {scorer}.\n")
+          f"+-{args.max_offset} frames, {scorer}{'' if cues == 'body' else ', cues ' + cues}.\n")
     print(report(trials, durations))
     if args.fit_calibration:
         print("\n" + calibration_report(trials))
@@ -242,9 +300,17 @@ def _read_trials(path: Path) -> tuple[list[Trial], dict[str, float]]:
         durations[row["clip"]] = row.pop("clip_seconds")
         row.pop("error")
         # confidence as the current calibration gives it (the file may predate it)
-        row["confidence"] = offset.calibrated_confidence(row["agreement"], row["scored_frames"])
+        row["confidence"] = offset.calibrated_confidence(
+            row["agreement"], row["scored_frames"], _coefficients(row.get("cues", "body")))
         trials.append(Trial(**row))
     return trials, durations
+
+
+def _face_only_names(samples: Path) -> set[str]:
+    """File names of the talking-head crops (FACE_ONLY rows) of MANIFEST.tsv."""
+    with (samples / "MANIFEST.tsv").open() as f:
+        return {row["file"] for row in csv.DictReader(f, delimiter="\t")
+                if row["people"].strip() == FACE_ONLY}
 
 
 def fit_check_split(clip: str) -> str:
@@ -283,7 +349,9 @@ def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:
 
     shifts = parse_shifts(args.shifts)
     lags = offset.candidate_lags(args.max_offset)
-    clips = single_speaker_clips(Path(args.samples))
+    cues = getattr(args, "cues", "body")
+    clips = single_speaker_clips(Path(args.samples), face_only=cues != "body")
+    face_only = _face_only_names(Path(args.samples)) if cues != "body" else set()
     if not clips:
         raise GestsyncError(f"no single-speaker clip with a known offset in {args.samples}")
     net = load(choice)
@@ -294,7 +362,7 @@ def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:
             try:
                 durations[clip.name] = media.probe(clip).duration
                 trials += evaluate_clip(clip, stated, shifts, lags, Path(work), progress, net,
-                                        choice.method)
+                                        choice.method, cues, clip.name in face_only)
             except GestsyncError as e:
                 print(f"gestsync: skipped {clip.name}: {e}", file=sys.stderr)
             finally:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, media, people, scan, speaker_scores, vad
+from . import estimator, face, media, people, scan, speaker_scores, vad
 from .errors import GestsyncError
 from .speaker import heard_signal, motion_evidence
 
@@ -38,6 +38,8 @@ class ClipSignals:
     speech: np.ndarray  # G x T
     speech_frames: np.ndarray  # bool (T,)
     speech_probability: np.ndarray  # (T,)
+    mouth: np.ndarray | None = None  # with a face cue: 2 x T mouth signals (`face`)
+    face_seen: np.ndarray | None = None  # bool (T,): frames with the face
 
     @property
     def length(self) -> int:
@@ -51,30 +53,47 @@ def _align(x: np.ndarray, stated: int) -> np.ndarray:
     return x[..., t]
 
 
-def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path | None = None
-                 ) -> ClipSignals:
-    """Motion of the clip's person and its aligned speech signals.
+def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path | None = None,
+                 cues: str = "body") -> ClipSignals:
+    """Motion of the clip's person and its aligned speech signals (with a face cue, the
+    mouth signals too).
 
-    With `cache`, the slow part (the person's motion, from the pose stage) and the sound
-    are kept in `cache/<clip>.npz` and reused; speech signals are always recomputed.
+    With `cache`, the slow part (the person's motion and mouth, from the pose and face
+    stages) and the sound are kept in `cache/<clip>.npz` and reused; speech signals are
+    always recomputed.
     """
     cached = None if cache is None else cache / f"{clip.stem}.npz"
+    stored = {}
     if cached is not None and cached.is_file():
         with np.load(cached) as z:
-            motion, audio = z["motion"], z["audio"]
-    else:
-        info = media.probe(clip)
-        tracks = scan.scan_people(info, max_people=2, progress=progress)
-        people.main_person(tracks, info.num_frames, name=clip.name)
-        motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
-        audio = media.read_audio(info)
+            stored = {k: z[k] for k in z.files}
+    if "motion" not in stored or (cues != "body" and "opening" not in stored):
+        stored.update(_people_stage(clip, progress, cues))
         if cached is not None:
             cache.mkdir(parents=True, exist_ok=True)
-            np.savez(cached, motion=motion, audio=audio)
+            np.savez(cached, **stored)
+    motion, audio = stored["motion"], stored["audio"]
     frames = motion.shape[1]
     voice = vad.voice_activity(audio, frames)
+    mouth = seen = None
+    if cues != "body":
+        mouth, seen = face.mouth_signals(stored["opening"][:frames])
     return ClipSignals(clip.name, motion, _align(estimator.speech_signals(audio, frames), stated),
-                       _align(voice.speech, stated), _align(voice.probability, stated))
+                       _align(voice.speech, stated), _align(voice.probability, stated),
+                       mouth, seen)
+
+
+def _people_stage(clip: Path, progress: scan.Progress, cues: str) -> dict:
+    """The person's motion, the sound and (with a face cue) the mouth opening of a clip."""
+    info = media.probe(clip)
+    tracks = scan.scan_people(info, max_people=2, progress=progress)
+    people.main_person(tracks, info.num_frames, name=clip.name, need_hands=cues == "body")
+    pieces = scan.person_pieces(tracks, info.num_frames)
+    out = {"motion": estimator.person_motion(pieces, info.num_frames),
+           "audio": media.read_audio(info)}
+    if cues != "body":
+        out["opening"] = face.person_mouth(info, pieces, progress=progress)
+    return out
 
 
 CONFIDENCE_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)  # reliability table columns
@@ -106,21 +125,25 @@ class SpeakerTrial:
 
 
 def composite_trials(group: list[ClipSignals], sound: ClipSignals, speaker: int | None,
-                     context: int = DEFAULT_CONTEXT) -> list[SpeakerTrial]:
+                     context: int = DEFAULT_CONTEXT, cues: str = "body") -> list[SpeakerTrial]:
     """Every window of one composite: the people of `group`, the sound of `sound`."""
     length = min(c.length for c in group + [sound])
     trials = []
     for window, size in WINDOWS.items():
         size = size or length
         for start in range(0, length - size + 1, size):
-            trials.append(_trial(group, sound, speaker, window, start, size, context))
+            trials.append(_trial(group, sound, speaker, window, start, size, context, cues))
     return trials
 
 
-def _trial(group, sound, speaker, window, start, size, context) -> SpeakerTrial:
+def _trial(group, sound, speaker, window, start, size, context, cues="body") -> SpeakerTrial:
     span = slice(start, start + size)
     heard = heard_signal(sound.speech[:, span])
     evidence = [motion_evidence(c.motion[:, span], heard) for c in group]
+    if cues != "body":
+        evidence = [face.speaker_evidence(e, c.mouth[:, span], c.face_seen[span],
+                                          sound.speech[:, span], cues)
+                    for e, c in zip(evidence, group)]
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
     scene = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
@@ -148,17 +171,19 @@ def _binned(raw: np.ndarray, right: np.ndarray) -> list[list[int]]:
     return [[int((which == b).sum()), int(right[which == b].sum())] for b in range(RAW_BINS)]
 
 
-def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4)) -> list[SpeakerTrial]:
+def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4), cues: str = "body"
+                 ) -> list[SpeakerTrial]:
     """Trials for every group of `sizes` people and every choice of the kept sound."""
     trials = []
     for n in sizes:
         if n == 1:
             for person, heard in itertools.product(signals, signals):
-                trials += composite_trials([person], heard, 0 if heard is person else None)
+                trials += composite_trials([person], heard, 0 if heard is person else None,
+                                           cues=cues)
             continue
         for group in itertools.combinations(signals, n):
             for j, heard in enumerate(group):
-                trials += composite_trials(list(group), heard, j)
+                trials += composite_trials(list(group), heard, j, cues=cues)
     return trials
 
 
@@ -283,7 +308,7 @@ def calibration_report(trials: list[SpeakerTrial]) -> str:
 
 
 def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
-        cache: Path | None, fit: bool = False) -> int:
+        cache: Path | None, fit: bool = False, cues: str = "body") -> int:
     from .progress import TqdmProgress
     from .evaluate import single_speaker_clips
 
@@ -295,18 +320,19 @@ def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None
     for clip, stated in clips:
         progress = TqdmProgress(clip.name, enabled=not quiet)
         try:
-            signals.append(clip_signals(clip, stated, progress, cache))
+            signals.append(clip_signals(clip, stated, progress, cache, cues))
         except GestsyncError as e:
             print(f"gestsync: skipped {clip.name}: {e}", file=sys.stderr)
         finally:
             progress.close()
-    trials = run_protocol(signals, sizes)
+    trials = run_protocol(signals, sizes, cues)
     if json_out:
         with open(json_out, "w") as f:
             for t in trials:
                 f.write(json.dumps({**t.__dict__, "correct": t.correct}) + "\n")
     lengths = ", ".join(f"{s.name} {s.length / media.FPS:.1f} s" for s in signals)
-    print(f"Speaker protocol: {len(signals)} clips ({lengths}); built-in estimator; "
+    scorer = "built-in estimator" + ("" if cues == "body" else f", cues {cues}")
+    print(f"Speaker protocol: {len(signals)} clips ({lengths}); {scorer}; "
           f"per-frame context {DEFAULT_CONTEXT} frames; frame accuracy over frames with speech.\n")
     print(report(trials))
     if fit:

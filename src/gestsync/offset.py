@@ -163,18 +163,22 @@ DRIFT_FRAMES = 2 * AGREE_FRAMES  # confident segments this far apart: the offset
 
 
 def span_answer(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
-                subwindow: int | None = None) -> tuple[int, float, float, np.ndarray]:
+                subwindow: int | None = None,
+                coefficients: tuple[float, float, float] = CALIBRATION
+                ) -> tuple[int, float, float, np.ndarray]:
     """(best lag, bootstrap agreement, calibrated confidence, scores) for one span
-    (`subwindow`: see `block_totals`)."""
+    (`subwindow`: see `block_totals`; `coefficients`: the calibration of the cues used)."""
     totals = block_totals(evidence, span, subwindow)  # shared by the scores and the bootstrap
     scores = _scores(evidence, span, *totals)
     best = best_lag(lags, scores)
     agreement = _agreement(*totals, lags, best)
-    return best, agreement, calibrated_confidence(agreement, span[1] - span[0]), scores
+    confidence = calibrated_confidence(agreement, span[1] - span[0], coefficients)
+    return best, agreement, confidence, scores
 
 
 def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int,
-                    subwindow: int | None = None) -> list[dict]:
+                    subwindow: int | None = None,
+                    coefficients: tuple[float, float, float] = CALIBRATION) -> list[dict]:
     """The offset of each consecutive `segment_frames` stretch of the clip (the last one
     takes the remainder when it is at least half a segment, else it joins the one before)."""
     if segment_frames < 2 * FPS:
@@ -186,7 +190,8 @@ def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int,
     rows = []
     for i, start in enumerate(starts):
         stop = starts[i + 1] if i + 1 < len(starts) else total
-        best, _, confidence, _ = span_answer(evidence, (start, stop), lags, subwindow)
+        best, _, confidence, _ = span_answer(evidence, (start, stop), lags, subwindow,
+                                             coefficients)
         rows.append({"start_seconds": start / FPS, "end_seconds": stop / FPS,
                      "offset_frames": best, "confidence": round(confidence, 3)})
     return rows

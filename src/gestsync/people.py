@@ -455,7 +455,8 @@ def distinct_people(poses: np.ndarray, same_iou: float = JOIN_IOU) -> int:
     return int((sizes >= SECONDARY_MIN_SCALE * sizes.max()).sum()) if len(kept) else 0
 
 
-def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -> Track:
+def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
+                need_hands: bool = True) -> Track:
     """The one person of a single-speaker clip: the track spanning the most frames.
 
     Args:
@@ -465,7 +466,8 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -
     Raises:
         PeopleError: nobody found; two or more people of comparable size visible
             together on MULTI_PERSON_FRACTION of the clip's frames or more; or the main
-            person's hands in view on fewer than MIN_HANDS_RATIO of its frames.
+            person's hands in view on fewer than MIN_HANDS_RATIO of its frames (unless
+            `need_hands` is False: the face cue reads a talking head without hands).
     """
     if not tracks:
         raise PeopleError(
@@ -478,7 +480,7 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video") -
             f"{count.max()} people visible in {name}: use `gestsync speaker` to find "
             "who is speaking")
     main = max(tracks, key=lambda t: (t.length, t.size))
-    if main.visible_hands_ratio < MIN_HANDS_RATIO:
+    if need_hands and main.visible_hands_ratio < MIN_HANDS_RATIO:
         raise PeopleError(
             f"hands never visible in {name} (in view on {main.visible_hands_ratio:.0%} of "
             "the person's frames): gestsync reads gestures, so the hands must be in the "

@@ -165,40 +165,45 @@ def several_people(info: media.MediaInfo, progress: Progress | None = None) -> b
 
 
 def single_person(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
-                  workers: int = 1) -> tuple[list[people.Track], people.Track]:
+                  workers: int = 1, need_hands: bool = True
+                  ) -> tuple[list[people.Track], people.Track]:
     """(tracks, main track) of a single-speaker clip.
 
     A sparse people count (`several_people`) checks that one person is there (PeopleError
     otherwise), then a one-person pass on every `stride`-th frame follows that person
     closely (cheaper than a multi-person pass, and it never loses a lone person).
+    `need_hands` False accepts a person whose hands are never in view (the face cue).
     """
     progress = progress_hook(progress)
     if several_people(info, progress):
         raise PeopleError(f"several people visible in {info.path.name}: use `gestsync "
                           "speaker` to find who is speaking")
-    return _one_person(info, progress, stride, workers)
+    return _one_person(info, progress, stride, workers, need_hands)
 
 
-def _one_person(info, progress, stride, workers) -> tuple[list[people.Track], people.Track]:
+def _one_person(info, progress, stride, workers, need_hands=True
+                ) -> tuple[list[people.Track], people.Track]:
     tracks = scan_people(info, max_people=1, progress=progress, stride=stride, workers=workers)
-    return tracks, people.main_person(tracks, info.num_frames, name=info.path.name)
+    return tracks, people.main_person(tracks, info.num_frames, name=info.path.name,
+                                      need_hands=need_hands)
 
 
 def people_to_search(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
-                     workers: int = 1) -> list[tuple[list[people.Track], people.Track]]:
+                     workers: int = 1, need_hands: bool = True
+                     ) -> list[tuple[list[people.Track], people.Track]]:
     """Who to search for the offset: one (tracks, person) pair per visible person.
 
     One person: as `single_person`. Several (`several_people`): a multi-person pass on
     every frame (up to MAX_SEARCHED_PEOPLE at once), tracks of at least 2 s whose hands
-    are in view; PeopleError if none is.
+    are in view (any, with `need_hands` False); PeopleError if none is.
     """
     progress = progress_hook(progress)
     if not several_people(info, progress):
-        return [_one_person(info, progress, stride, workers)]
+        return [_one_person(info, progress, stride, workers, need_hands)]
     poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
     fragments = people.track_people(poses, (info.width, info.height), min_frames=1, min_size=0)
     tracks = [t for t in people.keep_tracks(people.join_fragments(fragments))
-              if t.visible_hands_ratio >= people.MIN_HANDS_RATIO]
+              if t.visible_hands_ratio >= people.MIN_HANDS_RATIO or not need_hands]
     if not tracks:
         raise PeopleError(
             f"no person with hands in view for {people.MIN_FRAMES / media.FPS:g} s in "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, media, outputs, people, scan, speaker_scores, vad
+from . import estimator, face, media, outputs, people, scan, speaker_scores, vad
 from .errors import MediaError, PeopleError
 from .scenes import CUT_THRESHOLD, SceneCuts
 
@@ -75,9 +75,13 @@ class SpeakerResult:
     scenes: list[SceneSpeakers]
     tracks: list[TrackSpeaker]
     outputs: dict[str, str] = field(default_factory=dict)
+    cues: dict | None = None  # with a face cue: `face.cue_summary` over every track's frames
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["cues"] is None:  # the default body cue: the JSON as before
+            del d["cues"]
+        return d
 
     def speaker_at(self, frame: int) -> int | None:
         """Track id speaking at `frame` (per-frame decision if present, else the scene's)."""
@@ -138,8 +142,8 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
                   min_track_size: float = people.MIN_SIZE, max_gap: int = people.MAX_GAP,
                   scene_threshold: float = CUT_THRESHOLD, allow_offscreen: bool = False,
                   out_dir: str | os.PathLike | None = None, write_video: bool = True,
-                  device: str | None = None, progress: scan.Progress | None = None
-                  ) -> SpeakerResult:
+                  device: str | None = None, cues: str = face.DEFAULT_CUES,
+                  progress: scan.Progress | None = None) -> SpeakerResult:
     """Find who speaks in each scene (and, with per_frame, on each frame) of `video`.
 
     Args:
@@ -160,12 +164,15 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
         out_dir: where to write speakers.json and <name>_speakers.mp4; None writes nothing.
         write_video: write the annotated video.
         device: torch device for the model; None picks a GPU if present.
+        cues: "body" (default), "face+body" (whose lips move with the sound, too) or
+            "face" (lips; the body where a face is not found); see `face`.
         progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
         fix: unreadable or silent input, clip under 2 s, no scene long enough, no person.
     """
     progress = scan.progress_hook(progress)
+    face.check_cues(cues)
     options = SpeakerOptions(per_frame, context_frames, max_people, min_track_frames,
                              min_track_size, max_gap, scene_threshold, allow_offscreen)
     if out_dir is not None:
@@ -186,7 +193,11 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
     progress("voice activity", 1, 1)
     progress("scoring", 0, 1)
     evidence = _evidence(info, audio, tracks, net, progress)
+    used = None
+    if cues != "body":
+        evidence, used = _with_face(info, audio, tracks, evidence, cues, net is None, progress)
     result = _decide(info, spans, tracks, evidence, voice, options, choice.method)
+    result.cues = used
     progress("scoring", 1, 1)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, progress)
@@ -229,6 +240,24 @@ def _evidence(info, audio, tracks, model, progress) -> list[list[np.ndarray]]:
             done += 1
             progress("model (people)", done, total)
     return out
+
+
+def _with_face(info, audio, tracks, evidence, cues, builtin, progress):
+    """Every track's evidence with its mouth's fused in (`face.speaker_evidence`), and the
+    cues' share over all tracks' frames."""
+    mouths = face.track_mouths(info, tracks, progress=progress)
+    speech = estimator.speech_signals(audio, info.num_frames)
+    out, seen_all = [], []
+    for scene, scene_ev, scene_mouths in zip(tracks, evidence, mouths):
+        out.append([])
+        for track, body, (signals, seen) in zip(scene, scene_ev, scene_mouths):
+            if not builtin:  # a model's scaled cosines, to the face evidence's scale
+                body = body / max(float(np.nanstd(body[0])), 1e-12)
+            out[-1].append(face.speaker_evidence(body, signals, seen,
+                                                 speech[:, track.start:track.end], cues))
+            seen_all.append(seen)
+    seen = np.concatenate(seen_all) if seen_all else np.zeros(0, bool)
+    return out, face.cue_summary(cues if seen.any() else "body", seen, len(seen))
 
 
 def builtin_evidence(track: people.Track, speech: np.ndarray) -> np.ndarray:

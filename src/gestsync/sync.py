@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, media, models, offset, outputs, people, plots, scan
+from . import estimator, face, media, models, offset, outputs, people, plots, scan
 from .errors import MediaError
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
@@ -48,10 +48,21 @@ class OffsetResult:
     person: dict | None = None  # whose gestures carried the answer (`PersonAnswer` fields)
     people: list[dict] | None = None  # with several people: every person's own answer
     outputs: dict[str, str] = field(default_factory=dict)
+    # With --cues face+body or face: which cues carried the answer and how much
+    # (`face.cue_summary`); with the default body cue, absent from the JSON.
+    cues: dict | None = None
+    # An uncertain body answer for a person whose face was in view on most frames:
+    # "face+body" (absent otherwise).
+    suggested_cues: str | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (NaN scores become None)."""
-        return asdict(self)
+        """JSON-ready dict (NaN scores become None; `cues` and `suggested_cues` only when
+        set)."""
+        d = asdict(self)
+        for key in ("cues", "suggested_cues"):
+            if d[key] is None:
+                del d[key]
+        return d
 
 
 def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = models.AUTO,
@@ -60,7 +71,7 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
                 grid: int = 1, out_dir: str | os.PathLike | None = None,
                 write_video: bool = True, always_write: bool = False,
                 device: str | None = None, segment_seconds: float | None = None,
-                pose_stride: int = POSE_STRIDE, workers: int = 1,
+                pose_stride: int = POSE_STRIDE, workers: int = 1, cues: str = face.DEFAULT_CUES,
                 progress: scan.Progress | None = None) -> OffsetResult:
     """Estimate how far the sound of `video` is shifted against its picture.
 
@@ -85,12 +96,16 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
         pose_stride: run the pose detector on every k-th frame (faster, coarser).
         workers: pose-detection processes (see `scan.detect_poses`; > 1 needs the calling
             script's top level guarded by `if __name__ == "__main__":`).
+        cues: "body" (default: gestures, face masked, as in the paper), "face+body" (the
+            lips' motion too, where the face is visible) or "face" (lips only; the body
+            where no face is found); see `face`.
         progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can fix.
     """
     progress = scan.progress_hook(progress)
     lags = offset.candidate_lags(max_offset, grid)
+    face.check_cues(cues)
     if segment_seconds is not None and segment_seconds < 2:
         raise ValueError(f"--segments must be at least 2 s, got {segment_seconds:g}")
     if context_frames is not None and context_frames < 1:
@@ -102,16 +117,25 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
     choice = models.resolve(model, checkpoint)
     net = models.load(choice, device)
     method = choice.method
-    answers = []
+    answers, persons = [], []
     for index, (tracks, person) in enumerate(scan.people_to_search(
-            info, progress, stride=pose_stride, workers=workers)):
+            info, progress, stride=pose_stride, workers=workers, need_hands=cues == "body")):
+        persons.append(person)
         evidence = _evidence(info, audio, tracks, person, lags, net, progress)
-        answers.append((_decide(info, evidence, lags, context_frames, method), evidence,
-                        person_summary(index, person)))
+        used = None
+        if cues != "body":
+            evidence, used = face.with_face(info, audio, tracks, evidence, lags, cues,
+                                            builtin=net is None, progress=progress)
+        result = _decide(info, evidence, lags, context_frames, method, _calibration(used))
+        result.cues = used
+        answers.append((result, evidence, person_summary(index, person)))
     result, evidence = _most_confident(answers)
+    if cues == "body" and result.uncertain:
+        result.suggested_cues = _face_suggestion(persons[result.person["track"]])
     if segment_seconds is not None:
         result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
-                                                 scoring_subwindow(method))
+                                                 scoring_subwindow(method),
+                                                 _calibration(result.cues))
         result.drift = offset.drift(result.segments)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
@@ -180,11 +204,25 @@ def scoring_subwindow(method: str) -> int | None:
     return estimator.SUBWINDOW_FRAMES if method == "builtin" else None
 
 
+def _calibration(cues: dict | None) -> tuple[float, float, float]:
+    """The confidence calibration of the cues that carried an answer."""
+    return face.CALIBRATION if cues and "face" in cues else offset.CALIBRATION
+
+
+def _face_suggestion(person: people.Track) -> str | None:
+    """"face+body" when the person who carried an uncertain body answer had the face in
+    view on most frames (from the pose keypoints already there: no face mesh runs)."""
+    share = face.face_share(person.keypoints[person.detected])
+    return "face+body" if share >= face.FACE_VISIBLE_SHARE else None
+
+
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
-            context_frames: int | None, method: str) -> OffsetResult:
+            context_frames: int | None, method: str,
+            coefficients: tuple[float, float, float] = offset.CALIBRATION) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
     best, agreement, confidence, scores = offset.span_answer(evidence, span, lags,
-                                                             scoring_subwindow(method))
+                                                             scoring_subwindow(method),
+                                                             coefficients)
     return OffsetResult(
         video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,
         confidence=round(confidence, 3), uncertain=confidence < offset.UNCERTAIN_BELOW,
