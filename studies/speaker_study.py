@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gestsync import estimator, scan, speaker_scores as ss
-from gestsync.evaluate import single_speaker_clips
+from gestsync.samples import single_speaker_clips
 from gestsync.evaluate_speaker import WINDOWS, clip_signals
 from gestsync.speaker import heard_signal
 

@@ -14,7 +14,6 @@ import csv
 import json
 import sys
 import tempfile
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from . import estimator, face, media, offset, scan
 from .errors import GestsyncError
+from .samples import FACE_ONLY, fit_check_split, single_speaker_clips  # noqa: F401 - also used as evaluate.*
 from .sync import POSE_STRIDE, scoring_subwindow
 
 TOLERANCES = (0, 1, 2, 5)
@@ -50,26 +50,6 @@ class Trial:
         return self.predicted - self.shift
 
 
-FACE_ONLY = "1 (face only)"  # MANIFEST people value of talking-head crops (no hands)
-
-
-def single_speaker_clips(samples: Path, face_only: bool = False) -> list[tuple[Path, int]]:
-    """(clip, stated offset) for each single-speaker clip of MANIFEST.tsv with a known
-    offset; talking-head crops (FACE_ONLY) too when `face_only` (the face cue's clips)."""
-    manifest = samples / "MANIFEST.tsv"
-    if not manifest.is_file():
-        raise GestsyncError(f"no MANIFEST.tsv in {samples}: give the samples folder "
-                            "(file, people, offset_frames_25fps columns)")
-    clips = []
-    with manifest.open() as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            kinds = ("1", "1 per shot") + ((FACE_ONLY,) if face_only else ())
-            if row["people"].strip() not in kinds:
-                continue
-            stated = row["offset_frames_25fps"].replace("assumed", "").strip("() \t")
-            if stated.lstrip("+-").isdigit() and (samples / row["file"]).is_file():
-                clips.append((samples / row["file"], int(stated)))
-    return clips
 
 
 def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
@@ -311,12 +291,6 @@ def _face_only_names(samples: Path) -> set[str]:
     with (samples / "MANIFEST.tsv").open() as f:
         return {row["file"] for row in csv.DictReader(f, delimiter="\t")
                 if row["people"].strip() == FACE_ONLY}
-
-
-def fit_check_split(clip: str) -> str:
-    """'fit' or 'check': a fixed, name-based split of the clips (CRC-32 of the file name
-    even = fit), on which the estimator's parameters are chosen and then checked."""
-    return "fit" if zlib.crc32(clip.encode()) % 2 == 0 else "check"
 
 
 def calibration_report(trials: list[Trial]) -> str:

@@ -292,7 +292,7 @@ def reliability(trials: list[SpeakerTrial], coefficients: dict | None = None) ->
 def calibration_report(trials: list[SpeakerTrial]) -> str:
     """Fit on the composites of fit clips only, show the reliability on those of check
     clips only, and give the curves fitted on every composite (the ones to ship)."""
-    from .evaluate import fit_check_split
+    from .samples import fit_check_split
 
     def only(split):
         return [t for t in trials if all(fit_check_split(c) == split for c in t.clips)]
@@ -310,7 +310,7 @@ def calibration_report(trials: list[SpeakerTrial]) -> str:
 def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
         cache: Path | None, fit: bool = False, cues: str = "body") -> int:
     from .progress import TqdmProgress
-    from .evaluate import single_speaker_clips
+    from .samples import single_speaker_clips
 
     clips = single_speaker_clips(samples)
     if len(clips) < max(sizes):
