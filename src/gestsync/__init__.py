@@ -1,7 +1,7 @@
 """gestsync: audio-visual sync and active speaker detection from body gestures.
 
 Public API:
-    find_offset(video, ...) -> OffsetResult    the sync offset of a single-speaker video
+    find_offset(video, ...) -> OffsetResult    the sync offset of a video (every visible person searched)
     find_speakers(video, ...) -> SpeakerResult who speaks, per scene and per frame
         (both take model="auto" | "builtin" | "gestsync-rgb" | PATH; see docs/models.md)
     load_model(path, device=None)             the published GestSync RGB model (or ours)
@@ -18,11 +18,15 @@ __all__ = ["GestsyncError", "OffsetResult", "SpeakerResult", "find_offset", "fin
 
 def __getattr__(name: str):
     # Lazy imports keep `import gestsync` (and `gestsync --help`) fast.
-    if name in ("find_offset", "OffsetResult"):
+    if name in ("OffsetResult", "SpeakerResult"):
+        from . import results
+
+        return getattr(results, name)
+    if name == "find_offset":
         from . import sync
 
         return getattr(sync, name)
-    if name in ("find_speakers", "SpeakerResult"):
+    if name == "find_speakers":
         from . import speaker
 
         return getattr(speaker, name)

@@ -307,7 +307,7 @@ def speakers_summary(d: dict, most: int = 12) -> str:
                else f"nobody ({s['reason']})")
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s"
         if s.get("frame_speakers") is not None:
-            from .speaker import describe_shares
+            from .results import describe_shares
 
             who = "per frame: " + describe_shares(s["frame_speakers"])
             lines.append(f"- scene {s['index'] + 1}, {span}: {who}")

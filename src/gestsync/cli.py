@@ -259,7 +259,7 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
     for s in d["scenes"]:
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
         if s.get("frame_speakers") is not None:
-            from .speaker import describe_shares
+            from .results import describe_shares
 
             parts.append(span + describe_shares(s["frame_speakers"]))
             continue

@@ -22,7 +22,7 @@ from . import media
 from .progress import Progress, progress_hook
 
 if TYPE_CHECKING:
-    from .speaker import SpeakerResult
+    from .results import SpeakerResult
 
 COPY_AUDIO_CODECS = ("aac", "mp3")  # copied as they are; anything else becomes AAC
 X264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # near-transparent, about 2x real time at 720p

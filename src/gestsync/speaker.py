@@ -9,13 +9,14 @@ zero lag); voice activity (`vad`) says where nobody speaks.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import estimator, face, media, outputs, people, scan, speaker_scores, vad
 from .errors import MediaError, PeopleError
+from .results import SceneSpeakers, SpeakerResult, TrackSpeaker, describe_shares, frame_shares  # noqa: F401
 from .scenes import CUT_THRESHOLD, SceneCuts
 
 DEFAULT_MAX_PEOPLE = 4  # people tracked per frame (pose cost grows with it)
@@ -24,88 +25,6 @@ MODEL_WINDOW = 25  # frames per model window; its score belongs to its centre fr
 LEAD_TOLERANCE = 2  # frames either side of the estimator's gesture lead (2 frames) over
 # which the sound is averaged: on the composite protocol, zero-lag correlation alone gave
 # 75/66/57% for 2/3/4 people, the 0..4-frame average 81/74/69% (README)
-
-
-@dataclass
-class SceneSpeakers:
-    """One scene: frames [start_frame, end_frame) at 25 fps, and who speaks in it.
-
-    speaker: id of the speaking track, or None (reason says why: "no speech",
-    "off-screen voice", "no person"). confidence: see README (bootstrap agreement).
-    frame_speakers / frame_confidence: per frame, with per_frame only.
-    """
-
-    index: int
-    start_frame: int
-    end_frame: int
-    start_seconds: float
-    end_seconds: float
-    speech_fraction: float
-    track_ids: list[int]
-    speaker: int | None
-    confidence: float
-    reason: str
-    frame_speakers: list[int | None] | None = None
-    frame_confidence: list[float] | None = None
-
-
-@dataclass
-class TrackSpeaker:
-    """One person in one scene: boxes per frame (x0, y0, x1, y1, original pixels)."""
-
-    id: int
-    scene: int
-    start_frame: int
-    end_frame: int
-    score: float | None  # mean zero-lag evidence (correlation or scaled cosine)
-    z: float | None  # score standardised against the track's own shifted-sound scores
-    boxes: list[list[int]]
-
-
-@dataclass
-class SpeakerResult:
-    """What `find_speakers` found; frames are at 25 fps on the presentation clock."""
-
-    video: str
-    method: str  # "builtin", "gestsync-rgb" (the cached published model) or "model" (a file)
-    num_frames: int
-    duration_seconds: float
-    per_frame: bool
-    context_frames: int | None
-    scenes: list[SceneSpeakers]
-    tracks: list[TrackSpeaker]
-    outputs: dict[str, str] = field(default_factory=dict)
-    cues: dict | None = None  # with a face cue: `face.cue_summary` over every track's frames
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["cues"] is None:  # the default body cue: the JSON as before
-            del d["cues"]
-        return d
-
-    def speaker_at(self, frame: int) -> int | None:
-        """Track id speaking at `frame` (per-frame decision if present, else the scene's)."""
-        for s in self.scenes:
-            if s.start_frame <= frame < s.end_frame:
-                if s.frame_speakers is not None:
-                    return s.frame_speakers[frame - s.start_frame]
-                return s.speaker
-        return None
-
-
-def frame_shares(frame_speakers: list[int | None]) -> list[tuple[int | None, float]]:
-    """(track id or None, share of the frames) of a scene's per-frame decisions, largest
-    share first: how the summary line, the web page and the boxed video's labels agree."""
-    ids, counts = np.unique(np.array([-1 if f is None else f for f in frame_speakers]),
-                            return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    return [(None if ids[i] < 0 else int(ids[i]), counts[i] / len(frame_speakers)) for i in order]
-
-
-def describe_shares(frame_speakers: list[int | None]) -> str:
-    """'#1 67%, #0 20%, nobody 13%' (`frame_shares` in words)."""
-    return ", ".join(f"{'nobody' if who is None else f'#{who}'} {round(100 * share)}%"
-                     for who, share in frame_shares(frame_speakers))
 
 
 @dataclass(frozen=True)

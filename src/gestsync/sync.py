@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import estimator, face, media, models, offset, outputs, people, plots, scan
 from .errors import MediaError
+from .results import OffsetResult
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
 MIN_CLIP_FRAMES = 2 * media.FPS  # 2 s: shorter clips hold too few gestures to align
@@ -17,52 +17,6 @@ MIN_CLIP_FRAMES = 2 * media.FPS  # 2 s: shorter clips hold too few gestures to a
 # 0.5-6 Hz, under that rate's 6.25 Hz Nyquist limit, and it halves the costliest stage.
 # Checked on the offset protocol: the same answers as every frame on the 88 s sample.
 POSE_STRIDE = 2
-
-
-@dataclass
-class OffsetResult:
-    """What `find_offset` found. Frames are at 25 fps on the presentation clock.
-
-    offset_frames > 0 means the sound comes later than the picture (the published
-    model's convention): delay the picture, or advance the sound, by that much to fix it.
-    confidence: calibrated probability that the answer is right within 2 frames, from
-    `bootstrap_agreement` (the share of block-bootstrap resamples of the clip that agree
-    with it within 2 frames) and the scored length (see README); `uncertain` below 0.5.
-    """
-
-    video: str
-    offset_frames: int
-    offset_seconds: float
-    confidence: float
-    uncertain: bool
-    bootstrap_agreement: float
-    method: str  # "builtin" (no weights), "gestsync-rgb" (the cached published model) or
-    # "model" (a model file given by path)
-    num_frames: int
-    duration_seconds: float
-    scored_frames: tuple[int, int]  # [start, stop) on the 25 fps grid
-    candidates: list[int]
-    scores: list[float | None]
-    segments: list[dict] | None = None  # with segment_seconds: the offset of each stretch
-    drift: dict | None = None  # with segment_seconds: {"drifting", "frames_per_minute"}
-    person: dict | None = None  # whose gestures carried the answer (`PersonAnswer` fields)
-    people: list[dict] | None = None  # with several people: every person's own answer
-    outputs: dict[str, str] = field(default_factory=dict)
-    # With --cues face+body or face: which cues carried the answer and how much
-    # (`face.cue_summary`); with the default body cue, absent from the JSON.
-    cues: dict | None = None
-    # An uncertain body answer for a person whose face was in view on most frames:
-    # "face+body" (absent otherwise).
-    suggested_cues: str | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (NaN scores become None; `cues` and `suggested_cues` only when
-        set)."""
-        d = asdict(self)
-        for key in ("cues", "suggested_cues"):
-            if d[key] is None:
-                del d[key]
-        return d
 
 
 def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = models.AUTO,
