@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
+
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +27,7 @@ import av
 import numpy as np
 
 from gestsync import media
+from stage_times import print_stages, timed_stages
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 SIZE = (1280, 720)
@@ -71,30 +71,15 @@ def run_one(clip: Path, out_dir: Path, max_people: int) -> dict:
     """find_speakers on `clip` with per-frame decisions; stage times from the progress hook."""
     from gestsync import find_speakers
 
-    spans: dict[str, list[float]] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        now = [time.perf_counter(), time.process_time()]
-        spans.setdefault(stage, now + now)[2:] = now
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = find_speakers(clip, model="builtin", per_frame=True, max_people=max_people,
-                           out_dir=out_dir, progress=progress)
-    total, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"seconds": total, "cpu": cpu, "duration": result.duration_seconds,
-            "stages": {k: (v[2] - v[0], v[3] - v[1]) for k, v in spans.items()},
-            "tracks": len(result.tracks), "scenes": len(result.scenes),
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result, timing = timed_stages(find_speakers, clip, model="builtin", per_frame=True,
+                                  max_people=max_people, out_dir=out_dir)
+    return {**timing, "duration": result.duration_seconds, "tracks": len(result.tracks),
+            "scenes": len(result.scenes)}
 
 
 def report(name: str, r: dict) -> None:
-    d = r["duration"]
-    print(f"\n{name}: {d:.1f} s at 1280x720, {r['tracks']} tracks in {r['scenes']} scene(s)")
-    print(f"{'stage':36s} {'wall s':>8s} {'wall RTF':>9s} {'CPU s':>8s} {'CPU RTF':>8s}")
-    rows = list(r["stages"].items()) + [("whole command (probe .. writing)", (r["seconds"], r["cpu"]))]
-    for stage, (wall, cpu) in rows:
-        print(f"{stage:36s} {wall:8.2f} {wall / d:9.3f} {cpu:8.2f} {cpu / d:8.3f}")
-    print(f"peak resident memory: {r['peak_mb']:.0f} MB")
+    print_stages(f"{name}: {r['duration']:.1f} s at 1280x720, {r['tracks']} tracks in "
+                 f"{r['scenes']} scene(s)", r["duration"], r)
 
 
 def main() -> None:

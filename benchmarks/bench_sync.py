@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 
-from gestsync import estimator, media, offset, scan, sync
-from gestsync.sync import POSE_STRIDE
+from gestsync import media, scan
+from gestsync.sync import find_offset
+from stage_times import print_stages, timed_stages
 
-LOAD = 0.0
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 
@@ -50,17 +48,6 @@ def make_long_clip(source: Path, out: Path, seconds: float, size=(1280, 720)) ->
     return out
 
 
-CPU = {}  # stage -> CPU seconds (all threads of this process)
-
-
-def timed(fn, *args, **kw):
-    """(value, wall seconds); the CPU seconds go to CPU[fn name]."""
-    t, c = time.perf_counter(), time.process_time()
-    value = fn(*args, **kw)
-    CPU[getattr(fn, "__name__", str(fn))] = time.process_time() - c
-    return value, time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -68,49 +55,22 @@ def main() -> None:
     ap.add_argument("--size", default="1280x720", help="W x H of the looped clip (default 1280x720)")
     ap.add_argument("--workers", type=int, default=scan.default_workers(),
                     help="pose-detection processes (default: as `gestsync sync`)")
+    ap.add_argument("--cues", default="body", help="body (default), face+body or face")
     args = ap.parse_args()
     if not args.source.is_file():
         sys.exit(f"no source clip {args.source}: give --source")
-    global LOAD
-    LOAD = os.getloadavg()[0]
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         size = tuple(int(v) for v in args.size.lower().split("x"))
         clip = make_long_clip(args.source, Path(work) / "long.mp4", args.seconds, size)
-        info, t_probe = timed(media.probe, clip)
-        _, t_decode = timed(lambda: sum(1 for _ in media.iter_frames(info, size=scan.pose_size(info))))
-        (tracks, person), t_people = timed(scan.single_person, info, stride=POSE_STRIDE,
-                                           workers=args.workers)
-        audio, t_audio = timed(media.read_audio, info)
-        lags = offset.candidate_lags(50)
-
-        def estimate():
-            motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
-            speech = estimator.speech_signals(audio, info.num_frames)
-            ev = estimator.evidence(motion, speech, lags)
-            return offset.span_answer(ev, offset.scored_span(info.num_frames, None), lags,
-                                      sync.scoring_subwindow("builtin"))
-
-        _, t_estimate = timed(estimate)
-        _, t_write = timed(media.write_synced, info, Path(work) / "out.mp4", 7)
-    d = info.duration
-    rows = [("probe", t_probe, "probe"), ("decode only (640 px)", t_decode, "<lambda>"),
-            (f"people: decode + pose + tracks ({args.workers} processes)", t_people, "single_person"),
-            ("read audio", t_audio, "read_audio"),
-            ("estimator + offset search + confidence", t_estimate, "estimate"),
-            ("write synced video", t_write, "write_synced")]
-    total = t_probe + t_people + t_audio + t_estimate + t_write
-    cpu_total = sum(CPU[k] for k in ("probe", "single_person", "read_audio", "estimate", "write_synced"))
-    print(f"clip: {d:.1f} s, {info.width}x{info.height}, {info.num_frames} frames at 25 fps; "
-          f"person detected on {int(person.detected.sum())} frames; load average before: "
-          f"{LOAD:.1f} on {os.cpu_count()} cores")
-    print(f"{'stage':46s} {'wall s':>7s} {'wall RTF':>9s} {'CPU s':>7s} {'CPU RTF':>8s}")
-    for name, t, key in rows:
-        print(f"{name:46s} {t:7.2f} {t / d:9.3f} {CPU[key]:7.2f} {CPU[key] / d:8.3f}")
-    print(f"{'whole command (all but decode-only)':46s} {total:7.2f} {total / d:9.3f} "
-          f"{cpu_total:7.2f} {cpu_total / d:8.3f}   -> {d / total:.2f}x real time (wall)")
-    print("(CPU s counts this process only: with several pose processes their CPU is not in it)")
-    print(f"estimator share of pose stage: {t_estimate / t_people:.1%}")
-    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        result, timing = timed_stages(find_offset, clip, model="builtin", out_dir=Path(work) / "out",
+                                      always_write=True, workers=args.workers, cues=args.cues)
+    print(f"clip: {result.duration_seconds:.1f} s at {args.size}, {result.num_frames} frames at 25 fps; "
+          f"{args.workers} pose processes (their CPU is not counted here); load average "
+          f"before: {load:.1f} on {os.cpu_count()} cores")
+    print_stages(f"gestsync sync --cues {args.cues} (the corrected copy written)",
+                 result.duration_seconds, timing)
+    print(f"-> {result.duration_seconds / timing['seconds']:.2f}x real time (wall)")
 
 
 if __name__ == "__main__":  # guarded: pose worker processes re-import this module
