@@ -588,10 +588,10 @@ SERVE_EXAMPLES = """\
 
 def add_serve_parser(sub) -> None:
     """The `serve` sub-command (registered by cli.build_parser)."""
-    s = sub.add_parser("serve", help="start the web demo (Gradio) on this machine",
+    s = sub.add_parser("serve", help="start the web demo (Gradio) in your browser",
                        **help_texts(SERVE_DESCRIPTION, SERVE_EXAMPLES))
     s.add_argument("--host", default="127.0.0.1", metavar="ADDR",
-                   help="address to listen on (default 127.0.0.1: this machine only)")
+                   help="address to listen on (default 127.0.0.1: this computer only)")
     s.add_argument("--port", type=int, default=7860, metavar="N", help="port (default 7860)")
     s.add_argument("--share", action="store_true",
                    help="also open a public gradio.live link (needs internet; off by default)")
