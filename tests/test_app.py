@@ -121,19 +121,6 @@ def test_summaries_and_timeline(tmp_path):
     assert (tmp_path / "t.png").stat().st_size > 1000
 
 
-def test_speaker_mode_only_when_the_api_exists(monkeypatch, tmp_path):
-    real = app.importlib.util.find_spec
-    monkeypatch.setattr(app.importlib.util, "find_spec",
-                        lambda name: None if name == "gestsync.speaker" else real(name))
-    assert app.speaker_api() is None
-    clip = synth.make_video(tmp_path / "clip.mp4", seconds=3.0)
-    req = app.JobRequest(str(clip), None, app.MODE_SPEAKERS, None)
-    result = app.run_job(app.ServeConfig(), app.Workspace(tmp_path / "w"), req,
-                         lambda *a: None)
-    assert result.summary == "**Error:** this installation cannot tell who is speaking yet"
-    assert "who is speaking" not in app.intro(app.ServeConfig(), [app.MODE_SYNC])
-
-
 def test_serve_options_are_checked(capsys, tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -374,8 +361,6 @@ def test_checkpoint_is_chosen_from_the_folder(browser, server, tmp_path, capsys)
 @pytest.mark.slow
 @pytest.mark.skipif(not SPEAKER_CLIP.is_file(), reason=f"{SPEAKER_CLIP} absent")
 def test_who_is_speaking_in_the_browser(browser, server):
-    if app.speaker_api() is None:
-        pytest.skip("this installation has no gestsync.find_speakers")
     _open_and_upload(browser, server, SPEAKER_CLIP)
     [choice] = [el for el in _css(browser, "#mode label") if app.MODE_SPEAKERS in el.text]
     choice.click()

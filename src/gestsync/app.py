@@ -212,16 +212,6 @@ def check_limits(video: Path, cfg: ServeConfig) -> None:
                             "`gestsync` on your own machine")
 
 
-def speaker_api() -> Callable[..., Any] | None:
-    """`gestsync.find_speakers` when this installation has it, else None (the mode is not
-    offered)."""
-    if importlib.util.find_spec("gestsync.speaker") is None:
-        return None
-    import gestsync
-
-    return getattr(gestsync, "find_speakers", None)
-
-
 # ----------------------------------------------------------------------------- jobs
 
 class GradioProgress:
@@ -287,7 +277,8 @@ def run_speakers(video: Path, out_dir: Path, model: str | Path,
                  progress: GradioProgress, per_frame: bool = True,
                  cues: str = "body") -> PageResult:
     """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
-    find_speakers = speaker_api()
+    from .speaker import find_speakers
+
     options = {} if cues == "body" else {"cues": cues}
     d = find_speakers(video, model=model, per_frame=per_frame, out_dir=out_dir,
                       progress=progress, **options).to_dict()
@@ -390,8 +381,6 @@ def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
         check_limits(path, cfg)
         model = job_model(cfg, req.model)
         if req.mode == MODE_SPEAKERS:
-            if speaker_api() is None:
-                raise GestsyncError("this installation cannot tell who is speaking yet")
             return run_speakers(path, ws.new_job(), model, progress, req.per_frame, req.cues)
         return run_sync(path, ws.new_job(), model, progress, req.cues)
     except (GestsyncError, ValueError) as e:
@@ -531,7 +520,7 @@ def serve(cfg: ServeConfig) -> int:
         with sigterm_as_interrupt():
             import gradio as gr
 
-            modes = [MODE_SYNC] + ([MODE_SPEAKERS] if speaker_api() else [])
+            modes = [MODE_SYNC, MODE_SPEAKERS]
             demo = build_app(cfg, ws, modes)
             demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share,
                         max_file_size=int(cfg.max_upload_mb * MIB), ssr_mode=False,
