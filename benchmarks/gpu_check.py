@@ -1,0 +1,109 @@
+"""The GPU checks in one go, as one table: the published model on a CUDA device.
+
+    .venv/bin/python benchmarks/gpu_check.py [--frames 250]
+
+1. The authors' reference vectors (tests/data/vectors.npz: video and audio embeddings of
+   the reference weights and inputs) on the GPU, to 1e-4 of the CPU numbers.
+2. Throughput of the clip embedding (`embed_video_clip`, conv stack once per frame) on
+   random 270 x 480 frames, frames per second, after a warm-up.
+3. A two-process nccl training step (`torchrun --nproc_per_node=2 -m gestsync train`, the
+   keypoint variant on generated clips), where two GPUs exist.
+Where no CUDA device exists it prints one line and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+TOL = 1e-4
+
+
+def reference_checks(device: str) -> list[tuple[str, str]]:
+    """Relative error of the GPU's embeddings against the authors' reference vectors."""
+    sys.path.insert(0, str(TESTS))
+    from reference_weights import (VECTORS, published_checkpoint, reference_state_dict,
+                                   reference_video, reference_wav, rel_err)
+
+    from gestsync.audio import log_mel, mel_windows
+    from gestsync.checkpoint import load_model
+
+    vectors = np.load(VECTORS)
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "model_rgb.pth"
+        torch.save(published_checkpoint(reference_state_dict()), path)
+        model = load_model(path, device=device)
+    with torch.inference_mode():
+        video = model.embed_video(reference_video().to(device)).float().cpu()
+        audio = model.embed_audio(mel_windows(log_mel(reference_wav()[0]), [0]).to(device))
+    rows = []
+    for name, ours, ref in (("video embedding", video, vectors["vid_emb_mean"]),
+                            ("audio embedding", audio.float().cpu(), vectors["aud_emb"])):
+        err = rel_err(ours, ref)
+        rows.append((f"{name}: max relative error vs reference",
+                     f"{err:.1e} ({'ok' if err < TOL else 'FAILS'} < {TOL:g})"))
+    return rows
+
+
+def throughput(device: str, frames: int) -> list[tuple[str, str]]:
+    """Frames per second of `embed_video_clip` on random frames (after one warm-up run)."""
+    from gestsync.model import GestSyncModel
+
+    model = GestSyncModel().eval().to(device)
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (frames, 270, 480, 3), dtype=np.uint8)
+    model.embed_video_clip(clip[:60])  # warm-up: kernels, allocator
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    model.embed_video_clip(clip)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return [(f"embed_video_clip, {frames} frames 270 x 480",
+             f"{frames / seconds:.0f} frames/s ({seconds / frames * 25:.3f} s per s of video)")]
+
+
+def nccl_step() -> list[tuple[str, str]]:
+    """Two torchrun processes, nccl, a few keypoint-variant steps on generated clips."""
+    if torch.cuda.device_count() < 2:
+        return [("2-process nccl training step", "skipped: needs 2 GPUs (nccl cannot share one)")]
+    sys.path.insert(0, str(TESTS))
+    from test_train import make_dataset  # generated clips in the prepare layout
+
+    with tempfile.TemporaryDirectory() as work:
+        data = make_dataset(Path(work) / "data")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m",
+               "gestsync", "train", "--data", str(data), "--out", str(Path(work) / "run"),
+               "--steps", "3", "--batch-size", "4", "--val-every", "0", "--quiet"]
+        start = time.perf_counter()
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    verdict = "ok" if run.returncode == 0 else f"FAILS (exit {run.returncode}): {run.stderr[-300:]}"
+    return [("2-process nccl training step (3 steps)", f"{verdict}, {time.perf_counter() - start:.1f} s")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=250, help="frames for the throughput check")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here, nothing to check (run it on a machine with a GPU)")
+        return
+    device = "cuda"
+    rows = [("device", f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
+                       f"{torch.cuda.device_count()} GPU(s)")]
+    rows += reference_checks(device) + throughput(device, args.frames) + nccl_step()
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'check':{width}s} | result |\n|{'-' * (width + 2)}|---|")
+    for name, value in rows:
+        print(f"| {name:{width}s} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
