@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from gestsync.errors import CheckpointError
-from gestsync.keypoint_model import KEYPOINT_VARIANT, KeypointModelConfig, KeypointSyncModel
+from gestsync import variants
+from gestsync.keypoint_model import KeypointSyncModel
 from gestsync.model import GestSyncModel, ModelConfig
 
 WEIGHTS_KEY = "state_dict"  # published format: weights under this key
@@ -35,10 +36,6 @@ _PREFIXES = (
     "_orig_mod.",  # saved from a torch.compile'd model
 )
 
-# Architectures by config variant: the published RGB network and our keypoint one.
-_BUILDERS: dict[str, Callable[[Any], torch.nn.Module]] = {"rgb": GestSyncModel, KEYPOINT_VARIANT: KeypointSyncModel}
-# Config class of each variant that is not the published RGB one (ours, from training).
-_CONFIGS: dict[str, Any] = {KEYPOINT_VARIANT: KeypointModelConfig}
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -109,7 +106,7 @@ def _config(entry: Any, path: str | os.PathLike[str]) -> ModelConfig:
     if not isinstance(entry, Mapping):
         raise CheckpointError(f"checkpoint {path}: {CONFIG_KEY!r} should be a dict, got {type(entry).__name__}")
     try:
-        return _CONFIGS.get(entry.get("variant"), ModelConfig).from_dict(dict(entry))
+        return variants.named(entry.get("variant", variants.RGB)).config.from_dict(dict(entry))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: bad {CONFIG_KEY!r}: {e}; it may need a newer gestsync") from e
 
@@ -117,12 +114,11 @@ def _config(entry: Any, path: str | os.PathLike[str]) -> ModelConfig:
 def build_model(config: ModelConfig, path: str | os.PathLike[str] = "<checkpoint>"
                 ) -> GestSyncModel | KeypointSyncModel:
     """An untrained model of the architecture `config` describes."""
-    builder = _BUILDERS.get(config.variant)
-    if builder is None:
+    if config.variant not in variants.VARIANTS:
         raise CheckpointError(
-            f"checkpoint {path} is a {config.variant!r} model; this gestsync loads {sorted(_BUILDERS)}"
+            f"checkpoint {path} is a {config.variant!r} model; this gestsync loads {sorted(variants.VARIANTS)}"
         )
-    return builder(config)
+    return variants.named(config.variant).network(config)
 
 
 def remap_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -93,15 +93,10 @@ def clip_scorer(net, info: media.MediaInfo, tracks, person, progress: scan.Progr
     import torch
 
     from .audio import log_mel
-    from .keypoint_scoring import shifted_cosines, track_features
+    from .keypoint_scoring import shifted_cosines
+    from .variants import of
 
-    if getattr(net.config, "variant", "rgb") == "keypoint":
-        video = net.embed_video_clip(track_features(person, info.num_frames))
-    else:
-        from .model_scoring import masked_crops
-
-        video = net.embed_video_clip(masked_crops(info, person), progress=lambda step, done, total:
-                                     progress("model (picture)", done, total or info.num_frames))
+    video = of(net).clip_video(net, info, person, progress)
     scale = float(net.logits_scale.weight.detach().reshape(()))
 
     def score(audio, frames, lags):

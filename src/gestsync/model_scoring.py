@@ -14,7 +14,6 @@ import torch
 
 from . import media, people
 from .audio import log_mel
-from .keypoint_model import KeypointSyncModel
 from .model import GestSyncModel
 from .pose import FaceMasker
 from .progress import Progress
@@ -56,7 +55,7 @@ def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarra
     return evidence
 
 
-def track_embeddings(model: GestSyncModel | KeypointSyncModel, info: media.MediaInfo, audio: np.ndarray,
+def track_embeddings(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,
                      track: people.Track, progress: Progress
                      ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Zero-lag window embeddings over a track's own frames (for `gestsync speaker`).
@@ -64,11 +63,8 @@ def track_embeddings(model: GestSyncModel | KeypointSyncModel, info: media.Media
     Returns (video, sound, scale): L2-normalised float32 W x 1024 each, row s the window
     of frames track.start + s .. + 24 (picture of the masked crop; its sound), and the
     model's logit scale, so that scale * (video * sound).sum(1) is the scaled cosine.
+    The keypoint variant has its own (`variants`).
     """
-    if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: from the keypoints
-        from .keypoint_scoring import track_embeddings as keypoint_track_embeddings
-
-        return keypoint_track_embeddings(model, info, audio, track, progress)
     crops = masked_crops(info, track, start_frame=track.start, num_frames=track.length)
     video = model.embed_video_clip(
         crops, progress=lambda step, done, total: progress("model (picture)", done, track.length))

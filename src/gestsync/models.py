@@ -367,7 +367,9 @@ def _check_structure(part: Path, url: str) -> None:
         why = str(e).split(". Fix: ")[0].replace(f"checkpoint {part}", "it").replace(str(part), "it")
         raise DownloadError(f"refused the file from {url}, nothing kept: {why}; check the URL "
                             "(it must give the published model_rgb.pth)") from e
-    if getattr(model.config, "variant", "rgb") != "rgb":
+    from .variants import of
+
+    if not of(model).published:
         raise DownloadError(f"refused the file from {url}, nothing kept: it is a "
                             f"{model.config.variant} model, not the published RGB model")
 

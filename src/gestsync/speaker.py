@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, outputs, people, scan, speaker_scores, vad
+from . import estimator, face, media, outputs, people, scan, speaker_scores, vad, variants
 from .errors import MediaError, PeopleError
 from .results import SceneSpeakers, SpeakerResult, TrackSpeaker, describe_shares, frame_shares  # noqa: F401
 from .scenes import CUT_THRESHOLD, SceneCuts
@@ -208,9 +208,7 @@ def motion_evidence(motion: np.ndarray, heard: np.ndarray) -> np.ndarray:
 def model_evidence(model, info: media.MediaInfo, audio: np.ndarray, track: people.Track,
                    progress: scan.Progress) -> np.ndarray:
     """The model's scaled cosine at zero lag, each window's score on its centre frame."""
-    from .model_scoring import track_embeddings
-
-    video, sound, scale = track_embeddings(model, info, audio, track, progress)
+    video, sound, scale = variants.of(model).track_embeddings(model, info, audio, track, progress)
     scored = speaker_scores.circular_evidence(video.numpy(), sound.numpy(), scale)
     out = np.full((scored.shape[0], track.length), np.nan)
     centre = MODEL_WINDOW // 2

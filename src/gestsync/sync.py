@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, models, offset, outputs, people, plots, scan
+from . import estimator, face, media, models, offset, outputs, people, plots, scan, variants
 from .errors import MediaError
 from .results import OffsetResult
 
@@ -114,11 +114,7 @@ def _evidence(info, audio, tracks, person, lags, model, progress) -> np.ndarray:
     """L x T evidence of one person's picture against the sound at every lag."""
     if model is None:
         return _builtin_evidence(info, audio, tracks, lags)
-    if getattr(model.config, "variant", "rgb") == "keypoint":  # ours: scored on keypoints
-        from .keypoint_scoring import keypoint_evidence as model_evidence
-    else:
-        from .model_scoring import model_evidence
-    return model_evidence(model, info, audio, person, lags, progress)
+    return variants.of(model).offset_evidence(model, info, audio, person, lags, progress)
 
 
 def person_summary(index: int, person: people.Track) -> dict:

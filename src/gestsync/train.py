@@ -36,9 +36,10 @@ from torch.nn import functional as F
 from .audio import WINDOW_FRAMES, log_mel, mel_windows
 from .timebase import SAMPLES_PER_FRAME
 from .checkpoint import checkpoint_payload, read_checkpoint, remap_keys, resolve_device, split_checkpoint
+from . import variants
 from .errors import GestsyncError
-from .keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features
-from .model import GestSyncModel, ModelConfig
+from .keypoint_model import KeypointModelConfig, keypoint_features
+from .model import ModelConfig
 from .outputs import atomic_path
 from .prepare import read_manifest, read_wav
 
@@ -75,8 +76,8 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # architecture overrides (ModelConfig fields)
 
     def __post_init__(self) -> None:
-        if self.variant not in ("rgb", "keypoint"):
-            raise ValueError(f"--variant must be rgb or keypoint, got {self.variant!r}")
+        if self.variant not in variants.VARIANTS:
+            raise ValueError(f"--variant must be one of {', '.join(variants.VARIANTS)}, got {self.variant!r}")
         if min(self.steps, self.batch_size, self.ckpt_every, self.log_every) < 1 or self.windows < 2:
             raise ValueError("--steps, --batch-size, --ckpt-every, --log-every must be >= 1 and --windows >= 2")
         if self.gap < 0 or self.lr <= 0:
@@ -88,8 +89,7 @@ class TrainConfig:
         return self.windows * WINDOW_FRAMES + (self.windows - 1) * self.gap
 
     def model_config(self) -> ModelConfig | KeypointModelConfig:
-        cls = KeypointModelConfig if self.variant == "keypoint" else ModelConfig
-        return cls.from_dict(dict(self.model))
+        return variants.named(self.variant).config.from_dict(dict(self.model))
 
 
 # ------------------------------------------------------------------------------- data
@@ -119,7 +119,7 @@ class ClipWindows(torch.utils.data.Dataset):
         return self._picture(row, starts), self._sound(row, starts)
 
     def _picture(self, row: dict, starts: list[int]) -> torch.Tensor:
-        if self.config.variant == "keypoint":
+        if variants.named(self.config.variant).reads_keypoints:
             with np.load(row["keypoints"], allow_pickle=False) as z:
                 feats = keypoint_features(z["keypoints"], z["crop_boxes"])
             return torch.from_numpy(np.stack([feats[s:s + WINDOW_FRAMES] for s in starts]))
@@ -226,8 +226,9 @@ def build(config: TrainConfig, device: torch.device) -> nn.Module:
     """A fresh model of the configured variant (same weights on every rank), or `--init`'s."""
     torch.manual_seed(config.seed)
     model_config = config.model_config()
-    model = KeypointSyncModel(model_config) if config.variant == "keypoint" else GestSyncModel(model_config)
-    if config.variant == "rgb":
+    variant = variants.named(config.variant)
+    model = variant.network(model_config)
+    if variant.published:
         for unused in (model.lstm, model.fc):  # in the published file, not in the forward pass
             unused.requires_grad_(False)
     if config.init:
@@ -356,7 +357,7 @@ def offset_accuracy(core: nn.Module, rows: list[dict], variant: str) -> float:
     hits = 0
     for row in rows:
         n = min(row["num_frames"], OFFSET_FRAMES)
-        if variant == "keypoint":
+        if variants.named(variant).reads_keypoints:
             with np.load(row["keypoints"], allow_pickle=False) as z:
                 video = core.embed_video_clip(keypoint_features(z["keypoints"][:n], z["crop_boxes"][:n]))
         else:
@@ -436,7 +437,7 @@ def _setup(config: TrainConfig, rt: Runtime, resume: bool) -> _Run:
                                  weight_decay=config.weight_decay)
     step = load_state(Path(config.out) / LAST, model, optimizer, scaler) if resume else 0
     if rt.world > 1:
-        if rt.device.type == "cuda" and config.variant == "rgb":
+        if rt.device.type == "cuda" and variants.named(config.variant).batch_norm:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = nn.parallel.DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     sampler = EpochBatches(len(train_set), config.batch_size, rt.world, rt.rank, config.seed, step, config.steps)
@@ -557,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "required unless --resume")
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoints (last.pth) and CSV logs go here")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly (its saved options win)")
-    p.add_argument("--variant", choices=("keypoint", "rgb"), default="keypoint",
+    p.add_argument("--variant", choices=tuple(variants.VARIANTS), default="keypoint",
                    help="keypoint: light, trains on a CPU (default); rgb: the published architecture")
     p.add_argument("--init", metavar="PATH", help="start from these weights (e.g. model_rgb.pth) to fine-tune")
     p.add_argument("--steps", type=int, metavar="N", help="optimizer steps in all (default 1000; with --resume: to extend the run)")
