@@ -146,8 +146,10 @@ def _trial(group, sound, speaker, window, start, size, context, cues="body") -> 
                     for e, c in zip(evidence, group)]
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
-    scene = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
-                                                allow)[0] for allow in (False, True)}
+    decided = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
+                                                  allow) for allow in (False, True)}
+    scene = {allow: d[0] for allow, d in decided.items()}
+    scene_z = decided[False][2]  # per track, the same with either rule
     z = speaker_scores.frame_z(evidence, offsets, size, context)
     truth = -1 if speaker is None else speaker
     frames, bins = {}, {}
@@ -157,7 +159,6 @@ def _trial(group, sound, speaker, window, start, size, context, cues="body") -> 
         right = (np.array([-1 if p is None else p for p in picks]) == truth)[speech]
         frames[name] = (right, np.array([p is None for p in picks])[speech])
         bins[name] = _binned(raw[speech], right)
-    scene_z = speaker_scores.z_scores(speaker_scores.scene_means(evidence))
     return SpeakerTrial(len(group), tuple(c.name for c in group), speaker, window, start, size,
                         scene[True].speaker, int(np.nanargmax(scene_z)),
                         scene[True].raw_confidence, scene[False].raw_confidence, int(frames["offscreen"][0].sum()),

@@ -205,9 +205,8 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
     if not several_people(info, progress):
         return [_one_person(info, progress, stride, workers, need_hands)]
     poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
-    fragments = people.track_people(poses, (info.width, info.height), min_frames=1, min_size=0)
-    tracks = [t for t in people.keep_tracks(people.join_fragments(fragments))
-              if t.visible_hands_ratio >= people.MIN_HANDS_RATIO or not need_hands]
+    [everyone] = scene_people(poses, [(0, info.num_frames)], (info.width, info.height))
+    tracks = [t for t in everyone if t.visible_hands_ratio >= people.MIN_HANDS_RATIO or not need_hands]
     if not tracks:
         raise PeopleError(
             f"no person with hands in view for {people.MIN_FRAMES / media.FPS:g} s in "
