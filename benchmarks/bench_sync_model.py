@@ -50,7 +50,7 @@ from bench_model import MB, PeakRss, rss_mb  # noqa: E402
 from gestsync import media, offset, people, scan, sync  # noqa: E402
 from gestsync.audio import log_mel  # noqa: E402
 from gestsync.checkpoint import load_model  # noqa: E402
-from gestsync.model_scoring import masked_crops  # noqa: E402
+from gestsync.crops import masked_crops  # noqa: E402
 
 
 class Stage:

@@ -296,7 +296,7 @@ def mel_bands(wav: np.ndarray, num_frames: int, groups: int = 8) -> np.ndarray:
 # ---------------------------------------------------------------- methods
 def shipped_scores(evidence: np.ndarray, span: Span) -> np.ndarray:
     """The product's scoring of a span: the sub-window vote."""
-    return offset.lag_scores(evidence, span, sync.scoring_subwindow("builtin"))
+    return offset.lag_scores(evidence, span, estimator.SUBWINDOW_FRAMES)
 
 
 class Method:

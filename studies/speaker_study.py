@@ -17,7 +17,7 @@ import numpy as np
 from gestsync import estimator, scan, speaker_scores as ss
 from gestsync.samples import single_speaker_clips
 from gestsync.evaluate_speaker import WINDOWS, clip_signals
-from gestsync.speaker import heard_signal
+from gestsync.estimator import heard_signal
 
 
 def heard(speech: np.ndarray, lo: int, hi: int) -> np.ndarray:

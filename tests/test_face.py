@@ -160,7 +160,7 @@ def test_face_cue_finds_a_known_shift_of_a_talking_head(tmp_path):
 
 def test_speaker_evidence_names_whose_lips_move_with_the_sound():
     from gestsync import speaker_scores
-    from gestsync.speaker import heard_signal, motion_evidence
+    from gestsync.estimator import heard_signal, motion_evidence
 
     num_frames = 400
     rng = np.random.default_rng(3)

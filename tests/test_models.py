@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import reference_weights
+import synth
 from gestsync import models
 from gestsync.cli import main
 from gestsync.errors import GestsyncError
@@ -134,12 +135,27 @@ def test_download_verifies_records_and_auto_picks_it(capsys, server, home, publi
     assert f"sha256 {digest}" in capsys.readouterr().out
 
 
-def test_the_model_is_loaded_once_per_process(server, home, published_bytes, capsys):
+def test_a_syncer_loads_its_model_once(server, home, published_bytes, capsys, monkeypatch,
+                                       tmp_path):
+    from gestsync import Syncer
+    from gestsync.errors import MediaError, PeopleError
+    from gestsync.model import GestSyncModel
+
     _download(capsys, _serve(server, "/once.pth", published_bytes))
-    choice = models.resolve("auto")
-    first = models.load(choice, "cpu")
-    assert models.load(choice, "cpu") is first
-    assert models.load(models.resolve("builtin"), "cpu") is None
+    syncer = Syncer("auto", device="cpu")
+    assert isinstance(syncer.model.net, GestSyncModel) and syncer.label == NAME
+    assert models.open_model(syncer.model) is syncer.model
+    assert Syncer("builtin").model.net is None
+
+    def no_second_load(choice, device=None):
+        raise AssertionError(f"{choice} loaded again")
+
+    monkeypatch.setattr(models, "load", no_second_load)
+    clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
+    with pytest.raises(PeopleError, match="no person"):  # past the model, to the people stage
+        syncer.find_offset(clip, progress=None)
+    with pytest.raises(MediaError, match="no scene of shapes.mp4 lasts 2 s"):  # the same
+        syncer.find_speakers(clip, progress=None)
 
 
 def test_an_interrupted_download_resumes(capsys, server, home, published_bytes):
@@ -282,28 +298,40 @@ def test_the_web_page_names_the_active_model(home, published_bytes, tmp_path):
     assert app.job_model(by_path, "model file own.pth") == own
 
 
-def test_eval_scores_copies_as_sync_does_with_a_model(monkeypatch):
-    """The offset protocol's model scorer gives `model_scoring.model_evidence`'s numbers."""
+def test_network_scorer_is_the_scaled_cosine_at_each_lag(monkeypatch):
+    """`sync` and `eval` score a model through `scoring.Network`: evidence[i, s] is the
+    logit scale times the cosine of picture window s and sound window s + lags[i]."""
     import numpy as np
 
-    from gestsync import evaluate, media, model_scoring
+    from gestsync import crops, media, scoring
 
-    class Net:  # embeddings from the input's length only: what matters is the plumbing
+    video = torch.randn(76, 8, generator=torch.Generator().manual_seed(1))
+    sound = torch.randn(76, 8, generator=torch.Generator().manual_seed(2))
+
+    class Net:  # fixed embeddings: what matters is the plumbing
         config, device = None, "cpu"
         logits_scale = torch.nn.Linear(1, 1, bias=False)
 
         def embed_video_clip(self, frames, progress=None):
-            return torch.randn(len(list(frames)) - 24, 8, generator=torch.Generator().manual_seed(1))
+            assert len(list(frames)) == 100
+            return video
 
         def embed_audio_clip(self, mel):
-            return torch.randn(len(mel) // 4 - 24, 8, generator=torch.Generator().manual_seed(2))
+            return sound
 
-    monkeypatch.setattr(model_scoring, "masked_crops", lambda info, track: range(info.num_frames))
-    monkeypatch.setattr("gestsync.audio.log_mel", lambda audio: torch.zeros(len(audio) // 160, 80))
-    monkeypatch.setattr(model_scoring, "log_mel", lambda audio: torch.zeros(len(audio) // 160, 80))
+    torch.nn.init.constant_(Net.logits_scale.weight, 3.0)
+    monkeypatch.setattr(crops, "masked_crops", lambda info, track: range(info.num_frames))
+    monkeypatch.setattr(scoring, "log_mel", lambda audio: torch.zeros(len(audio) // 160, 80))
     info = type("Info", (), {"num_frames": 100})()
     audio = np.zeros(100 * media.SAMPLES_PER_FRAME, np.float32)
-    lags = np.arange(-5, 6)
-    expected = model_scoring.model_evidence(Net(), info, audio, None, lags, lambda *a: None)
-    score = evaluate.clip_scorer(Net(), info, None, None, lambda *a: None)
-    np.testing.assert_allclose(score(audio, 100, lags), expected, rtol=1e-5, equal_nan=True)
+    lags = np.array([-30, -1, 0, 2, 75])
+    evidence = scoring.Network(Net()).offset_scorer(info, None, None, lambda *a: None)(audio, 100, lags)
+    assert evidence.shape == (5, 100)
+    v, a = video.numpy(), sound.numpy()
+    for i, lag in enumerate(lags):
+        for s in range(100):
+            if 0 <= s < 76 and 0 <= s + lag < 76:
+                cos = v[s] @ a[s + lag] / np.linalg.norm(v[s]) / np.linalg.norm(a[s + lag])
+                assert evidence[i, s] == pytest.approx(3.0 * cos, abs=1e-5)
+            else:
+                assert np.isnan(evidence[i, s])

@@ -148,7 +148,7 @@ def test_prepared_crops_are_what_the_model_is_fed(tmp_path):
     """Training sees what inference sees: a prepared clip's frames are the masked crops that
     `sync --model` / `speaker --model` feed the network for that person (H.264 aside)."""
     from gestsync import media, people
-    from gestsync.model_scoring import masked_crops
+    from gestsync.crops import masked_crops
 
     prepare.prepare([SAMPLES / "sync_sample_3.mp4"], PrepareOptions(out_dir=str(tmp_path)))
     [clip] = read_manifest(tmp_path)

@@ -4,6 +4,7 @@ Public API:
     find_offset(video, ...) -> OffsetResult    the sync offset of a video (every visible person searched)
     find_speakers(video, ...) -> SpeakerResult who speaks, per scene and per frame
         (both take model="auto" | "builtin" | "gestsync-rgb" | PATH; see docs/models.md)
+    Syncer(model, device=None)                 a model loaded once: .find_offset, .find_speakers
     load_model(path, device=None)             the published GestSync RGB model (or ours)
     log_mel(wav)                              the model's audio features
 """
@@ -12,8 +13,8 @@ from .errors import GestsyncError
 
 __version__ = "0.1.0"
 
-__all__ = ["GestsyncError", "OffsetResult", "SpeakerResult", "find_offset", "find_speakers",
-           "load_model", "log_mel"]
+__all__ = ["GestsyncError", "OffsetResult", "SpeakerResult", "Syncer", "find_offset",
+           "find_speakers", "load_model", "log_mel"]
 
 
 def __getattr__(name: str):
@@ -26,6 +27,10 @@ def __getattr__(name: str):
         from . import sync
 
         return getattr(sync, name)
+    if name == "Syncer":
+        from .syncer import Syncer
+
+        return Syncer
     if name == "find_speakers":
         from . import speaker
 

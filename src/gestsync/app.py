@@ -19,6 +19,7 @@ import re
 import shutil
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -238,13 +239,32 @@ class PageResult:
     files: list[str] | None = None
 
 
+_SYNCERS: dict[tuple, Any] = {}  # the models of recent jobs, loaded once (`syncer_for`)
+_SYNCERS_LOCK = threading.Lock()
+KEPT_MODELS = 2
+
+
+def syncer_for(model: str | Path):
+    """The `Syncer` of a job's model: loaded by the first job that needs it, then kept
+    (the two most recent), and loaded again when its file changes."""
+    from .syncer import Syncer
+
+    path = Path(model)
+    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+    key = (str(model), stamp)
+    with _SYNCERS_LOCK:
+        if key not in _SYNCERS:
+            while len(_SYNCERS) >= KEPT_MODELS:
+                _SYNCERS.pop(next(iter(_SYNCERS)))
+            _SYNCERS[key] = Syncer(model)
+        return _SYNCERS[key]
+
+
 def run_sync(video: Path, out_dir: Path, model: str | Path,
              progress: GradioProgress, cues: str = "body") -> PageResult:
     """find_offset with its outputs: offset, confidence, score plot, corrected video, JSON."""
-    from . import find_offset
-
-    d = find_offset(video, model=model, out_dir=out_dir, cues=cues,
-                    progress=progress).to_dict()
+    d = syncer_for(model).find_offset(video, out_dir=out_dir, cues=cues,
+                                      progress=progress).to_dict()
     outs = d["outputs"]
     files = [outs[k] for k in ("json", "synced_video") if k in outs]
     return PageResult(sync_summary(d), outs.get("plot"), outs.get("synced_video"), files)
@@ -277,11 +297,9 @@ def run_speakers(video: Path, out_dir: Path, model: str | Path,
                  progress: GradioProgress, per_frame: bool = True,
                  cues: str = "body") -> PageResult:
     """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
-    from .speaker import find_speakers
-
     options = {} if cues == "body" else {"cues": cues}
-    d = find_speakers(video, model=model, per_frame=per_frame, out_dir=out_dir,
-                      progress=progress, **options).to_dict()
+    d = syncer_for(model).find_speakers(video, per_frame=per_frame, out_dir=out_dir,
+                                        progress=progress, **options).to_dict()
     outs = d["outputs"]
     plot = out_dir / "timeline.png"
     speaker_timeline(d, plot)
@@ -498,12 +516,10 @@ def _check_port(host: str, port: int) -> None:
 
 def _load_default_model(cfg: ServeConfig) -> None:
     """Check and load the default model once, before the page opens (jobs then reuse it)."""
-    from .models import load
-
     choice = default_model(cfg)
     if choice.path is not None:
         log.warning("loading %s", choice.label)
-        load(choice)
+        syncer_for(job_model(cfg, choice.label))
 
 
 def serve(cfg: ServeConfig) -> int:

@@ -232,15 +232,23 @@ def _add_speaker_parser(sub) -> None:
 
 
 def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
-    from .speaker import find_speakers
-
-    def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return find_speakers(video, out_dir=out_dir, write_video=not args.no_video,
-                             progress=progress, **_speaker_options(args))
     from .face import check_cues
 
     check_cues(args.cues)  # before any video
+    options = _speaker_options(args)
+    syncer = _syncer(options)
+
+    def one(video: Path, out_dir: Path, progress: TqdmProgress):
+        return syncer.find_speakers(video, out_dir=out_dir, write_video=not args.no_video,
+                                    progress=progress, **options)
     return one
+
+
+def _syncer(options: dict):
+    """The run's model, loaded once for every video (taken out of `options`)."""
+    from .syncer import Syncer
+
+    return Syncer(options.pop("model"), device=options.pop("device"))
 
 
 def _speaker_options(args) -> dict:
@@ -290,14 +298,15 @@ def _out_dir(args, video: Path, many: bool) -> Path:
 
 
 def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
-    from .sync import find_offset
-
-    def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return find_offset(video, out_dir=out_dir, write_video=not args.no_video,
-                           progress=progress, **_sync_options(args, _workers(args)))
     from .face import check_cues
 
     check_cues(args.cues)  # before any video
+    options = _sync_options(args, _workers(args))
+    syncer = _syncer(options)
+
+    def one(video: Path, out_dir: Path, progress: TqdmProgress):
+        return syncer.find_offset(video, out_dir=out_dir, write_video=not args.no_video,
+                                  progress=progress, **options)
     return one
 
 
@@ -372,8 +381,8 @@ def _process(args, videos: list[Path]) -> int:
     """Run the command on every video; report each; return the exit status."""
     from .models import resolve
 
-    run_one = args.run(args)
     label = resolve(args.model).label  # checks --model once, before any video
+    run_one = args.run(args)  # loads the model once
     many = len(videos) > 1
     failures, hinted = 0, False
     for video in videos:

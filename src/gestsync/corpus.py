@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import GestsyncError
+from .outputs import atomic_path, write_bytes
 
 HEAD_BYTES = 1 << 20  # the content hash covers the first MB
 RESULT_SUFFIXES = (".jsonl", ".parquet")
@@ -262,7 +263,7 @@ class Results:
         if not self.parquet or self.journal.exists() or not self.path.exists():
             return
         rows = read_parquet(self.path)
-        write_atomic(self.journal, "".join(json_line(r) for r in rows).encode())
+        write_bytes(self.journal, "".join(json_line(r) for r in rows).encode())
 
     def _repair_tail(self) -> None:
         size = os.fstat(self.fd).st_size
@@ -298,7 +299,7 @@ class Results:
     def finish(self) -> None:
         """Drop replaced rows from the journal and rebuild the parquet file."""
         if self.superseded:
-            write_atomic(self.journal, "".join(json_line(r) for r in self.rows.values()).encode())
+            write_bytes(self.journal, "".join(json_line(r) for r in self.rows.values()).encode())
             self.superseded = 0
         if self.parquet:
             write_parquet(self.path, list(self.rows.values()))
@@ -337,37 +338,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, and rename it into place."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # mkstemp makes it private; keep the results' own mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_parquet(path: Path, rows: list[Row]) -> None:
     """The rows as a parquet table (columns: every field seen; nested fields as structs and
     lists, or as JSON text where rows disagree on their type), written then renamed."""
     pa, pq = _pyarrow()
     columns = list(dict.fromkeys(k for row in rows for k in row))
     table = pa.table({c: _column(pa, [_finite(row.get(c)) for row in rows]) for c in columns})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _column(pa, values: list) -> Any:
@@ -432,13 +410,23 @@ def _run(job: Job, video: Path):
     out_dir = None
     if job.out_root is not None:
         out_dir = Path(job.out_root) / out_name(video)
-    if job.command == "sync":
-        from .sync import find_offset
+    syncer = _syncer(job)
+    run = syncer.find_offset if job.command == "sync" else syncer.find_speakers
+    options = {k: v for k, v in job.options.items() if k not in ("model", "device")}
+    return run(video, out_dir=out_dir, write_video=job.write_video, **options)
 
-        return find_offset(video, out_dir=out_dir, write_video=job.write_video, **job.options)
-    from .speaker import find_speakers
 
-    return find_speakers(video, out_dir=out_dir, write_video=job.write_video, **job.options)
+_SYNCERS: dict = {}  # this process's model, loaded once (`warm_up`), by (model, device)
+
+
+def _syncer(job: Job):
+    from .syncer import Syncer
+
+    key = (str(job.options.get("model", "auto")), job.options.get("device"))
+    if key not in _SYNCERS:
+        _SYNCERS.clear()
+        _SYNCERS[key] = Syncer(job.options.get("model", "auto"), device=key[1])
+    return _SYNCERS[key]
 
 
 def out_name(video: Path) -> str:
@@ -451,8 +439,8 @@ def check_options(job: Job) -> None:
     """Option errors once, before any video, not as one error row per video: the command
     checks its options before it opens the file, so it runs here on a missing one."""
     missing = Path(tempfile.gettempdir()) / f".gestsync-no-such-video-{os.getpid()}.mp4"
-    try:
-        _run(Job(job.command, job.options), missing)
+    try:  # the model is not loaded here: each worker's `warm_up` does that
+        _run(Job(job.command, {**job.options, "model": "builtin"}), missing)
     except ValueError as e:
         raise CorpusError(str(e)) from e
     except GestsyncError:
@@ -462,9 +450,7 @@ def check_options(job: Job) -> None:
 def warm_up(job: Job) -> None:
     """Import the command's modules and load the model of `job` into this process (kept
     for every later video), so that the first video's time is its own."""
-    from . import models, speaker, sync  # noqa: F401 - imported for their start-up cost
-
-    models.load(models.resolve(job.options.get("model")), job.options.get("device"))
+    _syncer(job)
 
 
 # ------------------------------------------------------------------------ engines

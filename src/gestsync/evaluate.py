@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, offset, scan
+from . import estimator, face, media, offset, scan, scoring
 from .errors import GestsyncError
 from .samples import FACE_ONLY, fit_check_split, single_speaker_clips  # noqa: F401 - also used as evaluate.*
-from .sync import POSE_STRIDE, scoring_subwindow
+from .sync import POSE_STRIDE
 
 TOLERANCES = (0, 1, 2, 5)
 CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
@@ -50,11 +50,8 @@ class Trial:
         return self.predicted - self.shift
 
 
-
-
 def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
-                  work: Path, progress: scan.Progress, net=None,
-                  method: str = "builtin", cues: str = "body",
+                  work: Path, progress: scan.Progress, net=None, cues: str = "body",
                   face_only: bool = False) -> list[Trial]:
     """All trials of one clip: one pose pass (and with a model `net`, one pass of its
     picture side; with a face cue, one face-mesh pass), one shifted copy per shift."""
@@ -62,11 +59,12 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
     tracks, person = scan.single_person(info, progress, stride=POSE_STRIDE,
                                         need_hands=cues == "body")
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
-    score = clip_scorer(net, info, tracks, person, progress)
+    cue = scoring.for_run(net, cues)
+    score = cue.offset_scorer(info, tracks, person, progress)
     tag = {"cues": cues}
-    if cues != "body":
-        score, tag["face"] = _with_face(score, info, tracks, cues, net is None, face_only,
-                                        progress)
+    if score.face_seen is not None:
+        tag["face"] = "face-only crop" if face_only else (
+            "visible" if score.face_seen.mean() >= FACE_WELL_VISIBLE else "partly")
     suffix, trials = media.output_suffix(info), []
     for i, shift in enumerate(shifts):
         copy = media.shift_audio_copy(clip, work / f"{clip.stem}_{shift:+d}{suffix}",
@@ -76,52 +74,13 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
         evidence = score(media.read_audio(copy_info), frames, lags)
         copy.unlink()
         for name, context in CONTEXTS.items():
-            trials += _windows(clip.name, hands, name, context, shift, evidence, lags, method,
-                               tag)
+            trials += _windows(clip.name, hands, name, context, shift, evidence, lags,
+                               cue.subwindow, tag)
         progress("shifted copies", i + 1, len(shifts))
     return trials
 
 
-def clip_scorer(net, info: media.MediaInfo, tracks, person, progress: scan.Progress):
-    """score(audio, frames, lags) -> evidence for any sound over this clip's picture: the
-    picture side (motion, or the model's picture embeddings) is computed once, here."""
-    if net is None:
-        motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames),
-                                         info.num_frames)
-        return lambda audio, frames, lags: estimator.evidence(
-            motion[:, :frames], estimator.speech_signals(audio, frames), lags)
-    import torch
-
-    from .audio import log_mel
-    from .keypoint_scoring import shifted_cosines
-    from .variants import of
-
-    video = of(net).clip_video(net, info, person, progress)
-    scale = float(net.logits_scale.weight.detach().reshape(()))
-
-    def score(audio, frames, lags):
-        with torch.inference_mode():
-            sound = net.embed_audio_clip(log_mel(audio).to(net.device))
-        return shifted_cosines(video[:frames], sound, lags, scale, frames)
-    return score
-
-
-def _with_face(score, info, tracks, cues, builtin, face_only, progress):
-    """A scorer of `cues` from the body scorer `score`: the face mesh runs once, here;
-    and how visible the face was ("face-only crop", "visible", "partly")."""
-    pieces = scan.person_pieces(tracks, info.num_frames)
-    signals, seen = face.mouth_signals(face.person_mouth(info, pieces, progress=progress))
-    shown = "face-only crop" if face_only else (
-        "visible" if seen.mean() >= FACE_WELL_VISIBLE else "partly")
-
-    def fused(audio, frames, lags):
-        speech = estimator.speech_signals(audio, frames)
-        return face.fused_evidence(score(audio, frames, lags), signals[:, :frames],
-                                   seen[:frames], speech, lags, cues, builtin)
-    return fused, shown
-
-
-def _windows(clip, hands, name, context, shift, evidence, lags, method, tag=None
+def _windows(clip, hands, name, context, shift, evidence, lags, subwindow, tag=None
              ) -> list[Trial]:
     frames = evidence.shape[1]
     if context is not None and context > frames:
@@ -132,7 +91,7 @@ def _windows(clip, hands, name, context, shift, evidence, lags, method, tag=None
     trials = []
     for start in range(0, frames - length + 1, length):
         best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags,
-                                                            scoring_subwindow(method), coefficients)
+                                                            subwindow, coefficients)
         trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length, **tag))
     return trials
 
@@ -331,7 +290,7 @@ def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:
             try:
                 durations[clip.name] = media.probe(clip).duration
                 trials += evaluate_clip(clip, stated, shifts, lags, Path(work), progress, net,
-                                        choice.method, cues, clip.name in face_only)
+                                        cues, clip.name in face_only)
             except GestsyncError as e:
                 print(f"gestsync: skipped {clip.name}: {e}", file=sys.stderr)
             finally:

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import estimator, face, media, people, scan, speaker_scores, vad
 from .errors import GestsyncError
-from .speaker import heard_signal, motion_evidence
+from .estimator import heard_signal, motion_evidence
 
 WINDOWS = {"5s": 125, "10s": 250, "whole": None}
 DEFAULT_CONTEXT = 50  # per-frame window, as `gestsync speaker --per-frame`

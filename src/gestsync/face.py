@@ -306,30 +306,17 @@ def person_mouth(info: media.MediaInfo, pieces: list[tuple[int, np.ndarray]],
     return clip_mouth(read_mouths(info, runs, stride, progress), info.num_frames)
 
 
-def with_face(info: media.MediaInfo, audio: np.ndarray, tracks: list, body: np.ndarray,
-              lags: np.ndarray, cues: str, builtin: bool = True, progress=None
-              ) -> tuple[np.ndarray, dict]:
-    """(evidence of `cues`, `cue_summary`) for one person (`tracks` as `scan.people_to_search`
-    gives them) from their body evidence `body` (L x T); see `fused_evidence`."""
-    from .scan import person_pieces
-
-    pieces = person_pieces(tracks, info.num_frames)
-    signals, seen = mouth_signals(person_mouth(info, pieces, progress=progress))
-    speech = estimator.speech_signals(audio, info.num_frames)
-    evidence = fused_evidence(body, signals, seen, speech, lags, cues, builtin)
-    return evidence, cue_summary(cues if seen.any() else "body", seen, info.num_frames)
-
-
 def fused_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
-                   speech: np.ndarray, lags: np.ndarray, cues: str, builtin: bool = True
+                   speech: np.ndarray, lags: np.ndarray, cues: str, unit_scale: bool = True
                    ) -> np.ndarray:
     """The evidence of `cues` from the body evidence (L x T) and the mouth signals
-    (`mouth_signals`) against the speech signals (G x T). A model's body evidence
-    (`builtin` False) is first divided by its spread, to the scale of the face evidence.
-    With no face anywhere the body carries the clip alone, whatever `cues` says."""
+    (`mouth_signals`) against the speech signals (G x T). Body evidence not on the
+    estimator's unit scale (a model's scaled cosines: `unit_scale` False) is first divided
+    by its spread, to the scale of the face evidence. With no face anywhere the body
+    carries the clip alone, whatever `cues` says."""
     if cues == "body" or not seen.any():
         return body
-    if not builtin:
+    if not unit_scale:
         body = body / max(float(np.nanstd(body)), 1e-12)
     return fuse(body, mouth_evidence(signals, seen, speech, lags), cues, seen)
 
@@ -337,7 +324,7 @@ def fused_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
 # ----------------------------------------------------------------------------- speaker
 
 MOUTH_TOLERANCE = 3  # frames either side of the mouth's lead over which the sound is
-# averaged for `gestsync speaker` (as `speaker.LEAD_TOLERANCE` for gestures): a person's
+# averaged for `gestsync speaker` (as `estimator.LEAD_TOLERANCE` for gestures): a person's
 # sound may be a few frames off. On the composite protocol (every 2 and 4 of the 9 body
 # samples, forced whole scenes) 1 frame gave 0.76 / 0.68, 3 frames 0.90 / 0.72, 5 frames
 # 0.64 / 0.38 (docs/accuracy.md)
@@ -345,11 +332,8 @@ MOUTH_TOLERANCE = 3  # frames either side of the mouth's lead over which the sou
 
 def heard_by_mouth(speech: np.ndarray) -> np.ndarray:
     """G x T speech signals -> (T,) standardised speech signal, at each frame averaged over
-    the sound of frames t + MOUTH_LEAD_FRAMES -+ MOUTH_TOLERANCE (edges repeat)."""
-    sound = estimator.combined_signal(speech, MOUTH_CONFIG)
-    lags = np.arange(MOUTH_LEAD_FRAMES - MOUTH_TOLERANCE, MOUTH_LEAD_FRAMES + MOUTH_TOLERANCE + 1)
-    frames = np.clip(np.arange(len(sound))[:, None] + lags[None], 0, len(sound) - 1)
-    return sound[frames].mean(axis=1)
+    the sound of frames t + MOUTH_LEAD_FRAMES -+ MOUTH_TOLERANCE (`estimator.heard_signal`)."""
+    return estimator.heard_signal(speech, MOUTH_LEAD_FRAMES, MOUTH_TOLERANCE, MOUTH_CONFIG)
 
 
 def mouth_picture(signals: np.ndarray, seen: np.ndarray) -> np.ndarray:

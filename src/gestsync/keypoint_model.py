@@ -176,3 +176,13 @@ class KeypointSyncModel(nn.Module):
             raise ValueError(f"expected T x {N_MELS} log-mel features with T >= {MEL_WINDOW}, got {tuple(mel.shape)}")
         return torch.cat([self.embed_audio(_cut_mel_windows(mel, range(s, min(s + batch, n)))).float().cpu()
                           for s in range(0, n, batch)])
+
+
+def track_features(track, num_frames: int) -> np.ndarray:
+    """`num_frames x 85` model input for a clip from a `people.Track`: its keypoints in its
+    crop boxes; frames outside the track count as nobody visible (zeros)."""
+    index = np.clip(np.arange(num_frames) - track.start, 0, track.length - 1)
+    keypoints = track.keypoints[index].copy()
+    outside = (np.arange(num_frames) < track.start) | (np.arange(num_frames) >= track.end)
+    keypoints[outside, :, 3] = 0.0
+    return keypoint_features(keypoints, track.crop_boxes()[index])

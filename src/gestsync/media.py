@@ -21,8 +21,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from gestsync.errors import MediaError
-from gestsync.outputs import temp_beside
+from .errors import MediaError
+from .outputs import atomic_path
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
@@ -413,17 +413,8 @@ def _write_shifted(info: MediaInfo, out_path: Path, shift_frames: float) -> Path
     folder = out_path.parent
     if not folder.is_dir():
         raise MediaError(f"output folder {folder} does not exist: create it or choose another")
-    try:
-        tmp = temp_beside(out_path, suffix=out_path.suffix)
-    except OSError as e:
-        raise MediaError(f"cannot write to folder {folder} ({e.strerror}): "
-                         "choose a writable folder") from e
-    try:
+    with atomic_path(out_path, suffix=out_path.suffix) as tmp:
         _remux(info, tmp, fmt, shift_frames)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out_path
 
 
@@ -535,3 +526,21 @@ def _silence(start: int, stop: int, channels: int, chunk: int) -> Iterator[tuple
     """Zero pieces covering [start, stop) in chunks of at most `chunk` samples."""
     for i in range(start, stop, chunk):
         yield i, np.zeros((channels, min(chunk, stop - i)), np.float32)
+
+
+MIN_CLIP_FRAMES = 2 * FPS  # 2 s: shorter clips hold too few gestures to align
+
+
+def checked_audio(info: MediaInfo, context_frames: int | None) -> np.ndarray:
+    """The clip's sound at 16 kHz, after checking that the clip is long enough to align
+    (MIN_CLIP_FRAMES, or `context_frames` when more) and not silent (`sync`, `speaker`)."""
+    needed = max(MIN_CLIP_FRAMES, context_frames or 0)
+    if info.num_frames < needed:
+        raise MediaError(
+            f"{info.path.name} has {info.num_frames / FPS:.2f} s of picture with sound; "
+            f"{needed / FPS:.2f} s are needed: give a longer clip"
+            + (" or a smaller --context-frames" if context_frames else ""))
+    audio = read_audio(info)
+    if is_silent(audio):
+        raise MediaError(f"the sound of {info.path.name} is silent: give a video with speech")
+    return audio

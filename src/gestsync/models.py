@@ -13,7 +13,6 @@ into the published architecture), and only then renamed into place.
 from __future__ import annotations
 
 import datetime
-import functools
 import hashlib
 import http.client
 import json
@@ -27,6 +26,7 @@ from typing import Any, BinaryIO
 
 from .errors import CheckpointError, GestsyncError
 from .arguments import help_texts
+from .outputs import write_json_atomic
 
 AUTO, BUILTIN = "auto", "builtin"
 FILE_METHOD = "model"  # `method` of a result scored with a model file given by path
@@ -162,22 +162,30 @@ def resolve(model: str | os.PathLike | None = AUTO,
 
 
 def load(choice: ModelChoice, device: str | None = None):
-    """The model of `choice` (None for the built-in estimator), loaded once per process."""
+    """The network of `choice`, read from its file (None for the built-in estimator). To
+    load once and score many videos, keep a `Loaded` (`open_model`, `Syncer`)."""
     if choice.path is None:
         return None
-    from .checkpoint import resolve_device
-
-    path = choice.path.resolve() if choice.path.exists() else choice.path
-    stat = path.stat() if path.is_file() else None
-    key = (str(path), stat and (stat.st_size, stat.st_mtime_ns), str(resolve_device(device)))
-    return _load_cached(*key)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cached(path: str, stamp: Any, device: str):
     from .checkpoint import load_model
 
-    return load_model(path, device=device)
+    return load_model(choice.path, device=device)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A model choice with its network in memory (net None: the built-in estimator)."""
+
+    choice: ModelChoice
+    net: Any
+
+
+def open_model(model: str | os.PathLike | Loaded | None = AUTO,
+               checkpoint: str | os.PathLike | None = None, device: str | None = None) -> Loaded:
+    """`model` resolved (`resolve`) and loaded; one already `Loaded` is used as it is."""
+    if isinstance(model, Loaded):
+        return model
+    choice = resolve(model, checkpoint)
+    return Loaded(choice, load(choice, device))
 
 
 def hint_for_uncertain() -> str | None:
@@ -375,11 +383,10 @@ def _check_structure(part: Path, url: str) -> None:
 
 
 def _install(part: Path, final: Path, meta: dict[str, Any]) -> None:
-    """The record first (to a temporary name), then both renamed into place."""
-    tmp = final.with_name(f".{final.stem}.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    """The model renamed into place, then its record written beside it (`read_record`
+    treats a model without one as put there by hand)."""
     os.replace(part, final)
-    os.replace(tmp, final.with_suffix(".json"))
+    write_json_atomic(final.with_suffix(".json"), meta, indent=2)
     _remove(_part_source(part))
 
 

@@ -13,12 +13,10 @@ import warnings
 
 import numpy as np
 
-from . import calibration
+from . import bootstrap, calibration
 from .timebase import FPS
 
 AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
-BOOTSTRAP_BLOCK = FPS  # frames per bootstrap block: 1 s keeps the signals' own correlation
-BOOTSTRAP_RESAMPLES = 200
 UNCERTAIN_BELOW = 0.5  # confidence under this: the answer is reported as uncertain
 
 # Calibration: P(answer within AGREE_FRAMES of the truth) = sigmoid(a + b * logit(agreement)
@@ -51,18 +49,23 @@ def scored_span(num_frames: int, context_frames: int | None,
     return start, start + context_frames
 
 
-def shifted_products(picture: np.ndarray, sound: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    """Evidence from two per-frame signals: evidence[i, t] = picture[t] * sound[t + lags[i]].
+def shifted_products(picture, sound, lags: np.ndarray, scale: float = 1.0,
+                     num_frames: int | None = None) -> np.ndarray:
+    """Evidence at every lag: evidence[i, t] = scale * <picture[t], sound[t + lags[i]]>.
 
-    picture, sound: (T,) on one 25 fps clock. Returns len(lags) x T, NaN where t + lag is
-    outside the sound.
+    picture, sound: (T,) signals or T x D embeddings (numpy arrays or torch tensors) on one
+    25 fps clock. Returns len(lags) x num_frames (default len(picture)) float64, NaN where
+    t + lag is outside the sound or t outside the picture.
     """
-    num_frames = len(picture)
+    num_frames = len(picture) if num_frames is None else num_frames
     evidence = np.full((len(lags), num_frames), np.nan)
     for i, lag in enumerate(np.asarray(lags, dtype=int)):
-        first, last = max(0, -lag), min(num_frames, len(sound) - lag)
+        first, last = max(0, -lag), min(len(picture), len(sound) - lag)
         if last > first:
-            evidence[i, first:last] = picture[first:last] * sound[first + lag:last + lag]
+            products = picture[first:last] * sound[first + lag:last + lag]
+            if products.ndim == 2:
+                products = products.sum(1)
+            evidence[i, first:last] = scale * np.asarray(products)
     return evidence
 
 
@@ -78,10 +81,7 @@ def block_totals(evidence: np.ndarray, span: tuple[int, int], subwindow: int | N
     few loud, busy seconds cannot outweigh the rest of the span.
     """
     part = evidence[:, span[0]:span[1]]
-    block = BOOTSTRAP_BLOCK if subwindow is None else subwindow
-    blocks = np.array_split(np.arange(part.shape[1]), max(1, part.shape[1] // block))
-    sums = np.stack([np.nansum(part[:, b], axis=1) for b in blocks], axis=1)  # L x B
-    counts = np.stack([np.isfinite(part[:, b]).sum(axis=1) for b in blocks], axis=1)
+    sums, counts = bootstrap.block_sums(part, subwindow or bootstrap.BLOCK_FRAMES)  # L x B
     if subwindow is None:
         return sums, counts
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
@@ -130,10 +130,7 @@ def bootstrap_agreement(evidence: np.ndarray, span: tuple[int, int], lags: np.nd
 
 def _agreement(sums: np.ndarray, counts: np.ndarray, lags: np.ndarray, answer: int,
                seed: int = 0) -> float:
-    num_blocks = sums.shape[1]
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(num_blocks, np.full(num_blocks, 1 / num_blocks),
-                            size=BOOTSTRAP_RESAMPLES)  # R x B: how often each block is drawn
+    draws = bootstrap.draws(sums.shape[1], seed)  # R x B: how often each block is drawn
     with np.errstate(invalid="ignore", divide="ignore"):
         resampled = (draws @ sums.T) / (draws @ counts.T)  # R x L
     resampled = np.where(np.isfinite(resampled), resampled, -np.inf)

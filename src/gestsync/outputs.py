@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .errors import GestsyncError
 
@@ -92,11 +92,16 @@ def dir_mode() -> int:
 
 
 def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
-    """A new empty hidden file in `path`'s folder, with open()'s permissions (mkstemp
-    alone makes it private)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    """A new empty hidden file in `path`'s folder, with the mode of the file it will replace,
+    else open()'s permissions (mkstemp alone makes it private). GestsyncError naming the
+    folder when it cannot be written."""
     try:
-        os.fchmod(fd, file_mode())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as e:
+        raise GestsyncError(f"cannot write to folder {path.parent} ({e.strerror or e}): "
+                            "choose a writable folder") from e
+    try:
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.is_file() else file_mode())
     finally:
         os.close(fd)
     return Path(tmp)
@@ -113,6 +118,20 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once, on disk (fsync) before the rename."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_json_atomic(path: Path, data: Any, indent: int | None = None) -> None:
+    """JSON with a trailing newline, all or nothing (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent) + "\n")
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -157,7 +157,8 @@ def process_video(path: str, options: PrepareOptions) -> dict[str, Any]:
         record.update(status="error", error=f"{type(e).__name__}: {e}", clips=[])
     record.update(seconds=round(time.perf_counter() - started, 3), host=os.uname().nodename,
                   pid=os.getpid(), finished_at=time.time())
-    _write_json_atomic(out / RECORDS / f"{vid}.json", record)
+    (out / RECORDS).mkdir(parents=True, exist_ok=True)
+    outputs.write_json_atomic(out / RECORDS / f"{vid}.json", record)
     return {**record, "skipped": False}
 
 
@@ -239,10 +240,10 @@ def box_stats(track: people.Track) -> dict[str, float]:
 
 def _write_crop_video(info: media.MediaInfo, track: people.Track, path: Path, crf: int) -> float:
     """Encode the masked 480 x 270 crops of a track, exactly as the model is fed them at
-    inference (`model_scoring.masked_crops`); returns the share of frames with a face."""
+    inference (`crops.masked_crops`); returns the share of frames with a face."""
     import av
 
-    from .model_scoring import masked_crops
+    from .crops import masked_crops
     from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker
 
     with FaceMasker() as masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
@@ -284,13 +285,6 @@ def _read_record(out: Path, vid: str) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file in the same folder, then os.replace it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with outputs.atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data) + "\n")
 
 
 def manifest_rows(out_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:

@@ -14,17 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, outputs, people, scan, speaker_scores, vad, variants
+from . import face, media, outputs, people, scan, scoring, speaker_scores, vad
 from .errors import MediaError, PeopleError
+from .models import AUTO, Loaded, open_model
 from .results import SceneSpeakers, SpeakerResult, TrackSpeaker, describe_shares, frame_shares  # noqa: F401
 from .scenes import CUT_THRESHOLD, SceneCuts
 
 DEFAULT_MAX_PEOPLE = 4  # people tracked per frame (pose cost grows with it)
 DEFAULT_CONTEXT_FRAMES = 50  # --per-frame window: 2 s around each frame
-MODEL_WINDOW = 25  # frames per model window; its score belongs to its centre frame
-LEAD_TOLERANCE = 2  # frames either side of the estimator's gesture lead (2 frames) over
-# which the sound is averaged: on the composite protocol, zero-lag correlation alone gave
-# 75/66/57% for 2/3/4 people, the 0..4-frame average 81/74/69% (README)
 
 
 @dataclass(frozen=True)
@@ -45,15 +42,15 @@ class SpeakerOptions:
             raise ValueError(f"--context-frames must be at least 1, got {self.context_frames}")
         if self.max_people < 1:
             raise ValueError(f"--max-people must be at least 1, got {self.max_people}")
-        if self.min_track_frames < MODEL_WINDOW:
-            raise ValueError(f"--min-track-frames must be at least {MODEL_WINDOW} (one "
+        if self.min_track_frames < scoring.MODEL_WINDOW:
+            raise ValueError(f"--min-track-frames must be at least {scoring.MODEL_WINDOW} (one "
                              f"second), got {self.min_track_frames}")
         if self.min_track_size < 0 or self.max_gap < 0 or self.scene_threshold <= 0:
             raise ValueError("--min-track-size and --max-gap must be >= 0 and "
                              "--scene-threshold > 0")
 
 
-def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None = "auto",
+def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded | None = AUTO,
                   checkpoint: str | os.PathLike | None = None,
                   per_frame: bool = False, context_frames: int = DEFAULT_CONTEXT_FRAMES,
                   max_people: int = DEFAULT_MAX_PEOPLE,
@@ -68,7 +65,8 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
     Args:
         video: a video file with sound and one or more visible people.
         model: "auto" (default: the cached published model, else the built-in estimator),
-            "builtin", "gestsync-rgb", or a model file path (as for `find_offset`).
+            "builtin", "gestsync-rgb", a model file path, or a loaded model (as for
+            `find_offset`).
         checkpoint: a model file path, as before `model` existed (same as model=PATH).
         per_frame: also decide on every frame, from the evidence of the `context_frames`
             frames centred on it (fewer at the ends of a track: the window shrinks).
@@ -97,25 +95,18 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
     if out_dir is not None:
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
-    from .sync import checked_audio  # same checks as `gestsync sync`: length, silence
-
     progress("reading sound", 0, 1)
-    audio = checked_audio(info, None)
+    audio = media.checked_audio(info, None)  # as `gestsync sync`: length, silence
     progress("reading sound", 1, 1)
-    from .models import load, resolve
-
-    choice = resolve(model, checkpoint)
-    net = load(choice, device)
+    loaded = open_model(model, checkpoint, device)
     spans, tracks = _scenes_and_tracks(info, options, progress)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
     progress("scoring", 0, 1)
-    evidence = _evidence(info, audio, tracks, net, progress)
-    used = None
-    if cues != "body":
-        evidence, used = _with_face(info, audio, tracks, evidence, cues, net is None, progress)
-    result = _decide(info, spans, tracks, evidence, voice, options, choice.method)
+    evidence, used = scoring.for_run(loaded.net, cues).speaker_evidence(info, audio, tracks,
+                                                                     progress)
+    result = _decide(info, spans, tracks, evidence, voice, options, loaded.choice.method)
     result.cues = used
     progress("scoring", 1, 1)
     if out_dir is not None:
@@ -144,76 +135,6 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
             "towards the camera with head and shoulders in view, for at least "
             f"{options.min_track_frames / media.FPS:g} s")
     return spans, tracks
-
-
-def _evidence(info, audio, tracks, model, progress) -> list[list[np.ndarray]]:
-    """Per scene, per track: (1 + S) x T evidence (`speaker_scores.circular_evidence`)."""
-    if model is None:
-        speech = estimator.speech_signals(audio, info.num_frames)
-        return [[builtin_evidence(t, speech) for t in scene] for scene in tracks]
-    total, done, out = sum(len(s) for s in tracks), 0, []
-    for scene in tracks:
-        out.append([])
-        for track in scene:
-            out[-1].append(model_evidence(model, info, audio, track, progress))
-            done += 1
-            progress("model (people)", done, total)
-    return out
-
-
-def _with_face(info, audio, tracks, evidence, cues, builtin, progress):
-    """Every track's evidence with its mouth's fused in (`face.speaker_evidence`), and the
-    cues' share over all tracks' frames."""
-    mouths = face.track_mouths(info, tracks, progress=progress)
-    speech = estimator.speech_signals(audio, info.num_frames)
-    out, seen_all = [], []
-    for scene, scene_ev, scene_mouths in zip(tracks, evidence, mouths):
-        out.append([])
-        for track, body, (signals, seen) in zip(scene, scene_ev, scene_mouths):
-            if not builtin:  # a model's scaled cosines, to the face evidence's scale
-                body = body / max(float(np.nanstd(body[0])), 1e-12)
-            out[-1].append(face.speaker_evidence(body, signals, seen,
-                                                 speech[:, track.start:track.end], cues))
-            seen_all.append(seen)
-    seen = np.concatenate(seen_all) if seen_all else np.zeros(0, bool)
-    return out, face.cue_summary(cues if seen.any() else "body", seen, len(seen))
-
-
-def builtin_evidence(track: people.Track, speech: np.ndarray) -> np.ndarray:
-    """Built-in estimator over a track's frames: (1 + S) x T evidence of its motion against
-    the speech signals (G x clip frames `speech`); see `motion_evidence`."""
-    motion = estimator.motion_signals(track.keypoints)
-    return motion_evidence(motion, heard_signal(speech[:, track.start:track.end]))
-
-
-def heard_signal(speech: np.ndarray) -> np.ndarray:
-    """G x T speech signals -> (T,): the standardised speech signal, at each frame averaged
-    over the sound of frames t + GESTURE_LEAD_FRAMES - LEAD_TOLERANCE .. + LEAD_TOLERANCE
-    (gestures lead their syllables by a few frames, by different amounts for different
-    people; edges repeat the nearest frame)."""
-    sound = estimator.combined_signal(speech)
-    lead = estimator.GESTURE_LEAD_FRAMES
-    lags = np.arange(lead - LEAD_TOLERANCE, lead + LEAD_TOLERANCE + 1)
-    frames = np.clip(np.arange(len(sound))[:, None] + lags[None], 0, len(sound) - 1)
-    return sound[frames].mean(axis=1)
-
-
-def motion_evidence(motion: np.ndarray, heard: np.ndarray) -> np.ndarray:
-    """(1 + S) x T built-in evidence: per-frame product of the standardised motion signal
-    (F x T motion signals) and the (T,) `heard_signal`, then the same with the sound
-    circularly shifted (`speaker_scores.circular_evidence`)."""
-    return speaker_scores.circular_evidence(estimator.combined_signal(motion), heard)
-
-
-def model_evidence(model, info: media.MediaInfo, audio: np.ndarray, track: people.Track,
-                   progress: scan.Progress) -> np.ndarray:
-    """The model's scaled cosine at zero lag, each window's score on its centre frame."""
-    video, sound, scale = variants.of(model).track_embeddings(model, info, audio, track, progress)
-    scored = speaker_scores.circular_evidence(video.numpy(), sound.numpy(), scale)
-    out = np.full((scored.shape[0], track.length), np.nan)
-    centre = MODEL_WINDOW // 2
-    out[:, centre:centre + scored.shape[1]] = scored
-    return out
 
 
 def _decide(info, spans, tracks, evidence, voice: vad.VoiceActivity, options: SpeakerOptions,

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
-from . import calibration
-from .timebase import FPS
+from . import bootstrap, calibration
 
 NULL_MIN_SHIFT = 13  # frames (0.5 s): band-passed gesture and speech signals decorrelate
 # well within this, so shifts at least this long give evidence of "not in sync"
@@ -35,8 +34,6 @@ Z_SPEAKING = 1.0  # scene z at least this: the best-matching person's motion cle
 Z_FRAME = 0.0  # the same for per-frame windows, which are short (2 s) and noisy: evidence
 # above the person's own shifted-sound average
 MIN_SPEECH_FRACTION = 0.2  # scenes with speech on fewer frames than this: nobody speaks
-BOOTSTRAP_BLOCK = FPS  # 1 s blocks keep the signals' own correlation
-BOOTSTRAP_RESAMPLES = 200
 
 # Confidence calibration (`calibration`): P(right) = sigmoid(a + b * logit(raw) + c *
 # log(people)), raw = the bootstrap agreement (scene) or Phi(margin) (frame), people = the
@@ -171,12 +168,8 @@ def _bootstrap_z(evidence, offsets, length, seed) -> np.ndarray:
     placed = np.full((len(evidence), width, length), np.nan)
     for i, (e, o) in enumerate(zip(evidence, offsets)):
         placed[i, :e.shape[0], o:o + e.shape[1]] = e
-    blocks = np.array_split(np.arange(length), max(1, length // BOOTSTRAP_BLOCK))
-    sums = np.stack([np.nansum(placed[..., b], axis=-1) for b in blocks], -1)  # K x W x B
-    counts = np.stack([np.isfinite(placed[..., b]).sum(-1) for b in blocks], -1)
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(len(blocks), np.full(len(blocks), 1 / len(blocks)),
-                            size=BOOTSTRAP_RESAMPLES)  # R x B
+    sums, counts = bootstrap.block_sums(placed)  # K x W x B
+    draws = bootstrap.draws(sums.shape[-1], seed)  # R x B
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.einsum("rb,kwb->rkw", draws, sums) / np.einsum("rb,kwb->rkw", draws, counts)
     return z_scores(means)

@@ -7,19 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, models, offset, outputs, people, plots, scan, variants
-from .errors import MediaError
+from . import face, media, models, offset, outputs, people, plots, scan, scoring
 from .results import OffsetResult
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
-MIN_CLIP_FRAMES = 2 * media.FPS  # 2 s: shorter clips hold too few gestures to align
 # Pose on every 2nd frame (12.5 fps), interpolated between: the estimator keeps only
 # 0.5-6 Hz, under that rate's 6.25 Hz Nyquist limit, and it halves the costliest stage.
 # Checked on the offset protocol: the same answers as every frame on the 88 s sample.
 POSE_STRIDE = 2
 
 
-def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = models.AUTO,
+def find_offset(video: str | os.PathLike, *,
+                model: str | os.PathLike | models.Loaded | None = models.AUTO,
                 checkpoint: str | os.PathLike | None = None,
                 max_offset: int = DEFAULT_MAX_OFFSET, context_frames: int | None = None,
                 grid: int = 1, out_dir: str | os.PathLike | None = None,
@@ -34,7 +33,8 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
         model: "auto" (default): the published GestSync model when it is in the cache
             (`gestsync models download gestsync-rgb`), else the built-in estimator, which
             needs no weights; "builtin"; "gestsync-rgb"; or the path of a model file (the
-            published `model_rgb.pth` or our own). Loaded once per process.
+            published `model_rgb.pth` or our own). Loaded on every call: a `Syncer` loads
+            it once for many videos.
         checkpoint: a model file path, as before `model` existed (same as model=PATH).
         max_offset: candidates span [-max_offset, max_offset] frames at 25 fps.
         context_frames: score only N frames, from frame max_offset on (default: the
@@ -67,20 +67,18 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
     if out_dir is not None:
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
-    audio = checked_audio(info, context_frames)
-    choice = models.resolve(model, checkpoint)
-    net = models.load(choice, device)
-    method = choice.method
+    audio = media.checked_audio(info, context_frames)
+    loaded = models.open_model(model, checkpoint, device)
+    cue = scoring.for_run(loaded.net, cues)
     answers, persons = [], []
     for index, (tracks, person) in enumerate(scan.people_to_search(
             info, progress, stride=pose_stride, workers=workers, need_hands=cues == "body")):
         persons.append(person)
-        evidence = _evidence(info, audio, tracks, person, lags, net, progress)
-        used = None
-        if cues != "body":
-            evidence, used = face.with_face(info, audio, tracks, evidence, lags, cues,
-                                            builtin=net is None, progress=progress)
-        result = _decide(info, evidence, lags, context_frames, method, _calibration(used))
+        scorer = cue.offset_scorer(info, tracks, person, progress)
+        evidence = scorer(audio, info.num_frames, lags)
+        used = cue.used(scorer.face_seen)
+        result = _decide(info, evidence, lags, context_frames, loaded.choice.method, cue.subwindow,
+                         scoring.calibration_of(used))
         result.cues = used
         answers.append((result, evidence, person_summary(index, person)))
     result, evidence = _most_confident(answers)
@@ -88,33 +86,12 @@ def find_offset(video: str | os.PathLike, *, model: str | os.PathLike | None = m
         result.suggested_cues = _face_suggestion(persons[result.person["track"]])
     if segment_seconds is not None:
         result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
-                                                 scoring_subwindow(method),
-                                                 _calibration(result.cues))
+                                                 cue.subwindow,
+                                                 scoring.calibration_of(result.cues))
         result.drift = offset.drift(result.segments)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
     return result
-
-
-def checked_audio(info: media.MediaInfo, context_frames: int | None) -> np.ndarray:
-    """The clip's sound at 16 kHz, after checking the clip is long enough and not silent."""
-    needed = max(MIN_CLIP_FRAMES, context_frames or 0)
-    if info.num_frames < needed:
-        raise MediaError(
-            f"{info.path.name} has {info.num_frames / media.FPS:.2f} s of picture with sound; "
-            f"{needed / media.FPS:.2f} s are needed: give a longer clip"
-            + (" or a smaller --context-frames" if context_frames else ""))
-    audio = media.read_audio(info)
-    if media.is_silent(audio):
-        raise MediaError(f"the sound of {info.path.name} is silent: give a video with speech")
-    return audio
-
-
-def _evidence(info, audio, tracks, person, lags, model, progress) -> np.ndarray:
-    """L x T evidence of one person's picture against the sound at every lag."""
-    if model is None:
-        return _builtin_evidence(info, audio, tracks, lags)
-    return variants.of(model).offset_evidence(model, info, audio, person, lags, progress)
 
 
 def person_summary(index: int, person: people.Track) -> dict:
@@ -141,24 +118,6 @@ def _most_confident(answers: list[tuple[OffsetResult, np.ndarray, dict]]
     return best, evidence
 
 
-def _builtin_evidence(info: media.MediaInfo, audio: np.ndarray, tracks: list[people.Track],
-                      lags: np.ndarray) -> np.ndarray:
-    motion = estimator.person_motion(scan.person_pieces(tracks, info.num_frames), info.num_frames)
-    speech = estimator.speech_signals(audio, info.num_frames)
-    return estimator.evidence(motion, speech, lags)
-
-
-def scoring_subwindow(method: str) -> int | None:
-    """How a span's lags are scored (`offset.block_totals`): the built-in estimator by 2 s
-    sub-window votes, the published model by the plain mean, as the authors' code does."""
-    return estimator.SUBWINDOW_FRAMES if method == "builtin" else None
-
-
-def _calibration(cues: dict | None) -> tuple[float, float, float]:
-    """The confidence calibration of the cues that carried an answer."""
-    return face.CALIBRATION if cues and "face" in cues else offset.CALIBRATION
-
-
 def _face_suggestion(person: people.Track) -> str | None:
     """"face+body" when the person who carried an uncertain body answer had the face in
     view on most frames (from the pose keypoints already there: no face mesh runs)."""
@@ -167,11 +126,10 @@ def _face_suggestion(person: people.Track) -> str | None:
 
 
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
-            context_frames: int | None, method: str,
+            context_frames: int | None, method: str, subwindow: int | None,
             coefficients: tuple[float, float, float] = offset.CALIBRATION) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
-    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags,
-                                                             scoring_subwindow(method),
+    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags, subwindow,
                                                              coefficients)
     return OffsetResult(
         video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,

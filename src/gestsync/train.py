@@ -349,7 +349,7 @@ def offset_accuracy(core: nn.Module, rows: list[dict], variant: str) -> float:
     """Share of held-out clips (in sync, as prepared) whose best offset in +-OFFSET_RANGE
     frames, scored over the whole clip as `gestsync sync --checkpoint` does, is within
     OFFSET_TOLERANCE frames of 0. Chance is about 3 / 31."""
-    from .keypoint_scoring import shifted_cosines
+    from .scoring import shifted_cosines
     from .offset import best_lag, lag_scores
 
     lags = np.arange(-OFFSET_RANGE, OFFSET_RANGE + 1)

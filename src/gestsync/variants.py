@@ -2,10 +2,11 @@
 
 - `rgb`: the published GestSync network on the masked 16:9 body crop (`model_scoring`).
 - `keypoint`: ours, on the pose keypoints that the people stage already found
-  (`keypoint_scoring`), trainable on a CPU.
+  (`keypoint_model`), trainable on a CPU.
 
 Everything that depends on the variant asks here (`of(model)` or `named(name)`): loading,
-scoring for `sync`, `speaker` and `eval`, and training. Nothing else compares variant names.
+feeding the picture side for `sync`, `speaker` and `eval` (`cues.Network` scores what it
+gives), and training. Nothing else compares variant names.
 """
 
 from __future__ import annotations
@@ -30,36 +31,36 @@ class Variant:
     reads_keypoints: bool  # its picture side reads pose keypoints, not the masked crop
     batch_norm: bool  # has batch-norm layers (SyncBatchNorm across GPUs when training)
 
-    def offset_evidence(self, model, info, audio, person, lags, progress):
-        """len(lags) x T evidence of one person at every lag (`gestsync sync`)."""
-        if self.reads_keypoints:
-            from .keypoint_scoring import keypoint_evidence
-
-            return keypoint_evidence(model, info, audio, person, lags, progress)
-        from .model_scoring import model_evidence
-
-        return model_evidence(model, info, audio, person, lags, progress)
-
-    def track_embeddings(self, model, info, audio, track, progress):
-        """Zero-lag window embeddings over a track's frames (`gestsync speaker`)."""
-        if self.reads_keypoints:
-            from .keypoint_scoring import track_embeddings
-
-            return track_embeddings(model, info, audio, track, progress)
-        from .model_scoring import track_embeddings
-
-        return track_embeddings(model, info, audio, track, progress)
-
     def clip_video(self, model, info, person, progress):
-        """The picture side of a whole clip for one person: W x D window embeddings."""
+        """The picture side of a whole clip for one person (`gestsync sync`, `eval`):
+        window embeddings, row s the window of frames s .. s + 24."""
         if self.reads_keypoints:
-            from .keypoint_scoring import track_features
+            from .keypoint_model import track_features
 
-            return model.embed_video_clip(track_features(person, info.num_frames))
-        from .model_scoring import masked_crops
+            progress("model (keypoints)", 0, 1)
+            video = model.embed_video_clip(track_features(person, info.num_frames))
+            progress("model (keypoints)", 1, 1)
+            return video
+        from .crops import masked_crops
 
         return model.embed_video_clip(masked_crops(info, person), progress=lambda step, done, total:
                                       progress("model (picture)", done, total or info.num_frames))
+
+    def track_video(self, model, info, track, progress):
+        """The picture side over a track's own frames (`gestsync speaker`): row s the
+        window of frames track.start + s .. + 24."""
+        if self.reads_keypoints:
+            from .keypoint_model import keypoint_features
+
+            progress("model (keypoints)", 0, 1)
+            video = model.embed_video_clip(keypoint_features(track.keypoints, track.crop_boxes()))
+            progress("model (keypoints)", 1, 1)
+            return video
+        from .crops import masked_crops
+
+        crops = masked_crops(info, track, start_frame=track.start, num_frames=track.length)
+        return model.embed_video_clip(crops, progress=lambda step, done, total:
+                                      progress("model (picture)", done, track.length))
 
 
 VARIANTS = {

@@ -1,0 +1,41 @@
+"""`Syncer`: a model loaded once, for many videos (the CLI's folder runs, the web demo's
+jobs and the corpus workers keep one each)."""
+
+from __future__ import annotations
+
+import os
+
+from . import models
+from .results import OffsetResult, SpeakerResult
+from .speaker import find_speakers
+from .sync import find_offset
+
+
+class Syncer:
+    """`Syncer("gestsync-rgb").find_offset("a.mp4")`: `find_offset` and `find_speakers` with
+    the model loaded once, here.
+
+    Args:
+        model: as for `find_offset`: "auto", "builtin", "gestsync-rgb" or a model file.
+        device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
+        checkpoint: a model file path (the older spelling of model=PATH).
+    Raises:
+        GestsyncError (CheckpointError) when the model cannot be found or read.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = models.AUTO, *,
+                 device: str | None = None, checkpoint: str | os.PathLike | None = None):
+        self.model = models.open_model(model, checkpoint, device)
+
+    @property
+    def label(self) -> str:
+        """How summaries name the model ("built-in estimator", "gestsync-rgb", ...)."""
+        return self.model.choice.label
+
+    def find_offset(self, video: str | os.PathLike, **options) -> OffsetResult:
+        """`sync.find_offset(video, **options)` with this model."""
+        return find_offset(video, model=self.model, **options)
+
+    def find_speakers(self, video: str | os.PathLike, **options) -> SpeakerResult:
+        """`speaker.find_speakers(video, **options)` with this model."""
+        return find_speakers(video, model=self.model, **options)
