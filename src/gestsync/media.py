@@ -15,14 +15,15 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .errors import MediaError
+from .errors import GestsyncError, MediaError
 from .outputs import atomic_path
+from .progress import Progress
 from .timebase import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
@@ -413,8 +414,13 @@ def _write_shifted(info: MediaInfo, out_path: Path, shift_frames: float) -> Path
     folder = out_path.parent
     if not folder.is_dir():
         raise MediaError(f"output folder {folder} does not exist: create it or choose another")
-    with atomic_path(out_path, suffix=out_path.suffix) as tmp:
-        _remux(info, tmp, fmt, shift_frames)
+    try:
+        with atomic_path(out_path, suffix=out_path.suffix) as tmp:
+            _remux(info, tmp, fmt, shift_frames)
+    except MediaError:
+        raise
+    except GestsyncError as e:  # the folder cannot be written (`outputs.temp_beside`)
+        raise MediaError(str(e)) from e
     return out_path
 
 
@@ -444,6 +450,66 @@ def _remux(info: MediaInfo, tmp: Path, fmt: str, shift_frames: float) -> None:
         except av.FFmpegError as e:
             raise MediaError(f"cannot write {tmp.suffix} output for {info.path.name} ({e}): "
                              "try an .mkv output name") from e
+
+
+COPY_AUDIO_CODECS = ("aac", "mp3")  # copied as they are into `write_redrawn`'s mp4
+X264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # near-transparent, about 2x real time at 720p
+
+
+def write_redrawn(info: MediaInfo, out_path: Path, draw: Callable[[int, np.ndarray], None],
+                  progress: Progress) -> Path:
+    """Re-encode `info`'s clip to out_path (.mp4: H.264 at the source's rate and upright
+    size, each picture keeping its timestamp) after draw(k, rgb) drew on each picture in
+    place: k its frame on the 25 fps grid (`iter_frames`), rgb upright uint8. The sound
+    is copied packet for packet when mp4 holds its codec (AAC, MP3), else made AAC."""
+    with _open(info.path) as vsrc, _open(info.path) as asrc:
+        vin, ain = vsrc.streams.video[0], asrc.streams.audio[0]
+        vin.thread_type = "AUTO"
+        try:
+            with av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+                vout = _h264_stream(out, vin, info)
+                copy = _codec_name(ain) in COPY_AUDIO_CODECS
+                aout = out.add_stream_from_template(ain) if copy else _audio_stream(out, "mp4", info)
+                video = _timed(_redrawn_packets(vsrc, vin, vout, info, draw, progress), 0)
+                sound = (p for p in _demux(asrc, ain, info.path) if p.size) if copy else \
+                    _shifted_packets(asrc, ain, aout, info, 0.0)
+                for _, kind, packet in heapq.merge(video, _timed(sound, 1), key=lambda x: x[:2]):
+                    packet.stream = vout if kind == 0 else aout
+                    out.mux(packet)
+        except av.FFmpegError as e:
+            raise MediaError(f"cannot write {out_path.name} for {info.path.name} ({e})") from e
+    return out_path
+
+
+def _h264_stream(out, vin, info: MediaInfo):
+    """libx264 stream at the source's rate and upright size (even, as yuv420p needs)."""
+    rate = vin.average_rate or vin.guessed_rate or FPS
+    stream = out.add_stream("libx264", rate=rate, options=X264_OPTIONS)
+    stream.width, stream.height = info.width // 2 * 2, info.height // 2 * 2
+    stream.pix_fmt = "yuv420p"
+    stream.time_base = vin.time_base
+    stream.codec_context.time_base = vin.time_base
+    return stream
+
+
+def _redrawn_packets(src, vin, vout, info: MediaInfo, draw, progress) -> Iterator[av.Packet]:
+    """Encoded packets of every source picture, drawn on, with its own timestamp."""
+    scaler = VideoReformatter()
+    count = max(1, round((info.video_end - info.video_start) * info.video_fps))
+    progress("writing video", 0, count)
+    for i, frame in enumerate(_decoded(src, vin, info.path)):
+        if frame.time is None:
+            continue
+        rgb = _to_rgb(frame, None, info.rotation, scaler)[:vout.height, :vout.width]
+        k = math.floor((frame.time - info.start + PTS_SLACK) * FPS)
+        if 0 <= k < info.num_frames:
+            draw(k, rgb)
+        new = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        new.pts, new.time_base = frame.pts, frame.time_base
+        yield from vout.encode(new)
+        progress("writing video", min(i + 1, count), count)
+    yield from vout.encode(None)
+    progress("writing video", count, count)
 
 
 def _timed(packets: Iterator[av.Packet], kind: int) -> Iterator[tuple[float, int, av.Packet]]:

@@ -2,8 +2,9 @@
 
 Stages: one decode of the clip feeds both the shot-cut detector (`scenes`) and the pose
 detector (`scan.detect_poses`); people are tracked within each scene; each track is
-scored against the scene's sound (`speaker_scores`: built-in estimator or the model at
-zero lag); voice activity (`vad`) says where nobody speaks.
+scored against the scene's sound at zero lag by the run's cue (`scoring`: the built-in
+estimator or a model, with the face if asked); voice activity (`vad`) says where nobody
+speaks; `speaker_scores` decides.
 """
 
 from __future__ import annotations

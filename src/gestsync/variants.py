@@ -1,6 +1,6 @@
 """The model variants, in one place: what each is built from and how it is fed.
 
-- `rgb`: the published GestSync network on the masked 16:9 body crop (`model_scoring`).
+- `rgb`: the published GestSync network on the masked 16:9 body crop (`crops`).
 - `keypoint`: ours, on the pose keypoints that the people stage already found
   (`keypoint_model`), trainable on a CPU.
 
