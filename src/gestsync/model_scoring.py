@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import media, people
+from . import media, people, pipeline
 from .audio import log_mel
 from .model import GestSyncModel
 from .pose import FaceMasker
@@ -35,12 +35,25 @@ def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 
             yield faces.masked_crop(frame, boxes[i], keypoints)
 
 
+def streamed_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
+                   num_frames: int | None = None) -> Iterator[np.ndarray]:
+    """`masked_crops` made in a background thread (decode and face mesh on one core while
+    the network runs), at most `pipeline.DEPTH` ahead: the same crops, in the same order."""
+    return pipeline.prefetched(masked_crops(info, track, start_frame, num_frames))
+
+
+def embed_crops(model: GestSyncModel, crops: Iterator[np.ndarray], total: int,
+                progress: Progress) -> torch.Tensor:
+    """`embed_video_clip` of streamed crops, on the cores the crop thread leaves it."""
+    with pipeline.torch_threads(pipeline.consumer_threads()):
+        return model.embed_video_clip(
+            crops, progress=lambda step, done, _: progress("model (picture)", done, total))
+
+
 def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,
                    track: people.Track, lags: np.ndarray, progress: Progress) -> np.ndarray:
     """len(lags) x T evidence (NaN where a window is missing), T = info.num_frames."""
-    video = model.embed_video_clip(
-        masked_crops(info, track),
-        progress=lambda step, done, total: progress("model (picture)", done, total or info.num_frames))
+    video = embed_crops(model, streamed_crops(info, track), info.num_frames, progress)
     with torch.inference_mode():
         sound = model.embed_audio_clip(log_mel(audio).to(model.device))
     video = torch.nn.functional.normalize(video, dim=1)
@@ -65,9 +78,8 @@ def track_embeddings(model: GestSyncModel, info: media.MediaInfo, audio: np.ndar
     model's logit scale, so that scale * (video * sound).sum(1) is the scaled cosine.
     The keypoint variant has its own (`variants`).
     """
-    crops = masked_crops(info, track, start_frame=track.start, num_frames=track.length)
-    video = model.embed_video_clip(
-        crops, progress=lambda step, done, total: progress("model (picture)", done, track.length))
+    crops = streamed_crops(info, track, start_frame=track.start, num_frames=track.length)
+    video = embed_crops(model, crops, track.length, progress)
     span = audio[track.start * media.SAMPLES_PER_FRAME:track.end * media.SAMPLES_PER_FRAME]
     with torch.inference_mode():
         sound = model.embed_audio_clip(log_mel(span).to(model.device))

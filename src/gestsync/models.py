@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import CheckpointError, GestsyncError
+from .errors import CheckpointError, GestsyncError, UsageError
 from .arguments import help_texts
 
 AUTO, BUILTIN = "auto", "builtin"
@@ -33,6 +33,8 @@ FILE_METHOD = "model"  # `method` of a result scored with a model file given by 
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # per socket operation, not for the whole transfer
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1F35PfHGJ_guanl_tCV0CX9jNr9kY6359"
+
+PRECISIONS = ("fp32", "bf16")  # the network's arithmetic: fp32 (default, exact) or bfloat16
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,10 @@ def resolve(model: str | os.PathLike | None = AUTO,
     return ModelChoice(FILE_METHOD, Path(model))
 
 
-def load(choice: ModelChoice, device: str | None = None):
-    """The model of `choice` (None for the built-in estimator), loaded once per process."""
+def load(choice: ModelChoice, device: str | None = None, precision: str = "fp32"):
+    """The model of `choice` (None for the built-in estimator), loaded once per process
+    and precision (`GestSyncModel.set_precision`: fp32 or bf16)."""
+    check_precision(precision)
     if choice.path is None:
         return None
     from .checkpoint import resolve_device
@@ -170,14 +174,27 @@ def load(choice: ModelChoice, device: str | None = None):
     path = choice.path.resolve() if choice.path.exists() else choice.path
     stat = path.stat() if path.is_file() else None
     key = (str(path), stat and (stat.st_size, stat.st_mtime_ns), str(resolve_device(device)))
-    return _load_cached(*key)
+    return _load_cached(*key, precision)
+
+
+def check_precision(precision: str) -> None:
+    """UsageError unless `precision` is one that `--precision` takes."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
 
 
 @functools.lru_cache(maxsize=2)
-def _load_cached(path: str, stamp: Any, device: str):
+def _load_cached(path: str, stamp: Any, device: str, precision: str = "fp32"):
     from .checkpoint import load_model
 
-    return load_model(path, device=device)
+    model = load_model(path, device=device)
+    if precision != "fp32":
+        if not hasattr(model, "set_precision"):
+            raise UsageError(f"--precision {precision} applies to the published (RGB) model "
+                             f"only; {Path(path).name} is a {model.config.variant} model: "
+                             "leave --precision at fp32")
+        model.set_precision(precision)
+    return model
 
 
 def hint_for_uncertain() -> str | None:

@@ -62,6 +62,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
                   scene_threshold: float = CUT_THRESHOLD, allow_offscreen: bool = False,
                   out_dir: str | os.PathLike | None = None, write_video: bool = True,
                   device: str | None = None, cues: str = face.DEFAULT_CUES,
+                  precision: str = "fp32",
                   progress: scan.Progress | None = None) -> SpeakerResult:
     """Find who speaks in each scene (and, with per_frame, on each frame) of `video`.
 
@@ -85,6 +86,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
         device: torch device for the model; None picks a GPU if present.
         cues: "body" (default), "face+body" (whose lips move with the sound, too) or
             "face" (lips; the body where a face is not found); see `face`.
+        precision: the model's arithmetic, "fp32" (default) or "bf16" (as `find_offset`).
         progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
@@ -105,7 +107,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | None =
     from .models import load, resolve
 
     choice = resolve(model, checkpoint)
-    net = load(choice, device)
+    net = load(choice, device, precision)
     spans, tracks = _scenes_and_tracks(info, options, progress)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
