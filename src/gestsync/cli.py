@@ -30,6 +30,9 @@ def _quiet_native_logs() -> None:
     """MediaPipe/TFLite print C++ log lines on stderr; keep only their errors."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # torch's OpenMP threads sleep when idle rather than spin: the crop thread and the pose
+    # processes need those cores (must be set before torch loads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def find_videos(paths: Sequence[str]) -> list[Path]:
