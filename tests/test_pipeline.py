@@ -1,0 +1,186 @@
+"""The crop pipeline (a producer thread feeding a bounded queue) and --precision."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SAMPLES, assert_clean_failure, needs_samples, run_cli
+from gestsync import pipeline
+from gestsync.errors import MediaError, UsageError
+
+
+def _prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "gestsync-prefetch" and t.is_alive()]
+
+
+def _wait_until(condition, timeout: float = 5.0) -> bool:
+    """Poll `condition` (no assertion on time: only a bound on waiting)."""
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_prefetched_yields_every_item_in_order():
+    assert list(pipeline.prefetched(iter(range(100)), depth=3)) == list(range(100))
+    assert list(pipeline.prefetched([], depth=1)) == []
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+def test_the_queue_is_bounded():
+    """A slow consumer: the producer gets at most `depth` items ahead (+1 in its hands)."""
+    made = []
+
+    def producer():
+        for i in range(1000):
+            made.append(i)
+            yield i
+
+    stream = pipeline.prefetched(producer(), depth=4)
+    assert next(stream) == 0
+    assert _wait_until(lambda: len(made) >= 6)  # 1 taken, 4 queued, 1 waiting to be put
+    time.sleep(0.3)  # the producer is blocked: nothing more is made
+    assert len(made) == 6
+    stream.close()
+    assert _wait_until(lambda: not _prefetch_threads())
+    assert len(made) <= 7
+
+
+def test_a_producer_error_is_raised_as_is_and_nothing_hangs():
+    error = MediaError("cannot decode frame 3 of clip.mp4: give a readable video")
+
+    def producer():
+        yield from range(3)
+        raise error
+
+    got = []
+    with pytest.raises(MediaError) as raised:
+        for item in pipeline.prefetched(producer(), depth=2):
+            got.append(item)
+    assert raised.value is error and got == [0, 1, 2]
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+def test_closing_early_closes_the_source_in_its_thread():
+    seen = {}
+
+    def producer():
+        try:
+            yield from range(10_000)
+        finally:
+            seen["closed in"] = threading.current_thread().name
+
+    stream = pipeline.prefetched(producer(), depth=2)
+    assert [next(stream), next(stream)] == [0, 1]
+    stream.close()
+    assert seen == {"closed in": "gestsync-prefetch"}
+    assert not _prefetch_threads()
+
+
+def test_a_consumer_error_stops_the_producer():
+    with pytest.raises(ZeroDivisionError):
+        for item in pipeline.prefetched(iter(range(10_000)), depth=2):
+            1 / (item - 5)
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+def test_bad_depth_and_thread_settings():
+    with pytest.raises(ValueError, match="depth"):
+        next(pipeline.prefetched([1], depth=0))
+    assert 1 <= pipeline.consumer_threads() <= torch.get_num_threads()
+    before = torch.get_num_threads()
+    with pipeline.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+@needs_samples
+def test_streamed_crops_equal_the_sequential_crops():
+    """Frame for frame, the same uint8 crops (face mesh tracking state included)."""
+    from gestsync import media, scan
+    from gestsync.model_scoring import masked_crops, streamed_crops
+
+    info = media.probe(SAMPLES / "sync_sample_3.mp4")
+    [track] = scan.scan_people(info, max_people=1, stride=2)[:1]
+    sequential = list(masked_crops(info, track, track.start, 60))
+    streamed = list(streamed_crops(info, track, track.start, 60))
+    assert len(streamed) == len(sequential) == 60
+    assert all(np.array_equal(a, b) for a, b in zip(sequential, streamed))
+
+
+def test_embed_crops_raises_the_producer_error():
+    from gestsync.model_scoring import embed_crops
+
+    class Net:
+        def embed_video_clip(self, frames, progress):
+            return [f for f in frames]
+
+    error = MediaError("broken")
+
+    def crops():
+        yield np.zeros((270, 480, 3), np.uint8)
+        raise error
+
+    with pytest.raises(MediaError) as raised:
+        embed_crops(Net(), pipeline.prefetched(crops()), 2, lambda *a: None)
+    assert raised.value is error
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+# ---- --precision ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_model():
+    import reference_weights
+    from gestsync.model import GestSyncModel
+
+    model = GestSyncModel()
+    model.load_state_dict(reference_weights.reference_state_dict())
+    return model.eval()
+
+
+def test_bf16_embeddings_stay_close_to_fp32(reference_model):
+    """Random weights and frames (a weak check: the published weights may differ)."""
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(40, 270, 480, 3, generator=g) * 255).to(torch.uint8)
+    mel = torch.randn(200, 80, generator=g)
+    fp32 = reference_model.set_precision("fp32")
+    video, sound = fp32.embed_video_clip(frames), fp32.embed_audio_clip(mel)
+    bf16 = reference_model.set_precision("bf16")
+    video16, sound16 = bf16.embed_video_clip(frames), bf16.embed_audio_clip(mel)
+    reference_model.set_precision("fp32")
+    assert video16.dtype == sound16.dtype == torch.float32
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(video, video16, dim=1).min() > 0.99
+    assert cos(sound, sound16, dim=1).min() > 0.99
+    assert not torch.equal(video, video16)  # it did run in bf16
+
+
+def test_fp32_is_unchanged_by_a_bf16_run(reference_model):
+    frames = (torch.rand(30, 270, 480, 3) * 255).to(torch.uint8)
+    first = reference_model.embed_video_clip(frames)
+    reference_model.set_precision("bf16").embed_video_clip(frames)
+    again = reference_model.set_precision("fp32").embed_video_clip(frames)
+    assert torch.equal(first, again)
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        reference_model.set_precision("fp16")
+
+
+def test_models_load_checks_the_precision():
+    from gestsync import models
+
+    with pytest.raises(UsageError, match="unknown precision 'int4'"):
+        models.load(models.resolve("builtin"), "cpu", "int4")
+    assert models.load(models.resolve("builtin"), "cpu", "bf16") is None  # no network: no effect
+
+
+@pytest.mark.parametrize("command", ["sync", "speaker"])
+def test_bad_precision_is_a_usage_error(capsys, tmp_path, command):
+    out = tmp_path / "res"
+    code, _, err = run_cli(capsys, command, str(tmp_path / "any.mp4"), "--precision", "fp16",
+                           "--out", str(out))
+    assert_clean_failure(code, err, out, "--precision")
