@@ -184,3 +184,37 @@ def test_bad_precision_is_a_usage_error(capsys, tmp_path, command):
     code, _, err = run_cli(capsys, command, str(tmp_path / "any.mp4"), "--precision", "fp16",
                            "--out", str(out))
     assert_clean_failure(code, err, out, "--precision")
+
+
+# ---- the people count rides along the one-person pose pass ----------------------------
+
+
+@needs_samples
+@pytest.mark.parametrize("name", ["sync_sample_3.mp4", "asd_sample_2.mp4"])
+def test_one_person_poses_equal_the_two_passes_they_replace(monkeypatch, name):
+    """Same counts as `count_people`, same poses as `detect_poses(info, 1)`, in one process
+    and in two (chunks of 64 frames)."""
+    from gestsync import media, scan
+
+    info = media.probe(SAMPLES / name)
+    counts = scan.count_people(info)
+    monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)
+    for workers in (1, 2):  # the same chunks (tracking restarts at each) as detect_poses
+        poses = scan.detect_poses(info, 1, stride=2, workers=workers)
+        got_poses, got_counts = scan.one_person_poses(info, stride=2, workers=workers)
+        assert got_counts.tolist() == counts.tolist()
+        assert len(got_poses) == len(poses)
+        assert all(np.array_equal(a, b) for a, b in zip(got_poses, poses))
+
+
+def test_pose_chunks_are_even_and_a_multiple_of_the_workers():
+    from gestsync.scan import CHUNK_FRAMES, _chunks
+
+    assert [c for _, c in _chunks(3 * CHUNK_FRAMES, 2)] == [3 * CHUNK_FRAMES // 4] * 4
+    assert [c for _, c in _chunks(CHUNK_FRAMES, 2)] == [CHUNK_FRAMES // 2] * 2
+    assert _chunks(CHUNK_FRAMES // 5, 2) == [(0, CHUNK_FRAMES // 5)]  # too short to split
+    assert _chunks(0, 2) == []
+    for n in (1, 77, 1501, 15_000):
+        chunks = _chunks(n, 2)
+        assert sum(c for _, c in chunks) == n and chunks[0][0] == 0
+        assert all(a + c == b for (a, c), (b, _) in zip(chunks, chunks[1:]))
