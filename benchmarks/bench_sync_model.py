@@ -9,7 +9,9 @@ it and its pose processes, peak RSS of the largest): `sync --model` as before th
 pipeline (masked crops made in line with the network, pose stretches of 500 frames; the
 child patches `model_scoring` and `scan` back), as now in fp32 and in bf16, and
 `speaker --model` on the 2-people clip of bench_speaker.py (asd_sample_1 looped to the
-same length), now in fp32 and in bf16 (`--runs` picks some).
+same length), now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
+"before" run is the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
+tar -x -C /tmp/base`, then `--before-src /tmp/base/src`).
 
 1. End to end: the command itself (`gestsync sync CLIP --checkpoint ... --json --quiet`,
    writing offset.json, scores.png and the corrected copy) in a child process: wall and
@@ -93,27 +95,28 @@ def timed_stream(items: Iterable[Any], stage: Stage) -> Iterator[Any]:
         yield item
 
 
-# The child of a "before" run: the crops made in line with the network on torch's own
-# threads, and pose stretches of CHUNK_FRAMES (the code before the pipeline), then the CLI.
+# The child of a "before" run without --before-src: this code with the crops made in line
+# with the network and pose stretches of CHUNK_FRAMES, then the CLI.
 SEQUENTIAL = """import sys
 from gestsync import cli, model_scoring as m, scan
 m.streamed_crops = m.masked_crops
-m.pipeline.consumer_threads = m.torch.get_num_threads
 scan._chunks = lambda n, w: [(s, min(scan.CHUNK_FRAMES, n - s)) for s in range(0, n, scan.CHUNK_FRAMES)]
 sys.exit(cli.main(sys.argv[1:]))
 """
 
 
 def end_to_end(clip: Path, checkpoint: Path, out: Path, command: str = "sync",
-               extra: tuple[str, ...] = (), sequential: bool = False) -> dict[str, Any]:
-    """Run the command in a child process; its wall, CPU (user + sys, its pose processes
-    included) and peak RSS (of the largest process)."""
-    head = ["-c", SEQUENTIAL] if sequential else ["-m", "gestsync"]
+               extra: tuple[str, ...] = (), sequential: bool = False,
+               source: Path | None = None) -> dict[str, Any]:
+    """Run the command in a child process (the package from `source` if given); its wall,
+    CPU (user + sys, its pose processes included) and peak RSS (of the largest process)."""
+    head = ["-c", SEQUENTIAL] if sequential and source is None else ["-m", "gestsync"]
+    env = {**os.environ, "PYTHONPATH": str(source)} if sequential and source else None
     cmd = [sys.executable, *head, command, str(clip), "--checkpoint", str(checkpoint),
            "--out", str(out), "--json", "--quiet", "--device", "cpu", *extra]  # fmt: skip
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         wall = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        child = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - wall
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -134,7 +137,8 @@ RUNS = {  # name: (command, extra options, sequential)
 }
 
 
-def compare(clip: Path, two_people: Path, checkpoint: Path, work: Path, runs: list[str]) -> None:
+def compare(clip: Path, two_people: Path, checkpoint: Path, work: Path, runs: list[str],
+            before_src: Path | None = None) -> None:
     """The whole commands of `runs`, one after another, with the load average around each."""
     duration = media.probe(clip).num_frames / media.FPS
     print(f"  {'run':<14} {'wall s':>7} {'CPU s':>7} {'RTF wall':>9} {'RTF CPU':>8} "
@@ -143,7 +147,7 @@ def compare(clip: Path, two_people: Path, checkpoint: Path, work: Path, runs: li
         command, extra, sequential = RUNS[name]
         source = two_people if command == "speaker" else clip
         load = os.getloadavg()[0]
-        r = end_to_end(source, checkpoint, work / name, command, extra, sequential)
+        r = end_to_end(source, checkpoint, work / name, command, extra, sequential, before_src)
         answer = (f"offset {r['result']['offset_frames']}" if command == "sync"
                   else f"{len(r['result']['tracks'])} tracks")
         print(f"  {name:<14} {r['wall']:7.1f} {r['cpu']:7.1f} {r['wall'] / duration:9.3f} "
@@ -211,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="before/after, fp32/bf16, sync and speaker: whole commands only")
     ap.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
                     help="with --compare: which runs (default all)")
+    ap.add_argument("--before-src", type=Path, help="with --compare: the package folder (holding "
+                    "gestsync/) of the code to compare against (default: this code, pipeline off)")
     args = ap.parse_args(argv)
     if not args.source.is_file():
         print(f"skipped: no source clip {args.source} (give --source)")
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench_speaker import make_clip
 
             two = make_clip([SAMPLES / "asd_sample_1.mp4"], work / "2people.mp4", duration)
-            compare(clip, two, checkpoint, work, args.runs)
+            compare(clip, two, checkpoint, work, args.runs, args.before_src)
             return 0
         if not args.skip_end_to_end:
             e2e = end_to_end(clip, checkpoint, work / "e2e")

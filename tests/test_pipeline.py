@@ -87,14 +87,9 @@ def test_a_consumer_error_stops_the_producer():
     assert _wait_until(lambda: not _prefetch_threads())
 
 
-def test_bad_depth_and_thread_settings():
+def test_bad_depth():
     with pytest.raises(ValueError, match="depth"):
         next(pipeline.prefetched([1], depth=0))
-    assert 1 <= pipeline.consumer_threads() <= torch.get_num_threads()
-    before = torch.get_num_threads()
-    with pipeline.torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 @needs_samples

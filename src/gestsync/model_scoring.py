@@ -44,10 +44,9 @@ def streamed_crops(info: media.MediaInfo, track: people.Track, start_frame: int 
 
 def embed_crops(model: GestSyncModel, crops: Iterator[np.ndarray], total: int,
                 progress: Progress) -> torch.Tensor:
-    """`embed_video_clip` of streamed crops, on the cores the crop thread leaves it."""
-    with pipeline.torch_threads(pipeline.consumer_threads()):
-        return model.embed_video_clip(
-            crops, progress=lambda step, done, _: progress("model (picture)", done, total))
+    """`embed_video_clip` of (streamed) crops, progress reported against `total` frames."""
+    return model.embed_video_clip(
+        crops, progress=lambda step, done, _: progress("model (picture)", done, total))
 
 
 def model_evidence(model: GestSyncModel, info: media.MediaInfo, audio: np.ndarray,
