@@ -2,6 +2,16 @@
 
     .venv/bin/python benchmarks/bench_sync_model.py [--source CLIP] [--seconds S] [--checkpoint PTH]
     .venv/bin/python benchmarks/bench_sync_model.py --seconds 60 --skip-stages   # peak RSS, longer clip
+    .venv/bin/python benchmarks/bench_sync_model.py --seconds 60 --compare       # before / after
+
+`--compare` runs whole commands one after another, each in a child process (wall, CPU of
+it and its pose processes, peak RSS of the largest): `sync --model` as before this
+pipeline (masked crops made in line with the network, pose stretches of 500 frames; the
+child patches `crops` and `scan` back), as now in fp32 and in bf16, and
+`speaker --model` on the 2-people clip of bench_speaker.py (asd_sample_1 looped to the
+same length), now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
+"before" run is the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
+tar -x -C /tmp/base`, then `--before-src /tmp/base/src`).
 
 1. End to end: the command itself (`gestsync sync CLIP --checkpoint ... --json --quiet`,
    writing offset.json, scores.png and the corrected copy) in a child process: wall and
@@ -85,20 +95,64 @@ def timed_stream(items: Iterable[Any], stage: Stage) -> Iterator[Any]:
         yield item
 
 
-def end_to_end(clip: Path, checkpoint: Path, out: Path) -> dict[str, Any]:
-    """Run the command in a child process; its wall, CPU (user + sys) and peak RSS."""
-    cmd = [sys.executable, "-m", "gestsync", "sync", str(clip), "--checkpoint", str(checkpoint),
-           "--out", str(out), "--json", "--quiet", "--device", "cpu"]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "peak_mb": after.ru_maxrss * 1024 / MB,
-            "result": json.loads(done.stdout.strip().splitlines()[-1])}  # fmt: skip
+# The child of a "before" run without --before-src: this code with the crops made in line
+# with the network and pose stretches of CHUNK_FRAMES, then the CLI.
+SEQUENTIAL = """import sys
+from gestsync import cli, crops as m, scan
+m.streamed_crops = m.masked_crops
+scan._chunks = lambda n, w: [(s, min(scan.CHUNK_FRAMES, n - s)) for s in range(0, n, scan.CHUNK_FRAMES)]
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def end_to_end(clip: Path, checkpoint: Path, out: Path, command: str = "sync",
+               extra: tuple[str, ...] = (), sequential: bool = False,
+               source: Path | None = None) -> dict[str, Any]:
+    """Run the command in a child process (the package from `source` if given); its wall,
+    CPU (user + sys, its pose processes included) and peak RSS (of the largest process)."""
+    head = ["-c", SEQUENTIAL] if sequential and source is None else ["-m", "gestsync"]
+    env = {**os.environ, "PYTHONPATH": str(source)} if sequential and source else None
+    cmd = [sys.executable, *head, command, str(clip), "--checkpoint", str(checkpoint),
+           "--out", str(out), "--json", "--quiet", "--device", "cpu", *extra]  # fmt: skip
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        wall = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - wall
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0), stderr.seek(0)
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({child.returncode}): {stderr.read().strip()}")
+        lines = stdout.read().strip().splitlines()
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss * 1024 / MB,
+            "result": json.loads(lines[-1])}  # fmt: skip
+
+
+RUNS = {  # name: (command, extra options, sequential)
+    "sync-before": ("sync", (), True),
+    "sync": ("sync", (), False),
+    "sync-bf16": ("sync", ("--precision", "bf16"), False),
+    "speaker": ("speaker", (), False),
+    "speaker-bf16": ("speaker", ("--precision", "bf16"), False),
+}
+
+
+def compare(clip: Path, two_people: Path, checkpoint: Path, work: Path, runs: list[str],
+            before_src: Path | None = None) -> None:
+    """The whole commands of `runs`, one after another, with the load average around each."""
+    duration = media.probe(clip).num_frames / media.FPS
+    print(f"  {'run':<14} {'wall s':>7} {'CPU s':>7} {'RTF wall':>9} {'RTF CPU':>8} "
+          f"{'peak MB':>8} {'load before/after':>18}  answer")
+    for name in runs:
+        command, extra, sequential = RUNS[name]
+        source = two_people if command == "speaker" else clip
+        load = os.getloadavg()[0]
+        r = end_to_end(source, checkpoint, work / name, command, extra, sequential, before_src)
+        answer = (f"offset {r['result']['offset_frames']}" if command == "sync"
+                  else f"{len(r['result']['tracks'])} tracks")
+        print(f"  {name:<14} {r['wall']:7.1f} {r['cpu']:7.1f} {r['wall'] / duration:9.3f} "
+              f"{r['cpu'] / duration:8.3f} {r['peak_mb']:8.0f} {load:8.1f} / {os.getloadavg()[0]:<7.1f}  {answer}",
+              flush=True)  # fmt: skip
 
 
 def per_stage(clip: Path, checkpoint: Path, out: Path) -> tuple[list[Stage], media.MediaInfo, int]:
@@ -157,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, help="weights (default: random, published format)")
     ap.add_argument("--skip-end-to-end", action="store_true", help="only the per-stage pass")
     ap.add_argument("--skip-stages", action="store_true", help="only the end-to-end run")
+    ap.add_argument("--compare", action="store_true",
+                    help="before/after, fp32/bf16, sync and speaker: whole commands only")
+    ap.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
+                    help="with --compare: which runs (default all)")
+    ap.add_argument("--before-src", type=Path, help="with --compare: the package folder (holding "
+                    "gestsync/) of the code to compare against (default: this code, pipeline off)")
     args = ap.parse_args(argv)
     if not args.source.is_file():
         print(f"skipped: no source clip {args.source} (give --source)")
@@ -175,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         info = media.probe(clip)
         duration = info.num_frames / media.FPS
         print(f"clip: {clip.name}, {info.width}x{info.height}, {info.num_frames} frames at 25 fps ({duration:.1f} s)")
+        if args.compare:
+            from bench_speaker import make_clip
+
+            two = make_clip([SAMPLES / "asd_sample_1.mp4"], work / "2people.mp4", duration)
+            compare(clip, two, checkpoint, work, args.runs, args.before_src)
+            return 0
         if not args.skip_end_to_end:
             e2e = end_to_end(clip, checkpoint, work / "e2e")
             print(f"end to end `gestsync sync --checkpoint` (child process): {e2e['wall']:.1f} s wall, "

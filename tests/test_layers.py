@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gestsync"
 
 STAGES = {
     "basics": {"timebase", "errors", "progress", "results", "calibration", "bootstrap",
-               "outputs", "arguments", "samples"},
+               "outputs", "arguments", "samples", "pipeline"},
     "media": {"media", "audio", "plots", "render"},
     "decisions": {"offset", "speaker_scores", "vad"},
     "people": {"pose", "people", "scenes", "scan", "crops"},

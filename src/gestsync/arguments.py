@@ -81,3 +81,14 @@ def add_cues_option(p: argparse.ArgumentParser) -> None:
                    help="what to read: body (default: gestures with the face masked, as "
                         "in the paper), face+body (the lips too, where the face is "
                         "visible) or face (lips only; the body where no face is found)")
+
+
+PRECISIONS = ("fp32", "bf16")  # the network's arithmetic: fp32 (default, exact) or bfloat16
+
+
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    """--precision fp32 | bf16: the model's arithmetic (argparse refuses other values)."""
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="the model's arithmetic: fp32 (default, exact) or bf16 (faster on "
+                        "CPUs with bfloat16 instructions, e.g. AMX; embeddings differ "
+                        "slightly; no effect without --model)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import GestsyncError, Terminated, UsageError, sigterm_as_interrupt
-from .arguments import Parser, add_cues_option, add_model_option, help_texts
+from .arguments import Parser, add_cues_option, add_model_option, add_precision_option, help_texts
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
 
@@ -30,6 +30,9 @@ def _quiet_native_logs() -> None:
     """MediaPipe/TFLite print C++ log lines on stderr; keep only their errors."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # torch's OpenMP threads sleep when idle rather than spin: the crop thread and the pose
+    # processes need those cores (must be set before torch loads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def find_videos(paths: Sequence[str]) -> list[Path]:
@@ -52,6 +55,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", metavar="VIDEO",
                    help="video files or folders of videos")
     add_model_option(p)
+    add_precision_option(p)
     p.add_argument("--out", metavar="DIR",
                    help="output folder (default results/<video name>/; with several videos, "
                         "DIR/<video name>/)")
@@ -248,7 +252,8 @@ def _syncer(options: dict):
     """The run's model, loaded once for every video (taken out of `options`)."""
     from .syncer import Syncer
 
-    return Syncer(options.pop("model"), device=options.pop("device"))
+    return Syncer(options.pop("model"), device=options.pop("device"),
+                  precision=options.pop("precision"))
 
 
 def _speaker_options(args) -> dict:
@@ -257,7 +262,7 @@ def _speaker_options(args) -> dict:
                 context_frames=args.context_frames, max_people=args.max_people,
                 min_track_frames=args.min_track_frames, min_track_size=args.min_track_size,
                 max_gap=args.max_gap, scene_threshold=args.scene_threshold, device=args.device,
-                cues=args.cues)
+                cues=args.cues, precision=args.precision)
 
 
 def _speaker_summary(d: dict, label: str | None = None) -> str:
@@ -315,7 +320,7 @@ def _sync_options(args, workers: int) -> dict:
     return dict(model=args.model, max_offset=args.max_offset, context_frames=args.context_frames,
                 grid=args.grid, always_write=args.always_write, device=args.device,
                 segment_seconds=args.segments, pose_stride=args.pose_stride, workers=workers,
-                cues=args.cues)
+                cues=args.cues, precision=args.precision)
 
 
 def _workers(args, default: int | None = None) -> int:

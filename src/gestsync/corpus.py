@@ -412,20 +412,22 @@ def _run(job: Job, video: Path):
         out_dir = Path(job.out_root) / out_name(video)
     syncer = _syncer(job)
     run = syncer.find_offset if job.command == "sync" else syncer.find_speakers
-    options = {k: v for k, v in job.options.items() if k not in ("model", "device")}
+    options = {k: v for k, v in job.options.items() if k not in MODEL_OPTIONS}
     return run(video, out_dir=out_dir, write_video=job.write_video, **options)
 
 
-_SYNCERS: dict = {}  # this process's model, loaded once (`warm_up`), by (model, device)
+MODEL_OPTIONS = ("model", "device", "precision")  # what a `Syncer` is made with
+_SYNCERS: dict = {}  # this process's model, loaded once (`warm_up`), by MODEL_OPTIONS
 
 
 def _syncer(job: Job):
     from .syncer import Syncer
 
-    key = (str(job.options.get("model", "auto")), job.options.get("device"))
+    given = {k: job.options[k] for k in MODEL_OPTIONS if k in job.options}
+    key = tuple(str(given.get(k)) for k in MODEL_OPTIONS)
     if key not in _SYNCERS:
         _SYNCERS.clear()
-        _SYNCERS[key] = Syncer(job.options.get("model", "auto"), device=key[1])
+        _SYNCERS[key] = Syncer(given.pop("model", "auto"), **given)
     return _SYNCERS[key]
 
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import media, people
+from . import media, people, pipeline
 from .pose import FaceMasker
 
 
@@ -29,3 +29,10 @@ def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 
             i = int(np.clip(start_frame + k - track.start, 0, track.length - 1))
             keypoints = track.keypoints[i]  # interpolated where not detected: still a head box
             yield faces.masked_crop(frame, boxes[i], keypoints)
+
+
+def streamed_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
+                   num_frames: int | None = None) -> Iterator[np.ndarray]:
+    """`masked_crops` made in a background thread (decode and face mesh on one core while
+    the network runs), at most `pipeline.DEPTH` ahead: the same crops, in the same order."""
+    return pipeline.prefetched(masked_crops(info, track, start_frame, num_frames))

@@ -14,6 +14,7 @@ per window and frame, as the authors' code does: about 21x less work) in bounded
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -30,6 +31,7 @@ from torch.nn import functional as F
 
 from gestsync.audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES, num_windows
 from gestsync.audio import mel_windows as _cut_mel_windows
+from gestsync.arguments import PRECISIONS
 from gestsync.progress import Progress
 
 FRAME_HEIGHT = 270  # model input frame size in pixels (the conv stack reduces it to 1 x 1)
@@ -155,8 +157,8 @@ class ConvStack(nn.Module):
             conv, bn = getattr(self, conv_name), getattr(self, bn_name)
             if self.training:
                 x = bn(conv(x))
-            else:
-                x = conv._conv_forward(x, *_folded_conv_bn(conv, bn))
+            else:  # folded in float32, then in the input's dtype (bf16 with --precision bf16)
+                x = conv._conv_forward(x, *(t.to(x.dtype) for t in _folded_conv_bn(conv, bn)))
             if pool_name is not None:  # max-pool and ReLU commute: pool first, ReLU on 4x fewer values
                 x = getattr(self, pool_name)(x)
             x = F.relu(x, inplace=True)
@@ -226,6 +228,22 @@ class GestSyncModel(nn.Module):
         self.logits_scale = nn.Linear(1, 1, bias=False)  # similarity scale, starts at 1
         nn.init.ones_(self.logits_scale.weight)
         self.fc = nn.Linear(1, 1)  # unused, present in the published file
+        self.precision = "fp32"  # arithmetic of the clip methods (`set_precision`); not a weight
+
+    def set_precision(self, precision: str) -> GestSyncModel:
+        """fp32 (default: the exact numbers) or bf16: the clip methods (`embed_video_clip`,
+        `embed_audio_clip`) then run the conv stacks on bfloat16 input and the rest under
+        `torch.autocast`; weights stay float32, outputs float32. Returns self."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        return self
+
+    def _lowered(self):
+        """The arithmetic context of the clip methods (see `set_precision`)."""
+        if getattr(self, "precision", "fp32") == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     @property
     def device(self) -> torch.device:
@@ -244,7 +262,8 @@ class GestSyncModel(nn.Module):
         """
         _check_video(frames, min_frames=TEMPORAL_KERNEL)
         # channels-last: same numbers, about 20% less CPU time (max-pool is 5x faster)
-        x = frames.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last_3d)
+        dtype = torch.bfloat16 if torch.is_autocast_enabled(self.device.type) else self.dtype
+        x = frames.to(self.device, dtype).contiguous(memory_format=torch.channels_last_3d)
         return self.net_vid(x).flatten(2)  # B x 512 x (T - 4) x 1 x 1 -> B x 512 x (T - 4)
 
     def tokens_from_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -289,7 +308,7 @@ class GestSyncModel(nn.Module):
             raise ValueError(f"chunk must be at least 1, got {chunk}")
         total, read, out = _clip_length(frames), 0, [torch.empty(0, D_MODEL)]
         for block in _frame_chunks(frames, chunk):
-            with torch.inference_mode():
+            with torch.inference_mode(), self._lowered():
                 out.append(self.video_features(block)[0].T.float().cpu())
             read += block.shape[2] - (TEMPORAL_CONTEXT if read else 0)
             _trim_heap()
@@ -311,7 +330,8 @@ class GestSyncModel(nn.Module):
             )
         windows = features.unfold(0, n_tokens, 1)  # (T - 24) x 512 x 21, a view
         out = torch.empty(windows.shape[0], self.config.embed_dim)  # an ordinary tensor, filled in place
-        with torch.inference_mode():  # PyTorch's fused transformer path needs no grad; this also skips version counters
+        # PyTorch's fused transformer path needs no grad; inference mode also skips version counters
+        with torch.inference_mode(), self._lowered():
             for s in range(0, windows.shape[0], batch):
                 out[s : s + batch] = self.embeddings_from_features(windows[s : s + batch]).float().cpu()
         return out
@@ -367,8 +387,10 @@ class GestSyncModel(nn.Module):
         if n < 1:
             raise ValueError(f"expected T x {N_MELS} log-mel features with T >= {MEL_WINDOW}, got {tuple(mel.shape)}")
         out = torch.empty(n, self.config.embed_dim)
-        for s in range(0, n, batch):
-            out[s : s + batch] = self.embed_audio(_cut_mel_windows(mel, range(s, min(s + batch, n)))).float().cpu()
+        with self._lowered():
+            for s in range(0, n, batch):
+                windows = _cut_mel_windows(mel, range(s, min(s + batch, n)))
+                out[s : s + batch] = self.embed_audio(windows).float().cpu()
         _trim_heap()
         return out
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import CheckpointError, GestsyncError
-from .arguments import help_texts
+from .errors import CheckpointError, GestsyncError, UsageError
+from .arguments import PRECISIONS, help_texts
 from .outputs import write_json_atomic
 
 AUTO, BUILTIN = "auto", "builtin"
@@ -33,6 +33,7 @@ FILE_METHOD = "model"  # `method` of a result scored with a model file given by 
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # per socket operation, not for the whole transfer
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1F35PfHGJ_guanl_tCV0CX9jNr9kY6359"
+
 
 
 @dataclass(frozen=True)
@@ -161,14 +162,29 @@ def resolve(model: str | os.PathLike | None = AUTO,
     return ModelChoice(FILE_METHOD, Path(model))
 
 
-def load(choice: ModelChoice, device: str | None = None):
-    """The network of `choice`, read from its file (None for the built-in estimator). To
-    load once and score many videos, keep a `Loaded` (`open_model`, `Syncer`)."""
+def load(choice: ModelChoice, device: str | None = None, precision: str = "fp32"):
+    """The network of `choice`, read from its file (None for the built-in estimator), in
+    `precision` (`GestSyncModel.set_precision`: fp32 or bf16). To load once and score many
+    videos, keep a `Loaded` (`open_model`, `Syncer`)."""
+    check_precision(precision)
     if choice.path is None:
         return None
     from .checkpoint import load_model
 
-    return load_model(choice.path, device=device)
+    model = load_model(choice.path, device=device)
+    if precision != "fp32":
+        if not hasattr(model, "set_precision"):
+            raise UsageError(f"--precision {precision} applies to the published (RGB) model "
+                             f"only; {choice.path.name} is a {model.config.variant} model: "
+                             "leave --precision at fp32")
+        model.set_precision(precision)
+    return model
+
+
+def check_precision(precision: str) -> None:
+    """UsageError unless `precision` is one that `--precision` takes."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -180,12 +196,13 @@ class Loaded:
 
 
 def open_model(model: str | os.PathLike | Loaded | None = AUTO,
-               checkpoint: str | os.PathLike | None = None, device: str | None = None) -> Loaded:
+               checkpoint: str | os.PathLike | None = None, device: str | None = None,
+               precision: str = "fp32") -> Loaded:
     """`model` resolved (`resolve`) and loaded; one already `Loaded` is used as it is."""
     if isinstance(model, Loaded):
         return model
     choice = resolve(model, checkpoint)
-    return Loaded(choice, load(choice, device))
+    return Loaded(choice, load(choice, device, precision))
 
 
 def hint_for_uncertain() -> str | None:

@@ -47,8 +47,7 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
     if stride < 1:
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
     progress = progress_hook(progress)
-    chunks = [(start, min(CHUNK_FRAMES, info.num_frames - start))
-              for start in range(0, info.num_frames, CHUNK_FRAMES)]
+    chunks = _chunks(info.num_frames, workers)
     if workers <= 1 or on_frame is not None or len(chunks) == 1:
         return _detect_span(info, max_people, stride, 0, info.num_frames, progress, on_frame)
     try:
@@ -61,6 +60,19 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
 
 CHUNK_FRAMES = 500  # 20 s per parallel task: detector start-up (~0.2 s) stays under 2%
 MAX_POSE_WORKERS = 4
+
+
+def _chunks(num_frames: int, workers: int) -> list[tuple[int, int]]:
+    """(start, count) stretches of at most CHUNK_FRAMES, as many as a multiple of `workers`
+    and of equal length, so that no worker is left alone on the last one (1,500 frames on
+    2 workers: 4 x 375, not 3 x 500); none under CHUNK_FRAMES / 4 (start-up cost)."""
+    if num_frames <= 0:
+        return []
+    n = -(-num_frames // CHUNK_FRAMES)  # ceil
+    n = -(-n // max(workers, 1)) * max(workers, 1)
+    n = max(1, min(n, num_frames // max(CHUNK_FRAMES // 4, 1)))
+    size = -(-num_frames // n)
+    return [(start, min(size, num_frames - start)) for start in range(0, num_frames, size)]
 
 
 def default_workers() -> int:
@@ -96,20 +108,28 @@ def _detect_parallel(info: media.MediaInfo, max_people: int, stride: int,
                      chunks: list[tuple[int, int]], workers: int, progress: Progress
                      ) -> list[np.ndarray]:
     """`_detect_span` over chunks in a process pool; results in frame order."""
+    parts = _run_chunks(_detect_span, (info, max_people, stride), chunks, workers, progress,
+                        info.num_frames)
+    return [pose for part in parts for pose in part]
+
+
+def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
+                progress: Progress, total: int) -> list:
+    """task(*args, start, count) for each chunk in a process pool; results in chunk order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # no fork of a process holding MediaPipe
-    results: dict[int, list[np.ndarray]] = {}
+    results: dict[int, object] = {}
     done = 0
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
-        futures = {pool.submit(_detect_span, info, max_people, stride, start, count): start
-                   for start, count in chunks}
+        futures = {pool.submit(task, *args, start, count): (start, count) for start, count in chunks}
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            done += len(results[futures[future]])
-            progress("people", done, info.num_frames)
-    return [pose for start, _ in chunks for pose in results[start]]
+            start, count = futures[future]
+            results[start] = future.result()
+            done += count
+            progress("people", done, total)
+    return [results[start] for start, _ in chunks]
 
 
 def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
@@ -164,8 +184,46 @@ def _whole_and_parts(detector: StillPoseDetector, frame: np.ndarray) -> np.ndarr
 
 def several_people(info: media.MediaInfo, progress: Progress | None = None) -> bool:
     """Two or more people of comparable size on MULTI_PERSON_FRACTION of the looks or more."""
-    counts = count_people(info, progress)
+    return _several(count_people(info, progress))
+
+
+def _several(counts: np.ndarray) -> bool:
     return bool(len(counts)) and float(np.mean(counts >= 2)) >= people.MULTI_PERSON_FRACTION
+
+
+def one_person_poses(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
+                     workers: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
+    """(one-person poses as `detect_poses(info, 1, ...)`, the looks of `count_people`) from
+    one decode: the people count rides along the one-person pass, in its processes, rather
+    than decoding the clip once more on one core before it."""
+    progress = progress_hook(progress)
+    chunks = _chunks(info.num_frames, workers)
+    if workers > 1 and len(chunks) > 1:
+        try:
+            parts = _run_chunks(_counted_span, (info, stride), chunks, workers, progress,
+                                info.num_frames)
+        except BrokenProcessPool:
+            log.warning("parallel pose detection failed to start (is the calling script's top "
+                        "level guarded by `if __name__ == '__main__':`?); using one process")
+            parts = [_counted_span(info, stride, 0, info.num_frames, progress)]
+    else:
+        parts = [_counted_span(info, stride, 0, info.num_frames, progress)]
+    return ([p for poses, _ in parts for p in poses],
+            np.array([c for _, counts in parts for c in counts], np.int64))
+
+
+def _counted_span(info: media.MediaInfo, stride: int, start: int, count: int,
+                  progress: Progress = no_progress) -> tuple[list[np.ndarray], list[int]]:
+    """`_detect_span` with one person, and `count_people`'s look at every CROWD_STRIDE-th
+    frame of the span (the same frames, at the same size)."""
+    counts: list[int] = []
+    with StillPoseDetector(max_people=MAX_SEARCHED_PEOPLE) as still:
+        def look(k: int, frame: np.ndarray) -> None:
+            if k % CROWD_STRIDE == 0:
+                counts.append(people.distinct_people(_whole_and_parts(still, frame)))
+
+        poses = _detect_span(info, 1, stride, start, count, progress, look)
+    return poses, counts
 
 
 def single_person(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
@@ -197,13 +255,17 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
                      ) -> list[tuple[list[people.Track], people.Track]]:
     """Who to search for the offset: one (tracks, person) pair per visible person.
 
-    One person: as `single_person`. Several (`several_people`): a multi-person pass on
+    One person: as `single_person`, the people count taken during the one-person pass
+    (`one_person_poses`). Several (`several_people`): a multi-person pass on
     every frame (up to MAX_SEARCHED_PEOPLE at once), tracks of at least 2 s whose hands
     are in view (any, with `need_hands` False); PeopleError if none is.
     """
     progress = progress_hook(progress)
-    if not several_people(info, progress):
-        return [_one_person(info, progress, stride, workers, need_hands)]
+    poses, counts = one_person_poses(info, progress, stride, workers)
+    if not _several(counts):
+        tracks = people.track_people(poses, (info.width, info.height))
+        return [(tracks, people.main_person(tracks, info.num_frames, name=info.path.name,
+                                            need_hands=need_hands))]
     poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
     [everyone] = scene_people(poses, [(0, info.num_frames)], (info.width, info.height))
     tracks = [t for t in everyone if t.visible_hands_ratio >= people.MIN_HANDS_RATIO or not need_hands]

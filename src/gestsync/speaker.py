@@ -60,6 +60,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
                   scene_threshold: float = CUT_THRESHOLD, allow_offscreen: bool = False,
                   out_dir: str | os.PathLike | None = None, write_video: bool = True,
                   device: str | None = None, cues: str = face.DEFAULT_CUES,
+                  precision: str = "fp32",
                   progress: scan.Progress | None = None) -> SpeakerResult:
     """Find who speaks in each scene (and, with per_frame, on each frame) of `video`.
 
@@ -84,6 +85,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
         device: torch device for the model; None picks a GPU if present.
         cues: "body" (default), "face+body" (whose lips move with the sound, too) or
             "face" (lips; the body where a face is not found); see `face`.
+        precision: the model's arithmetic, "fp32" (default) or "bf16" (as `find_offset`).
         progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
@@ -99,7 +101,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
     progress("reading sound", 0, 1)
     audio = media.checked_audio(info, None)  # as `gestsync sync`: length, silence
     progress("reading sound", 1, 1)
-    loaded = open_model(model, checkpoint, device)
+    loaded = open_model(model, checkpoint, device, precision)
     spans, tracks = _scenes_and_tracks(info, options, progress)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)

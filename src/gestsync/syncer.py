@@ -19,13 +19,15 @@ class Syncer:
         model: as for `find_offset`: "auto", "builtin", "gestsync-rgb" or a model file.
         device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
         checkpoint: a model file path (the older spelling of model=PATH).
+        precision: the model's arithmetic, "fp32" (default, exact) or "bf16".
     Raises:
         GestsyncError (CheckpointError) when the model cannot be found or read.
     """
 
     def __init__(self, model: str | os.PathLike | None = models.AUTO, *,
-                 device: str | None = None, checkpoint: str | os.PathLike | None = None):
-        self.model = models.open_model(model, checkpoint, device)
+                 device: str | None = None, checkpoint: str | os.PathLike | None = None,
+                 precision: str = "fp32"):
+        self.model = models.open_model(model, checkpoint, device, precision)
 
     @property
     def label(self) -> str:

@@ -41,10 +41,10 @@ class Variant:
             video = model.embed_video_clip(track_features(person, info.num_frames))
             progress("model (keypoints)", 1, 1)
             return video
-        from .crops import masked_crops
+        from .crops import streamed_crops
 
-        return model.embed_video_clip(masked_crops(info, person), progress=lambda step, done, total:
-                                      progress("model (picture)", done, total or info.num_frames))
+        return model.embed_video_clip(streamed_crops(info, person), progress=lambda step, done, _:
+                                      progress("model (picture)", done, info.num_frames))
 
     def track_video(self, model, info, track, progress):
         """The picture side over a track's own frames (`gestsync speaker`): row s the
@@ -56,10 +56,10 @@ class Variant:
             video = model.embed_video_clip(keypoint_features(track.keypoints, track.crop_boxes()))
             progress("model (keypoints)", 1, 1)
             return video
-        from .crops import masked_crops
+        from .crops import streamed_crops
 
-        crops = masked_crops(info, track, start_frame=track.start, num_frames=track.length)
-        return model.embed_video_clip(crops, progress=lambda step, done, total:
+        crops = streamed_crops(info, track, start_frame=track.start, num_frames=track.length)
+        return model.embed_video_clip(crops, progress=lambda step, done, _:
                                       progress("model (picture)", done, track.length))
 
 

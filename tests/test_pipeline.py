@@ -1,0 +1,219 @@
+"""The crop pipeline (a producer thread feeding a bounded queue) and --precision."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SAMPLES, assert_clean_failure, needs_samples, run_cli
+from gestsync import pipeline
+from gestsync.errors import MediaError, UsageError
+
+
+def _prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "gestsync-prefetch" and t.is_alive()]
+
+
+def _wait_until(condition, timeout: float = 5.0) -> bool:
+    """Poll `condition` (no assertion on time: only a bound on waiting)."""
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_prefetched_yields_every_item_in_order():
+    assert list(pipeline.prefetched(iter(range(100)), depth=3)) == list(range(100))
+    assert list(pipeline.prefetched([], depth=1)) == []
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+def test_the_queue_is_bounded():
+    """A slow consumer: the producer gets at most `depth` items ahead (+1 in its hands)."""
+    made = []
+
+    def producer():
+        for i in range(1000):
+            made.append(i)
+            yield i
+
+    stream = pipeline.prefetched(producer(), depth=4)
+    assert next(stream) == 0
+    assert _wait_until(lambda: len(made) >= 6)  # 1 taken, 4 queued, 1 waiting to be put
+    time.sleep(0.3)  # the producer is blocked: nothing more is made
+    assert len(made) == 6
+    stream.close()
+    assert _wait_until(lambda: not _prefetch_threads())
+    assert len(made) <= 7
+
+
+def test_a_producer_error_is_raised_as_is_and_nothing_hangs():
+    error = MediaError("cannot decode frame 3 of clip.mp4: give a readable video")
+
+    def producer():
+        yield from range(3)
+        raise error
+
+    got = []
+    with pytest.raises(MediaError) as raised:
+        for item in pipeline.prefetched(producer(), depth=2):
+            got.append(item)
+    assert raised.value is error and got == [0, 1, 2]
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+def test_closing_early_closes_the_source_in_its_thread():
+    seen = {}
+
+    def producer():
+        try:
+            yield from range(10_000)
+        finally:
+            seen["closed in"] = threading.current_thread().name
+
+    stream = pipeline.prefetched(producer(), depth=2)
+    assert [next(stream), next(stream)] == [0, 1]
+    stream.close()
+    assert seen == {"closed in": "gestsync-prefetch"}
+    assert not _prefetch_threads()
+
+
+def test_a_consumer_error_stops_the_producer():
+    with pytest.raises(ZeroDivisionError):
+        for item in pipeline.prefetched(iter(range(10_000)), depth=2):
+            1 / (item - 5)
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+def test_bad_depth():
+    with pytest.raises(ValueError, match="depth"):
+        next(pipeline.prefetched([1], depth=0))
+
+
+@needs_samples
+def test_streamed_crops_equal_the_sequential_crops():
+    """Frame for frame, the same uint8 crops (face mesh tracking state included)."""
+    from gestsync import media, scan
+    from gestsync.crops import masked_crops, streamed_crops
+
+    info = media.probe(SAMPLES / "sync_sample_3.mp4")
+    [track] = scan.scan_people(info, max_people=1, stride=2)[:1]
+    sequential = list(masked_crops(info, track, track.start, 60))
+    streamed = list(streamed_crops(info, track, track.start, 60))
+    assert len(streamed) == len(sequential) == 60
+    assert all(np.array_equal(a, b) for a, b in zip(sequential, streamed))
+
+
+def test_a_crop_error_reaches_the_model_caller(monkeypatch):
+    """The picture side of the RGB variant streams its crops: an error while making them is
+    raised to the caller, the same object, and the crop thread ends."""
+    from gestsync import crops, variants
+
+    class Net:
+        def embed_video_clip(self, frames, progress):
+            return [f for f in frames]
+
+    error = MediaError("broken")
+
+    def broken(*args):
+        yield np.zeros((270, 480, 3), np.uint8)
+        raise error
+
+    monkeypatch.setattr(crops, "masked_crops", broken)
+    info = type("Info", (), {"num_frames": 2})()
+    with pytest.raises(MediaError) as raised:
+        variants.named("rgb").clip_video(Net(), info, None, lambda *a: None)
+    assert raised.value is error
+    assert _wait_until(lambda: not _prefetch_threads())
+
+
+# ---- --precision ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_model():
+    import reference_weights
+    from gestsync.model import GestSyncModel
+
+    model = GestSyncModel()
+    model.load_state_dict(reference_weights.reference_state_dict())
+    return model.eval()
+
+
+def test_bf16_embeddings_stay_close_to_fp32(reference_model):
+    """Random weights and frames (a weak check: the published weights may differ)."""
+    g = torch.Generator().manual_seed(1)
+    frames = (torch.rand(40, 270, 480, 3, generator=g) * 255).to(torch.uint8)
+    mel = torch.randn(200, 80, generator=g)
+    fp32 = reference_model.set_precision("fp32")
+    video, sound = fp32.embed_video_clip(frames), fp32.embed_audio_clip(mel)
+    bf16 = reference_model.set_precision("bf16")
+    video16, sound16 = bf16.embed_video_clip(frames), bf16.embed_audio_clip(mel)
+    reference_model.set_precision("fp32")
+    assert video16.dtype == sound16.dtype == torch.float32
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(video, video16, dim=1).min() > 0.99
+    assert cos(sound, sound16, dim=1).min() > 0.99
+    assert not torch.equal(video, video16)  # it did run in bf16
+
+
+def test_fp32_is_unchanged_by_a_bf16_run(reference_model):
+    frames = (torch.rand(30, 270, 480, 3) * 255).to(torch.uint8)
+    first = reference_model.embed_video_clip(frames)
+    reference_model.set_precision("bf16").embed_video_clip(frames)
+    again = reference_model.set_precision("fp32").embed_video_clip(frames)
+    assert torch.equal(first, again)
+    with pytest.raises(ValueError, match="fp32, bf16"):
+        reference_model.set_precision("fp16")
+
+
+def test_models_load_checks_the_precision():
+    from gestsync import models
+
+    with pytest.raises(UsageError, match="unknown precision 'int4'"):
+        models.load(models.resolve("builtin"), "cpu", "int4")
+    assert models.load(models.resolve("builtin"), "cpu", "bf16") is None  # no network: no effect
+
+
+@pytest.mark.parametrize("command", ["sync", "speaker"])
+def test_bad_precision_is_a_usage_error(capsys, tmp_path, command):
+    out = tmp_path / "res"
+    code, _, err = run_cli(capsys, command, str(tmp_path / "any.mp4"), "--precision", "fp16",
+                           "--out", str(out))
+    assert_clean_failure(code, err, out, "--precision")
+
+
+# ---- the people count rides along the one-person pose pass ----------------------------
+
+
+@needs_samples
+@pytest.mark.parametrize("name", ["sync_sample_3.mp4", "asd_sample_2.mp4"])
+def test_one_person_poses_equal_the_two_passes_they_replace(monkeypatch, name):
+    """Same counts as `count_people`, same poses as `detect_poses(info, 1)`, in one process
+    and in two (chunks of 64 frames)."""
+    from gestsync import media, scan
+
+    info = media.probe(SAMPLES / name)
+    counts = scan.count_people(info)
+    monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)
+    for workers in (1, 2):  # the same chunks (tracking restarts at each) as detect_poses
+        poses = scan.detect_poses(info, 1, stride=2, workers=workers)
+        got_poses, got_counts = scan.one_person_poses(info, stride=2, workers=workers)
+        assert got_counts.tolist() == counts.tolist()
+        assert len(got_poses) == len(poses)
+        assert all(np.array_equal(a, b) for a, b in zip(got_poses, poses))
+
+
+def test_pose_chunks_are_even_and_a_multiple_of_the_workers():
+    from gestsync.scan import CHUNK_FRAMES, _chunks
+
+    assert [c for _, c in _chunks(3 * CHUNK_FRAMES, 2)] == [3 * CHUNK_FRAMES // 4] * 4
+    assert [c for _, c in _chunks(CHUNK_FRAMES, 2)] == [CHUNK_FRAMES // 2] * 2
+    assert _chunks(CHUNK_FRAMES // 5, 2) == [(0, CHUNK_FRAMES // 5)]  # too short to split
+    assert _chunks(0, 2) == []
+    for n in (1, 77, 1501, 15_000):
+        chunks = _chunks(n, 2)
+        assert sum(c for _, c in chunks) == n and chunks[0][0] == 0
+        assert all(a + c == b for (a, c), (b, _) in zip(chunks, chunks[1:]))
