@@ -9,7 +9,7 @@ it and its pose processes, peak RSS of the largest): `sync --model` as before th
 pipeline (masked crops made in line with the network, pose stretches of 500 frames; the
 child patches `model_scoring` and `scan` back), as now in fp32 and in bf16, and
 `speaker --model` on the 2-people clip of bench_speaker.py (asd_sample_1 looped to the
-same length), now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
+same length), before, now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
 "before" run is the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
 tar -x -C /tmp/base`, then `--before-src /tmp/base/src`).
 
@@ -132,6 +132,7 @@ RUNS = {  # name: (command, extra options, sequential)
     "sync-before": ("sync", (), True),
     "sync": ("sync", (), False),
     "sync-bf16": ("sync", ("--precision", "bf16"), False),
+    "speaker-before": ("speaker", (), True),
     "speaker": ("speaker", (), False),
     "speaker-bf16": ("speaker", ("--precision", "bf16"), False),
 }
