@@ -35,11 +35,11 @@ def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 
             yield faces.masked_crop(frame, boxes[i], keypoints)
 
 
-def streamed_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
-                   num_frames: int | None = None) -> Iterator[np.ndarray]:
-    """`masked_crops` made in a background thread (decode and face mesh on one core while
-    the network runs), at most `pipeline.DEPTH` ahead: the same crops, in the same order."""
-    return pipeline.prefetched(masked_crops(info, track, start_frame, num_frames))
+def streamed_crops(info: media.MediaInfo, track: people.Track, **span) -> Iterator[np.ndarray]:
+    """`masked_crops(info, track, **span)` made in a background thread (decode and face mesh
+    on one core while the network runs), at most `pipeline.DEPTH` ahead: the same crops, in
+    the same order."""
+    return pipeline.prefetched(masked_crops(info, track, **span))
 
 
 def embed_crops(model: GestSyncModel, crops: Iterator[np.ndarray], total: int,
