@@ -9,19 +9,17 @@ it and its pose processes, peak RSS of the largest): `sync --model` as before th
 pipeline (masked crops made in line with the network, pose stretches of 500 frames; the
 child patches `crops` and `scan` back), as now in fp32 and in bf16, and
 `speaker --model` on the 2-people clip of bench_speaker.py (asd_sample_1 looped to the
-same length), now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
+same length), before, now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
 "before" run is the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
 tar -x -C /tmp/base`, then `--before-src /tmp/base/src`).
 
 1. End to end: the command itself (`gestsync sync CLIP --checkpoint ... --json --quiet`,
    writing offset.json, scores.png and the corrected copy) in a child process: wall and
    CPU time (imports and model loading included) and its peak RSS.
-2. Per stage, in this process, in the order `find_offset` runs them: read the sound,
-   people (decode at pose size + pose + tracks), masked crops (decode at full size + face
-   mesh + crop; timed inside the stream that feeds the model), video embeddings
-   (`embed_video_clip`), audio embeddings (log-mel + `embed_audio_clip`), offset search
-   (every-frame candidates, scores, bootstrap confidence) and writing the outputs; a
-   decode-only pass at full size is shown for reference (it is part of two stages above).
+2. Per stage, in this process: `Syncer(checkpoint).find_offset(clip)`, each stage timed
+   from its first to its last progress report (`stage_times.py`): people (decode at pose
+   size, pose, tracks), the model's picture side (masked crops made in a thread beside the
+   network), writing; the rest (sound, audio embeddings, offset search) is one row.
 
 The checkpoint defaults to deterministic random weights saved in the published format
 (`module.` prefixes, optimizer state; tests/reference_weights.py): speed does not depend
@@ -44,55 +42,18 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "samples"
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
-from bench_model import MB, PeakRss, rss_mb  # noqa: E402
+from bench_model import MB  # noqa: E402
 
-from gestsync import media, offset, people, scan, sync  # noqa: E402
-from gestsync.audio import log_mel  # noqa: E402
-from gestsync.checkpoint import load_model  # noqa: E402
-from gestsync.crops import masked_crops  # noqa: E402
-
-
-class Stage:
-    """Accumulated wall and CPU seconds and peak RSS of one stage."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.wall, self.cpu, self.peak = name, 0.0, 0.0, 0.0
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        with PeakRss() as mem:
-            wall, cpu = time.perf_counter(), time.process_time()
-            value = fn()
-            self.wall += time.perf_counter() - wall
-            self.cpu += time.process_time() - cpu
-        self.peak = max(self.peak, mem.peak)
-        return value
-
-
-def timed_stream(items: Iterable[Any], stage: Stage) -> Iterator[Any]:
-    """Yield `items`, billing the time spent producing each one to `stage`."""
-    it = iter(items)
-    while True:
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            item = next(it)
-        except StopIteration:
-            return
-        finally:
-            stage.wall += time.perf_counter() - wall
-            stage.cpu += time.process_time() - cpu
-            stage.peak = max(stage.peak, rss_mb())
-        yield item
+from gestsync import media  # noqa: E402
 
 
 # The child of a "before" run without --before-src: this code with the crops made in line
@@ -132,6 +93,7 @@ RUNS = {  # name: (command, extra options, sequential)
     "sync-before": ("sync", (), True),
     "sync": ("sync", (), False),
     "sync-bf16": ("sync", ("--precision", "bf16"), False),
+    "speaker-before": ("speaker", (), True),
     "speaker": ("speaker", (), False),
     "speaker-bf16": ("speaker", ("--precision", "bf16"), False),
 }
@@ -155,46 +117,16 @@ def compare(clip: Path, two_people: Path, checkpoint: Path, work: Path, runs: li
               flush=True)  # fmt: skip
 
 
-def per_stage(clip: Path, checkpoint: Path, out: Path) -> tuple[list[Stage], media.MediaInfo, int]:
-    """The stages of `find_offset(clip, checkpoint=...)`, run and timed one by one."""
-    stages = {name: Stage(name) for name in (
-        "load model", "read sound", "people: decode + pose + tracks", "masked crops (decode + face mesh)",
-        "video embeddings (embed_video_clip)", "audio embeddings (log-mel + model)",
-        "offset search + confidence", "writing (json, plot, corrected copy)", "decode only (full size)")}  # fmt: skip
-    s = stages.__getitem__
-    info = media.probe(clip)
-    model = s("load model").run(lambda: load_model(checkpoint, "cpu"))
-    audio = s("read sound").run(lambda: media.read_audio(info))
-    stride = getattr(sync, "POSE_STRIDE", 1)
-    tracks = s("people: decode + pose + tracks").run(
-        lambda: scan.scan_people(info, max_people=2, stride=stride))
-    person = people.main_person(tracks, info.num_frames, name=clip.name)
-    crops = timed_stream(masked_crops(info, person), s("masked crops (decode + face mesh)"))
-    video_stage = s("video embeddings (embed_video_clip)")
-    video = video_stage.run(lambda: model.embed_video_clip(crops))
-    crop_stage = s("masked crops (decode + face mesh)")  # its time was billed inside the stream
-    video_stage.wall -= crop_stage.wall
-    video_stage.cpu -= crop_stage.cpu
-    with torch.inference_mode():
-        sound = s("audio embeddings (log-mel + model)").run(
-            lambda: model.embed_audio_clip(log_mel(audio).to(model.device)))
-    lags = offset.candidate_lags(sync.DEFAULT_MAX_OFFSET)
+def per_stage(clip: Path, checkpoint: Path, out: Path) -> tuple[dict, int]:
+    """`find_offset(clip, model=checkpoint)` in this process, timed stage by stage through
+    its progress hook (`stage_times`), after loading the model once (`Syncer`)."""
+    from stage_times import timed_stages
 
-    def search() -> sync.OffsetResult:  # as model_scoring.model_evidence, then find_offset's decision
-        v, a = torch.nn.functional.normalize(video, dim=1), torch.nn.functional.normalize(sound, dim=1)
-        scale = float(model.logits_scale.weight.detach().reshape(()))
-        evidence = np.full((len(lags), info.num_frames), np.nan)
-        for i, lag in enumerate(lags.astype(int)):
-            first, last = max(0, -lag), min(len(v), len(a) - lag)
-            if last > first:
-                evidence[i, first:last] = scale * (v[first:last] * a[first + lag:last + lag]).sum(dim=1).numpy()
-        return sync._decide(info, evidence, lags, None, "model")
+    from gestsync import Syncer
 
-    result = s("offset search + confidence").run(search)
-    s("writing (json, plot, corrected copy)").run(
-        lambda: sync._write_outputs(result, info, out, True, True, scan.no_progress))
-    s("decode only (full size)").run(lambda: sum(1 for _ in media.iter_frames(info)))
-    return list(stages.values()), info, result.offset_frames
+    syncer = Syncer(checkpoint, device="cpu")
+    result, timing = timed_stages(syncer.find_offset, clip, out_dir=out, always_write=True)
+    return timing, result.offset_frames
 
 
 def random_published_checkpoint(path: Path) -> Path:
@@ -249,16 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"offset {e2e['result']['offset_frames']} frames")  # fmt: skip
         if args.skip_stages:
             return 0
-        stages, info, found = per_stage(clip, checkpoint, work / "stages")
-        print(f"per stage (this process; offset found: {found} frames):")
-        print(f"  {'stage':<40} {'wall s':>7} {'CPU s':>7} {'RTF wall':>9} {'RTF CPU':>8} {'peak RSS MB':>12}")
-        for st in stages:
-            print(f"  {st.name:<40} {st.wall:7.2f} {st.cpu:7.2f} {st.wall / duration:9.3f} "
-                  f"{st.cpu / duration:8.3f} {st.peak:12.0f}")  # fmt: skip
-        counted = [st for st in stages if not st.name.startswith("decode only")]
-        wall, cpu = sum(st.wall for st in counted), sum(st.cpu for st in counted)
-        print(f"  {'sum of stages (not decode only)':<40} {wall:7.2f} {cpu:7.2f} {wall / duration:9.3f} "
-              f"{cpu / duration:8.3f}")  # fmt: skip
+        from stage_times import print_stages
+
+        timing, found = per_stage(clip, checkpoint, work / "stages")
+        print_stages(f"per stage (this process, model loaded first; offset found: {found} "
+                     "frames):", duration, timing)
     print(f"this process peak RSS (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB:.0f} MB")
     return 0
 

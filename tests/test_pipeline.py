@@ -101,7 +101,7 @@ def test_streamed_crops_equal_the_sequential_crops():
     info = media.probe(SAMPLES / "sync_sample_3.mp4")
     [track] = scan.scan_people(info, max_people=1, stride=2)[:1]
     sequential = list(masked_crops(info, track, track.start, 60))
-    streamed = list(streamed_crops(info, track, track.start, 60))
+    streamed = list(streamed_crops(info, track, start_frame=track.start, num_frames=60))
     assert len(streamed) == len(sequential) == 60
     assert all(np.array_equal(a, b) for a, b in zip(sequential, streamed))
 
