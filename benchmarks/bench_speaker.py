@@ -1,12 +1,14 @@
 """Real-time factor per stage of `gestsync speaker` (built-in estimator) and peak memory,
 for a 720p clip with 2 and with 4 people.
 
-    .venv/bin/python benchmarks/bench_speaker.py [--seconds 60] [--people 2 4]
+    .venv/bin/python benchmarks/bench_speaker.py [--seconds 60] [--people 2 4] [--workers 1 2]
 
 2 people: asd_sample_1 (a 720p talk-show stage) looped. 4 people: four single-speaker
 samples, each scaled to 640 x 360, in a 2 x 2 grid, the sound of the first kept. Clips are
 written streaming (libx264), then each run happens in a fresh process so that its peak
-resident memory is its own. The real-time factor is seconds of processing per second of
+resident memory is its own; with several --workers values, each clip runs once per value
+(pose-detection processes; the shot cuts are found in the main process meanwhile). The
+real-time factor is seconds of processing per second of
 video. Each stage's time is taken from the progress hook: from its first to its last call,
 as wall-clock time and as the process's CPU time (all threads; on a shared machine the CPU
 time is the steadier figure, and CPU / wall shows how many cores a stage kept busy).
@@ -67,12 +69,12 @@ def make_clip(sources: list[Path], out: Path, seconds: float) -> Path:
     return out
 
 
-def run_one(clip: Path, out_dir: Path, max_people: int) -> dict:
+def run_one(clip: Path, out_dir: Path, max_people: int, workers: int) -> dict:
     """find_speakers on `clip` with per-frame decisions; stage times from the progress hook."""
     from gestsync import find_speakers
 
     result, timing = timed_stages(find_speakers, clip, model="builtin", per_frame=True,
-                                  max_people=max_people, out_dir=out_dir)
+                                  max_people=max_people, out_dir=out_dir, workers=workers)
     return {**timing, "duration": result.duration_seconds, "tracks": len(result.tracks),
             "scenes": len(result.scenes)}
 
@@ -88,10 +90,12 @@ def main() -> None:
     ap.add_argument("--people", type=int, nargs="+", default=[2, 4], choices=[2, 4])
     ap.add_argument("--run", type=Path, help=argparse.SUPPRESS)  # child process: one clip
     ap.add_argument("--max-people", type=int, default=4, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1], help="pose processes (each "
+                    "value one run)")
     args = ap.parse_args()
     if args.run:
         with tempfile.TemporaryDirectory() as out:
-            print(json.dumps(run_one(args.run, Path(out), args.max_people)))
+            print(json.dumps(run_one(args.run, Path(out), args.max_people, args.workers[0])))
         return
     with tempfile.TemporaryDirectory() as work:
         for n in args.people:
@@ -99,9 +103,12 @@ def main() -> None:
             if not all(p.is_file() for p in sources):
                 sys.exit(f"missing samples in {SAMPLES}")
             clip = make_clip(sources, Path(work) / f"{n}people.mp4", args.seconds)
-            child = subprocess.run([sys.executable, __file__, "--run", str(clip)],
-                                   capture_output=True, text=True, check=True)
-            report(f"{n} people", json.loads(child.stdout.strip().splitlines()[-1]))
+            for workers in args.workers:
+                child = subprocess.run([sys.executable, __file__, "--run", str(clip),
+                                        "--workers", str(workers)],
+                                       capture_output=True, text=True, check=True)
+                report(f"{n} people, {workers} pose process(es)",
+                       json.loads(child.stdout.strip().splitlines()[-1]))
 
 
 if __name__ == "__main__":

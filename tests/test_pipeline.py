@@ -217,3 +217,46 @@ def test_pose_chunks_are_even_and_a_multiple_of_the_workers():
         chunks = _chunks(n, 2)
         assert sum(c for _, c in chunks) == n and chunks[0][0] == 0
         assert all(a + c == b for (a, c), (b, _) in zip(chunks, chunks[1:]))
+
+
+# ---- the speaker's people stage over several processes ----------------------------------
+
+
+@needs_samples
+def test_parallel_pose_finds_the_same_shot_cuts(monkeypatch):
+    """With pose processes, the frame hook (the shot-cut detector) still sees every frame
+    once, in order, in this process: the same scenes as one process finds."""
+    from gestsync import media, scan
+    from gestsync.scenes import SceneCuts
+
+    monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)  # 4 stretches of the 172-frame clip
+    pools = []
+    real = scan._run_chunks
+    monkeypatch.setattr(scan, "_run_chunks", lambda *a: pools.append(len(a[2])) or real(*a))
+    info = media.probe(SAMPLES / "asd_sample_2.mp4")
+    alone, beside = SceneCuts(), SceneCuts()
+    one = scan.detect_poses(info, 2, on_frame=alone.feed, stride=4)
+    two = scan.detect_poses(info, 2, on_frame=beside.feed, stride=4, workers=2)
+    assert pools == [4]  # the second call ran in processes
+    assert len(one) == len(two) == info.num_frames
+    assert beside.spans(info.num_frames) == alone.spans(info.num_frames)
+    assert len(alone.spans(info.num_frames)) == 2  # the clip's two shots
+
+
+def test_a_pool_that_fails_late_does_not_feed_the_hook_twice(monkeypatch, tmp_path):
+    """The one-process fallback after a broken pool skips the hook when it already ran."""
+    import synth
+    from concurrent.futures.process import BrokenProcessPool
+
+    from gestsync import media, scan
+
+    def broken(task, args, chunks, workers, progress, total, meanwhile=None):
+        meanwhile()
+        raise BrokenProcessPool("gone")
+
+    monkeypatch.setattr(scan, "_run_chunks", broken)
+    monkeypatch.setattr(scan, "_chunks", lambda frames, workers: [(0, 40), (40, frames - 40)])
+    info = media.probe(synth.make_video(tmp_path / "clip.mp4", seconds=3.0, size=(160, 120)))
+    seen = []
+    poses = scan.detect_poses(info, 1, on_frame=lambda k, frame: seen.append(k), workers=2)
+    assert seen == list(range(info.num_frames)) and len(poses) == info.num_frames

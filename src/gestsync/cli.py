@@ -111,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the corrected video even when the offset is 0 or the answer "
                    "is uncertain")
     s.add_argument("--no-video", action="store_true", help="do not write the corrected video")
-    s.add_argument("--workers", type=int, metavar="N", help="pose-detection processes per "
-                   "video (default: one per CPU core, at most 4; 1 in a corpus run, where "
-                   "--jobs sets the videos done at once)")
+    _add_workers_option(s)
     s.add_argument("--pose-stride", type=int, default=2, metavar="N",
                    help="run the pose detector on every N-th frame, interpolating between "
                         "(default 2; 1 = every frame, slower)")
@@ -231,15 +229,22 @@ def _add_speaker_parser(sub) -> None:
                         "follows the sound (default: one of the visible people is named "
                         "whenever there is speech)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    _add_workers_option(p)
     add_cues_option(p)
     p.set_defaults(run=_run_speaker)
+
+
+def _add_workers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, metavar="N", help="pose-detection processes per "
+                   "video (default: one per CPU core, at most 4; 1 in a corpus run, where "
+                   "--jobs sets the videos done at once)")
 
 
 def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .face import check_cues
 
     check_cues(args.cues)  # before any video
-    options = _speaker_options(args)
+    options = _speaker_options(args, _workers(args))
     syncer = _syncer(options)
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
@@ -256,13 +261,13 @@ def _syncer(options: dict):
                   precision=options.pop("precision"))
 
 
-def _speaker_options(args) -> dict:
+def _speaker_options(args, workers: int) -> dict:
     """Keyword arguments of `find_speakers` from the command line (but the outputs)."""
     return dict(model=args.model, per_frame=args.per_frame, allow_offscreen=args.allow_offscreen,
                 context_frames=args.context_frames, max_people=args.max_people,
                 min_track_frames=args.min_track_frames, min_track_size=args.min_track_size,
                 max_gap=args.max_gap, scene_threshold=args.scene_threshold, device=args.device,
-                cues=args.cues, precision=args.precision)
+                cues=args.cues, precision=args.precision, workers=workers)
 
 
 def _speaker_summary(d: dict, label: str | None = None) -> str:
@@ -337,8 +342,9 @@ def _run_corpus(args) -> int:
     unless --workers says otherwise: videos run in parallel instead)."""
     from .corpus import run_cli
 
-    options = (_sync_options(args, _workers(args, default=1)) if args.command == "sync"
-               else _speaker_options(args))
+    workers = _workers(args, default=1)
+    options = (_sync_options(args, workers) if args.command == "sync"
+               else _speaker_options(args, workers))
     return run_cli(args, options, VIDEO_SUFFIXES)
 
 

@@ -35,27 +35,44 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
                  workers: int = 1) -> list[np.ndarray]:
     """Everyone's body landmarks on the 25 fps frames, in pixels of the original frame.
 
-    Decodes the clip once at `pose_size`; `on_frame(k, rgb)`, if given, also sees each
-    decoded frame (e.g. a shot-cut detector), so nothing is decoded twice. The detector
-    runs on every `stride`-th frame; the frames between get no detection (an empty array),
-    which tracking bridges by interpolation. With `workers` > 1 and no `on_frame`,
-    stretches of CHUNK_FRAMES frames are decoded and detected in parallel processes
-    (spawned: a script calling this must guard its top level with
-    `if __name__ == "__main__":`; if it does not, this falls back to one process).
+    Decodes the clip at `pose_size`; `on_frame(k, rgb)`, if given, also sees each decoded
+    frame in order (e.g. a shot-cut detector). The detector runs on every `stride`-th frame;
+    the frames between get no detection (an empty array), which tracking bridges by
+    interpolation. With `workers` > 1, stretches of the clip (`_chunks`) are decoded and
+    detected in parallel processes (spawned: a script calling this must guard its top level
+    with `if __name__ == "__main__":`; if it does not, this falls back to one process),
+    while this process decodes the frames once more for `on_frame`.
     Returns one float32 (P, 33, 4) array per frame (see `pose.PoseDetector.detect`).
     """
     if stride < 1:
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
     progress = progress_hook(progress)
     chunks = _chunks(info.num_frames, workers)
-    if workers <= 1 or on_frame is not None or len(chunks) == 1:
+    if workers <= 1 or len(chunks) == 1:
         return _detect_span(info, max_people, stride, 0, info.num_frames, progress, on_frame)
+    fed = _FrameFeed(info, on_frame)
     try:
-        return _detect_parallel(info, max_people, stride, chunks, workers, progress)
+        return _detect_parallel(info, max_people, stride, chunks, workers, progress, fed)
     except BrokenProcessPool:
         log.warning("parallel pose detection failed to start (is the calling script's top "
                     "level guarded by `if __name__ == '__main__':`?); using one process")
-        return _detect_span(info, max_people, stride, 0, info.num_frames, progress)
+        return _detect_span(info, max_people, stride, 0, info.num_frames, progress,
+                            None if fed.done else on_frame)
+
+
+class _FrameFeed:
+    """`on_frame` over every frame at pose size, in order, in this process (while the pose
+    processes work); `done` once it has run."""
+
+    def __init__(self, info: media.MediaInfo, on_frame: FrameHook | None):
+        self.info, self.on_frame, self.done = info, on_frame, False
+
+    def __call__(self) -> None:
+        if self.on_frame is None:
+            return
+        for k, frame in enumerate(media.iter_frames(self.info, size=pose_size(self.info))):
+            self.on_frame(k, frame)
+        self.done = True
 
 
 CHUNK_FRAMES = 500  # 20 s per parallel task: detector start-up (~0.2 s) stays under 2%
@@ -105,17 +122,19 @@ def _detect_span(info: media.MediaInfo, max_people: int, stride: int, start: int
 
 
 def _detect_parallel(info: media.MediaInfo, max_people: int, stride: int,
-                     chunks: list[tuple[int, int]], workers: int, progress: Progress
-                     ) -> list[np.ndarray]:
+                     chunks: list[tuple[int, int]], workers: int, progress: Progress,
+                     meanwhile: Callable[[], None] | None = None) -> list[np.ndarray]:
     """`_detect_span` over chunks in a process pool; results in frame order."""
     parts = _run_chunks(_detect_span, (info, max_people, stride), chunks, workers, progress,
-                        info.num_frames)
+                        info.num_frames, meanwhile)
     return [pose for part in parts for pose in part]
 
 
 def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
-                progress: Progress, total: int) -> list:
-    """task(*args, start, count) for each chunk in a process pool; results in chunk order."""
+                progress: Progress, total: int, meanwhile: Callable[[], None] | None = None
+                ) -> list:
+    """task(*args, start, count) for each chunk in a process pool, and `meanwhile()` in
+    this process while they run; results in chunk order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -124,6 +143,8 @@ def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], work
     done = 0
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
         futures = {pool.submit(task, *args, start, count): (start, count) for start, count in chunks}
+        if meanwhile is not None:
+            meanwhile()
         for future in as_completed(futures):
             start, count = futures[future]
             results[start] = future.result()

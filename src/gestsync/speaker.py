@@ -60,7 +60,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
                   scene_threshold: float = CUT_THRESHOLD, allow_offscreen: bool = False,
                   out_dir: str | os.PathLike | None = None, write_video: bool = True,
                   device: str | None = None, cues: str = face.DEFAULT_CUES,
-                  precision: str = "fp32",
+                  precision: str = "fp32", workers: int = 1,
                   progress: scan.Progress | None = None) -> SpeakerResult:
     """Find who speaks in each scene (and, with per_frame, on each frame) of `video`.
 
@@ -86,6 +86,8 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
         cues: "body" (default), "face+body" (whose lips move with the sound, too) or
             "face" (lips; the body where a face is not found); see `face`.
         precision: the model's arithmetic, "fp32" (default) or "bf16" (as `find_offset`).
+        workers: pose-detection processes (as `find_offset`; the shot cuts are found in
+            this process meanwhile).
         progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
@@ -102,7 +104,7 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
     audio = media.checked_audio(info, None)  # as `gestsync sync`: length, silence
     progress("reading sound", 1, 1)
     loaded = open_model(model, checkpoint, device, precision)
-    spans, tracks = _scenes_and_tracks(info, options, progress)
+    spans, tracks = _scenes_and_tracks(info, options, progress, workers)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
@@ -117,12 +119,14 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
     return result
 
 
-def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress: scan.Progress
+def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress: scan.Progress,
+                       workers: int = 1
                        ) -> tuple[list[tuple[int, int]], list[list[people.Track]]]:
     """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
     cuts = SceneCuts(options.scene_threshold)
     progress("people", 0, info.num_frames)
-    poses = scan.detect_poses(info, options.max_people, progress, on_frame=cuts.feed)
+    poses = scan.detect_poses(info, options.max_people, progress, on_frame=cuts.feed,
+                              workers=workers)
     spans = cuts.spans(info.num_frames)
     longest = max(end - start for start, end in spans)
     if longest < options.min_track_frames:
