@@ -32,6 +32,7 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--disable-sync", "--no-first-run",
                 "--disable-quic", "--window-size=1280,1400"]
 START_TIMEOUT = 60  # s for the server to answer (gradio import is slow on a busy machine)
+STOP_TIMEOUT = 60  # s for it to stop after Ctrl+C (closing the server waits on its threads)
 JOB_TIMEOUT = 90  # s for one job on a 2-core machine
 BROKEN_CHECKPOINT = "broken.pth"  # in the server's --checkpoints folder
 
@@ -147,7 +148,10 @@ def test_serve_says_where_how_to_stop_and_how_to_share(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)  # what Ctrl+C sends
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve still running {STOP_TIMEOUT} s after Ctrl+C:\n{log.read_text()}")
     finally:
         if proc.poll() is None:
             proc.kill()
