@@ -140,8 +140,14 @@ def test_serve_says_where_how_to_stop_and_how_to_share(tmp_path):
     port, log = _free_port(), tmp_path / "server.log"
     cmd = [sys.executable, "-m", "gestsync", "serve", "--port", str(port), "--workdir",
            str(tmp_path / "work")]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    # A suite started as a background job has SIGINT ignored, and a child would inherit
+    # that (Python then installs no Ctrl+C handler): start the server with it caught.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open(log, "w") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "stop with Ctrl+C" not in log.read_text():
