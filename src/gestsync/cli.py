@@ -244,8 +244,7 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .face import check_cues
 
     check_cues(args.cues)  # before any video
-    options = _speaker_options(args, _workers(args))
-    syncer = _syncer(options)
+    syncer, options = _syncer(_speaker_options(args, _workers(args)))
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
         return syncer.find_speakers(video, out_dir=out_dir, write_video=not args.no_video,
@@ -254,11 +253,11 @@ def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
 
 
 def _syncer(options: dict):
-    """The run's model, loaded once for every video (taken out of `options`)."""
-    from .syncer import Syncer
+    """(the run's model, loaded once for every video; the other options)."""
+    from .syncer import Syncer, split_options
 
-    return Syncer(options.pop("model"), device=options.pop("device"),
-                  precision=options.pop("precision"))
+    model_options, rest = split_options(options)
+    return Syncer(**model_options), rest
 
 
 def _speaker_options(args, workers: int) -> dict:
@@ -311,8 +310,7 @@ def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
     from .face import check_cues
 
     check_cues(args.cues)  # before any video
-    options = _sync_options(args, _workers(args))
-    syncer = _syncer(options)
+    syncer, options = _syncer(_sync_options(args, _workers(args)))
 
     def one(video: Path, out_dir: Path, progress: TqdmProgress):
         return syncer.find_offset(video, out_dir=out_dir, write_video=not args.no_video,

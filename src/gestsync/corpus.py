@@ -410,24 +410,24 @@ def _run(job: Job, video: Path):
     out_dir = None
     if job.out_root is not None:
         out_dir = Path(job.out_root) / out_name(video)
-    syncer = _syncer(job)
+    from .syncer import split_options
+
+    model_options, options = split_options(job.options)
+    syncer = _syncer(model_options)
     run = syncer.find_offset if job.command == "sync" else syncer.find_speakers
-    options = {k: v for k, v in job.options.items() if k not in MODEL_OPTIONS}
     return run(video, out_dir=out_dir, write_video=job.write_video, **options)
 
 
-MODEL_OPTIONS = ("model", "device", "precision")  # what a `Syncer` is made with
-_SYNCERS: dict = {}  # this process's model, loaded once (`warm_up`), by MODEL_OPTIONS
+_SYNCERS: dict = {}  # this process's model, loaded once (`warm_up`), by its options
 
 
-def _syncer(job: Job):
+def _syncer(model_options: dict):
     from .syncer import Syncer
 
-    given = {k: job.options[k] for k in MODEL_OPTIONS if k in job.options}
-    key = tuple(str(given.get(k)) for k in MODEL_OPTIONS)
+    key = tuple(sorted((k, str(v)) for k, v in model_options.items()))
     if key not in _SYNCERS:
         _SYNCERS.clear()
-        _SYNCERS[key] = Syncer(given.pop("model", "auto"), **given)
+        _SYNCERS[key] = Syncer(**model_options)
     return _SYNCERS[key]
 
 
@@ -452,7 +452,9 @@ def check_options(job: Job) -> None:
 def warm_up(job: Job) -> None:
     """Import the command's modules and load the model of `job` into this process (kept
     for every later video), so that the first video's time is its own."""
-    _syncer(job)
+    from .syncer import split_options
+
+    _syncer(split_options(job.options)[0])
 
 
 # ------------------------------------------------------------------------ engines

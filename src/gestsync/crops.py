@@ -1,6 +1,6 @@
 """What the published GestSync model sees: each frame's masked 16:9 crop of one person.
 
-`cues.Network` feeds these crops to the network (through `variants`) and compares picture
+`scoring.Network` feeds these crops to the network (through `variants`) and compares picture
 and sound window embeddings; `gestsync prepare` writes the same crops as training clips.
 """
 

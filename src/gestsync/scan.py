@@ -48,16 +48,14 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
     progress = progress_hook(progress)
     chunks = _chunks(info.num_frames, workers)
-    if workers <= 1 or len(chunks) == 1:
-        return _detect_span(info, max_people, stride, 0, info.num_frames, progress, on_frame)
-    fed = _FrameFeed(info, on_frame)
-    try:
-        return _detect_parallel(info, max_people, stride, chunks, workers, progress, fed)
-    except BrokenProcessPool:
-        log.warning("parallel pose detection failed to start (is the calling script's top "
-                    "level guarded by `if __name__ == '__main__':`?); using one process")
-        return _detect_span(info, max_people, stride, 0, info.num_frames, progress,
-                            None if fed.done else on_frame)
+    if workers > 1 and len(chunks) > 1:
+        fed = _FrameFeed(info, on_frame)
+        parts = _in_processes(_detect_span, (info, max_people, stride), chunks, workers,
+                              progress, info.num_frames, fed)
+        if parts is not None:
+            return [pose for part in parts for pose in part]
+        on_frame = None if fed.done else on_frame  # the pool broke after feeding the hook
+    return _detect_span(info, max_people, stride, 0, info.num_frames, progress, on_frame)
 
 
 class _FrameFeed:
@@ -121,13 +119,16 @@ def _detect_span(info: media.MediaInfo, max_people: int, stride: int, start: int
     return poses
 
 
-def _detect_parallel(info: media.MediaInfo, max_people: int, stride: int,
-                     chunks: list[tuple[int, int]], workers: int, progress: Progress,
-                     meanwhile: Callable[[], None] | None = None) -> list[np.ndarray]:
-    """`_detect_span` over chunks in a process pool; results in frame order."""
-    parts = _run_chunks(_detect_span, (info, max_people, stride), chunks, workers, progress,
-                        info.num_frames, meanwhile)
-    return [pose for part in parts for pose in part]
+def _in_processes(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
+                  progress: Progress, total: int, meanwhile: Callable[[], None] | None = None
+                  ) -> list | None:
+    """`_run_chunks`, or None (with a warning) when the process pool cannot start."""
+    try:
+        return _run_chunks(task, args, chunks, workers, progress, total, meanwhile)
+    except BrokenProcessPool:
+        log.warning("parallel pose detection failed to start (is the calling script's top "
+                    "level guarded by `if __name__ == '__main__':`?); using one process")
+        return None
 
 
 def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
@@ -203,12 +204,8 @@ def _whole_and_parts(detector: StillPoseDetector, frame: np.ndarray) -> np.ndarr
     return np.concatenate(found)
 
 
-def several_people(info: media.MediaInfo, progress: Progress | None = None) -> bool:
-    """Two or more people of comparable size on MULTI_PERSON_FRACTION of the looks or more."""
-    return _several(count_people(info, progress))
-
-
 def _several(counts: np.ndarray) -> bool:
+    """Two or more people of comparable size on MULTI_PERSON_FRACTION of the looks or more."""
     return bool(len(counts)) and float(np.mean(counts >= 2)) >= people.MULTI_PERSON_FRACTION
 
 
@@ -218,16 +215,11 @@ def one_person_poses(info: media.MediaInfo, progress: Progress | None = None, st
     one decode: the people count rides along the one-person pass, in its processes, rather
     than decoding the clip once more on one core before it."""
     progress = progress_hook(progress)
-    chunks = _chunks(info.num_frames, workers)
+    chunks, parts = _chunks(info.num_frames, workers), None
     if workers > 1 and len(chunks) > 1:
-        try:
-            parts = _run_chunks(_counted_span, (info, stride), chunks, workers, progress,
-                                info.num_frames)
-        except BrokenProcessPool:
-            log.warning("parallel pose detection failed to start (is the calling script's top "
-                        "level guarded by `if __name__ == '__main__':`?); using one process")
-            parts = [_counted_span(info, stride, 0, info.num_frames, progress)]
-    else:
+        parts = _in_processes(_counted_span, (info, stride), chunks, workers, progress,
+                              info.num_frames)
+    if parts is None:
         parts = [_counted_span(info, stride, 0, info.num_frames, progress)]
     return ([p for poses, _ in parts for p in poses],
             np.array([c for _, counts in parts for c in counts], np.int64))
@@ -252,21 +244,24 @@ def single_person(info: media.MediaInfo, progress: Progress | None = None, strid
                   ) -> tuple[list[people.Track], people.Track]:
     """(tracks, main track) of a single-speaker clip.
 
-    A sparse people count (`several_people`) checks that one person is there (PeopleError
-    otherwise), then a one-person pass on every `stride`-th frame follows that person
-    closely (cheaper than a multi-person pass, and it never loses a lone person).
+    One decode (`one_person_poses`) gives a sparse people count, which checks that one
+    person is there (PeopleError otherwise), and a one-person pass on every `stride`-th
+    frame that follows that person closely (cheaper than a multi-person pass, and it never
+    loses a lone person).
     `need_hands` False accepts a person whose hands are never in view (the face cue).
     """
     progress = progress_hook(progress)
-    if several_people(info, progress):
+    poses, counts = one_person_poses(info, progress, stride, workers)
+    if _several(counts):
         raise PeopleError(f"several people visible in {info.path.name}: use `gestsync "
                           "speaker` to find who is speaking")
-    return _one_person(info, progress, stride, workers, need_hands)
+    return _main_track(info, poses, need_hands)
 
 
-def _one_person(info, progress, stride, workers, need_hands=True
+def _main_track(info: media.MediaInfo, poses: list[np.ndarray], need_hands: bool
                 ) -> tuple[list[people.Track], people.Track]:
-    tracks = scan_people(info, max_people=1, progress=progress, stride=stride, workers=workers)
+    """(tracks, main track) from one-person poses (`people.main_person`)."""
+    tracks = people.track_people(poses, (info.width, info.height))
     return tracks, people.main_person(tracks, info.num_frames, name=info.path.name,
                                       need_hands=need_hands)
 
@@ -277,16 +272,14 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
     """Who to search for the offset: one (tracks, person) pair per visible person.
 
     One person: as `single_person`, the people count taken during the one-person pass
-    (`one_person_poses`). Several (`several_people`): a multi-person pass on
+    (`one_person_poses`). Several (two or more on most looks): a multi-person pass on
     every frame (up to MAX_SEARCHED_PEOPLE at once), tracks of at least 2 s whose hands
     are in view (any, with `need_hands` False); PeopleError if none is.
     """
     progress = progress_hook(progress)
     poses, counts = one_person_poses(info, progress, stride, workers)
     if not _several(counts):
-        tracks = people.track_people(poses, (info.width, info.height))
-        return [(tracks, people.main_person(tracks, info.num_frames, name=info.path.name,
-                                            need_hands=need_hands))]
+        return [_main_track(info, poses, need_hands)]
     poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
     [everyone] = scene_people(poses, [(0, info.num_frames)], (info.width, info.height))
     tracks = [t for t in everyone if t.visible_hands_ratio >= people.MIN_HANDS_RATIO or not need_hands]

@@ -50,7 +50,15 @@ def for_run(net, cues: str = face.DEFAULT_CUES):
     return body if cues == "body" else WithFace(body, cues)
 
 
-class BodyMotion:
+class _BodyCue:
+    """A cue of the body alone (nothing fused in)."""
+
+    def used(self, seen: np.ndarray | None) -> dict | None:
+        """Which cues carried an answer: None, the body alone."""
+        return None
+
+
+class BodyMotion(_BodyCue):
     """The built-in estimator: the speed of hands, arms and head against speech energy."""
 
     subwindow = estimator.SUBWINDOW_FRAMES  # 2 s sub-window votes
@@ -69,12 +77,8 @@ class BodyMotion:
         return [[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end]) for t in scene]
                 for scene in scenes], None
 
-    def used(self, seen: np.ndarray | None) -> dict | None:
-        """Which cues carried an answer: None, the body alone."""
-        return None
 
-
-class Network(BodyMotion):
+class Network(_BodyCue):
     """A trained network: scaled cosines of picture and sound window embeddings."""
 
     subwindow = None  # the plain mean, as the authors' code scores
@@ -129,7 +133,7 @@ class Network(BodyMotion):
 class WithFace:
     """Another cue with the mouth's motion fused in where a face is seen (`face.fuse`)."""
 
-    def __init__(self, body: BodyMotion, cues: str) -> None:
+    def __init__(self, body: _BodyCue, cues: str) -> None:
         self.body, self.cues = body, cues
         self.subwindow, self.unit_scale = body.subwindow, body.unit_scale
 

@@ -11,6 +11,15 @@ from .speaker import find_speakers
 from .sync import find_offset
 
 
+MODEL_OPTIONS = ("model", "device", "precision")  # what a Syncer is made with
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """(the MODEL_OPTIONS of `options`, the rest: keyword arguments of its methods)."""
+    return ({k: v for k, v in options.items() if k in MODEL_OPTIONS},
+            {k: v for k, v in options.items() if k not in MODEL_OPTIONS})
+
+
 class Syncer:
     """`Syncer("gestsync-rgb").find_offset("a.mp4")`: `find_offset` and `find_speakers` with
     the model loaded once, here.

@@ -5,7 +5,7 @@
   (`keypoint_model`), trainable on a CPU.
 
 Everything that depends on the variant asks here (`of(model)` or `named(name)`): loading,
-feeding the picture side for `sync`, `speaker` and `eval` (`cues.Network` scores what it
+feeding the picture side for `sync`, `speaker` and `eval` (`scoring.Network` scores what it
 gives), and training. Nothing else compares variant names.
 """
 
