@@ -346,3 +346,31 @@ def test_eval_stopped_with_sigterm_removes_its_temporary_folder(tmp_path):
     assert err.splitlines()[-1] == "gestsync: stopped (SIGTERM)"
     assert "Traceback" not in err
     assert list(tmp.glob("gestsync-eval-*")) == []
+
+
+def test_a_sigterm_a_library_swallowed_still_stops_the_run(monkeypatch, capsys):
+    """A SIGTERM caught on the way (as a library's import fallback may do) and followed by
+    another error is reported as the stop it was: status 143, no "internal error"."""
+    from gestsync import cli
+
+    def run(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except BaseException:  # noqa: BLE001 - what the library does
+            pass
+        raise TypeError("a half-initialised module fails later")
+
+    real = cli.build_parser
+
+    def parser():
+        p = real()
+        for action in p._subparsers._group_actions:
+            action.choices["models"].set_defaults(run=run)
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    code, err = main(["models"]), capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM and "stopped (SIGTERM)" in err and "internal" not in err
+    monkeypatch.setattr(cli, "build_parser", real)
+    assert main(["models", "--json"]) == 0  # the next run starts with no stop recorded

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import GestsyncError, Terminated, UsageError, sigterm_as_interrupt
+from .errors import GestsyncError, Terminated, UsageError, sigterm_as_interrupt, stop_received
 from .arguments import Parser, add_cues_option, add_model_option, add_precision_option, help_texts
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
@@ -439,13 +439,14 @@ def _report_failure(args, video: Path, message: str) -> None:
 
 
 def _stop_behind(error: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl+C or SIGTERM that caused `error`, if one did (its cause or context chain)."""
+    """The Ctrl+C or SIGTERM that caused `error`, if one did: in its cause or context chain,
+    or a SIGTERM that a library swallowed before failing in another way."""
     seen = error.__cause__ or error.__context__
     while seen is not None:
         if isinstance(seen, KeyboardInterrupt):
             return seen
         seen = seen.__cause__ or seen.__context__
-    return None
+    return stop_received()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,6 +34,15 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl+C wherever the program is, so `with` blocks clean up."""
 
 
+_received: list[Terminated] = []  # SIGTERMs of the latest `sigterm_as_interrupt` block
+
+
+def stop_received() -> Terminated | None:
+    """The SIGTERM received in the latest `sigterm_as_interrupt` block, if any, even when a
+    library caught it on the way (e.g. mid-import) and failed later in another way."""
+    return _received[-1] if _received else None
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within: `kill` (SIGTERM) stops the program as Ctrl+C does, so temporary folders and
@@ -43,8 +52,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def stop(signum, frame):
-        raise Terminated
+        _received.append(Terminated())
+        raise _received[-1]
 
+    _received.clear()
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
