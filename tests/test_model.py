@@ -22,7 +22,7 @@ from reference_weights import (
 from gestsync.audio import log_mel, mel_windows
 from gestsync.checkpoint import CONFIG_KEY, checkpoint_payload, load_model
 from gestsync.errors import CheckpointError
-from gestsync.model import GestSyncModel, ModelConfig, _frame_chunks
+from gestsync.model import GestSyncModel, ModelConfig, _frame_chunks, _max_pool, _space_to_depth_conv
 
 TOL = 1e-4  # relative agreement with the authors' numbers on CPU float32
 
@@ -102,6 +102,40 @@ def test_audio_clip_equals_every_window(ref_model):
         expected = ref_model.embed_audio(mel_windows(mel, range(11)))
     clip = ref_model.embed_audio_clip(mel, batch=4)
     assert clip.shape == (11, 1024) and rel_err(clip, expected) < 1e-5
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((2, 64, 3, 43, 79), (1, 3, 3), (1, 2, 2)),  # the video stack's pools
+    ((4, 64, 40, 50), (3, 3), (2, 2)),  # the audio stack's
+    ((4, 256, 9, 5), (2, 3), (2, 2)),
+    ((1, 8, 9, 11), 3, 1),
+    ((1, 8, 9, 11), 1, 2),
+])
+def test_eval_max_pool_gives_torchs_values_and_keeps_the_layout(shape, kernel, stride):
+    x = torch.randn(shape)
+    pool = (torch.nn.MaxPool3d if len(shape) == 5 else torch.nn.MaxPool2d)(kernel, stride)
+    layout = torch.channels_last_3d if len(shape) == 5 else torch.channels_last
+    for given in (x, x.contiguous(memory_format=layout)):
+        got = _max_pool(given, pool.kernel_size, pool.stride)
+        assert torch.equal(got, pool(x))
+        if given.is_contiguous(memory_format=layout) and not given.is_contiguous():
+            assert got.is_contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize("size, runs_on_blocks", [((27, 48), True), ((28, 50), False)])
+def test_space_to_depth_conv_is_the_strided_conv(monkeypatch, size, runs_on_blocks):
+    """The video stack's first conv (7 x 7 taps, stride 3) on 3 x 3 pixel blocks; a size
+    that is no multiple of the stride takes the plain conv."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 7, *size, generator=g).contiguous(memory_format=torch.channels_last_3d)
+    weight, bias = torch.randn(8, 3, 5, 7, 7, generator=g), torch.randn(8, generator=g)
+    expected = torch.nn.functional.conv3d(x, weight, bias, stride=(1, 3, 3))
+    channels_seen, conv3d = [], torch.nn.functional.conv3d
+    monkeypatch.setattr(torch.nn.functional, "conv3d",
+                        lambda x, *a, **k: channels_seen.append(x.shape[1]) or conv3d(x, *a, **k))
+    got = _space_to_depth_conv(x, weight, bias, (1, 3, 3))
+    assert got.shape == expected.shape and rel_err(got, expected) < 1e-5
+    assert channels_seen == [27 if runs_on_blocks else 3]
 
 
 def test_clip_chunks_cover_the_clip_the_same_for_every_input_kind():
