@@ -93,9 +93,11 @@ RUNS = {  # name: (command, extra options, sequential)
     "sync-before": ("sync", (), True),
     "sync": ("sync", (), False),
     "sync-bf16": ("sync", ("--precision", "bf16"), False),
+    "sync-bf16-before": ("sync", ("--precision", "bf16"), True),  # with --before-src only
     "speaker-before": ("speaker", (), True),
     "speaker": ("speaker", (), False),
     "speaker-bf16": ("speaker", ("--precision", "bf16"), False),
+    "speaker-bf16-before": ("speaker", ("--precision", "bf16"), True),  # with --before-src only
 }
 
 
