@@ -41,6 +41,21 @@ def test_log_mel_matches_reference():
     assert rel_err(mel, np.load(VECTORS)["log_mel"]) < 1e-4
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 2000])
+def test_log_mel_in_chunks_is_the_centred_stft_of_the_whole_clip(monkeypatch, chunk):
+    """The STFT a stretch at a time (bounded memory) gives the numbers of one centred STFT
+    over the whole waveform, the last frame dropped."""
+    wav = torch.from_numpy(np.random.default_rng(4).standard_normal(16000 + 37).astype(np.float32) * 0.1)
+    window = torch.hann_window(audio.WIN_LENGTH, periodic=True)
+    spec = torch.stft(wav, audio.N_FFT, hop_length=audio.HOP_LENGTH, win_length=audio.WIN_LENGTH,
+                      window=window, center=True, pad_mode="reflect", return_complex=True)
+    expected = torch.log(audio.mel_filterbank() @ spec.abs()[:, :-1] + audio.LOG_EPS).T
+    monkeypatch.setattr(audio, "MEL_CHUNK_FRAMES", chunk)
+    got = audio.log_mel(wav)
+    assert got.shape == expected.shape == (100, 80)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5)
+
+
 def test_log_mel_accepts_numpy_float64():
     wav = reference_wav()[0]
     from_numpy = audio.log_mel(wav.double().numpy())

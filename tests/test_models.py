@@ -298,6 +298,28 @@ def test_the_web_page_names_the_active_model(home, published_bytes, tmp_path):
     assert app.job_model(by_path, "model file own.pth") == own
 
 
+def test_shifted_cosines_equal_the_cosines_of_normalised_embeddings():
+    """Dots over norm products, no normalised copies: the same as `F.normalize` then dot,
+    a zero embedding included (0, as normalize's 1e-12 floor gives)."""
+    import numpy as np
+
+    from gestsync.scoring import shifted_cosines
+
+    g = torch.Generator().manual_seed(3)
+    video, sound = torch.randn(30, 16, generator=g) * 5, torch.randn(28, 16, generator=g)
+    video[7] = 0
+    lags = np.array([-4, 0, 2])
+    got = shifted_cosines(video, sound, lags, 2.5, 30)
+    v, s = torch.nn.functional.normalize(video, dim=1), torch.nn.functional.normalize(sound, dim=1)
+    for i, lag in enumerate(lags):
+        for t in range(30):
+            if 0 <= t + lag < 28:
+                assert got[i, t] == pytest.approx(2.5 * float(v[t] @ s[t + lag]), abs=1e-6)
+            else:
+                assert np.isnan(got[i, t])
+    assert (got[:, 7][~np.isnan(got[:, 7])] == 0).all()
+
+
 def test_network_scorer_is_the_scaled_cosine_at_each_lag(monkeypatch):
     """`sync` and `eval` score a model through `scoring.Network`: evidence[i, s] is the
     logit scale times the cosine of picture window s and sound window s + lags[i]."""

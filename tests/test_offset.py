@@ -30,6 +30,18 @@ def test_shifted_products_align_picture_t_with_sound_t_plus_lag():
     assert ev[2, 0] == 0 * 20 and ev[2, 2] == 2 * 40 and np.isnan(ev[2, 3:]).all()
 
 
+def test_shifted_products_of_embeddings_are_the_same_in_blocks(monkeypatch):
+    g = np.random.default_rng(0)
+    picture, sound = g.standard_normal((23, 4)), g.standard_normal((21, 4))
+    lags = np.array([-5, 0, 3])
+    whole = offset.shifted_products(picture, sound, lags, 2.0)
+    monkeypatch.setattr(offset, "PRODUCT_ROWS", 4)  # 23 rows: blocks of 4 and a short one
+    blocks = offset.shifted_products(picture, sound, lags, 2.0)
+    assert np.array_equal(np.isnan(whole), np.isnan(blocks))
+    assert np.allclose(whole[~np.isnan(whole)], blocks[~np.isnan(blocks)], rtol=0, atol=1e-12)
+    assert np.allclose(whole[1, :21], 2.0 * (picture[:21] * sound).sum(1))
+
+
 def test_best_lag_prefers_zero_on_ties_and_rejects_empty():
     lags = np.array([-2, -1, 0, 1, 2])
     assert offset.best_lag(lags, np.array([1, 3, 3, 3, 0.0])) == 0

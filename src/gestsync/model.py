@@ -39,6 +39,8 @@ FRAME_WIDTH = 480
 D_MODEL = 512  # channels out of both conv stacks = transformer width
 TEMPORAL_KERNEL = 5  # net_vid.conv1 spans 5 frames with no temporal padding (the only time mixing)
 TEMPORAL_CONTEXT = TEMPORAL_KERNEL - 1  # 4: a clip of T frames gives T - 4 conv-stack outputs
+AUDIO_BATCH = 64  # sound windows per pass of `embed_audio_clip`: 256 held 230 MB more at the
+# peak (the first conv's output is 0.5 MB a window) and ran no faster on 2 cores
 VARIANTS = ("rgb",)  # what `ModelConfig` describes; the keypoint variant has its own config
 # (keypoint_model.KeypointModelConfig), and checkpoint._BUILDERS maps every variant to its network
 
@@ -450,7 +452,7 @@ class GestSyncModel(nn.Module):
         return self.ff_aud(x).flatten(1)
 
     @torch.no_grad()
-    def embed_audio_clip(self, mel: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    def embed_audio_clip(self, mel: torch.Tensor, batch: int = AUDIO_BATCH) -> torch.Tensor:
         """Audio embedding under every video frame: `T x 80` log-mel -> `W x 1024`, float32 on the CPU.
 
         Row s is the window of mel frames 4s .. 4s + 99 (the sound of video frames

@@ -18,6 +18,7 @@ from .timebase import FPS
 
 AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
 UNCERTAIN_BELOW = 0.5  # confidence under this: the answer is reported as uncertain
+PRODUCT_ROWS = 2048  # `shifted_products` multiplies this many rows at a time (8 MB of 1024-d embeddings)
 
 # Calibration: P(answer within AGREE_FRAMES of the truth) = sigmoid(a + b * logit(agreement)
 # + c * log(scored seconds)), fitted by `gestsync eval --fit-calibration` (logistic
@@ -61,11 +62,12 @@ def shifted_products(picture, sound, lags: np.ndarray, scale: float = 1.0,
     evidence = np.full((len(lags), num_frames), np.nan)
     for i, lag in enumerate(np.asarray(lags, dtype=int)):
         first, last = max(0, -lag), min(len(picture), len(sound) - lag)
-        if last > first:
-            products = picture[first:last] * sound[first + lag:last + lag]
+        for start in range(first, last, PRODUCT_ROWS):  # products of embeddings in bounded blocks
+            stop = min(start + PRODUCT_ROWS, last)
+            products = picture[start:stop] * sound[start + lag:stop + lag]
             if products.ndim == 2:
                 products = products.sum(1)
-            evidence[i, first:last] = scale * np.asarray(products)
+            evidence[i, start:stop] = scale * np.asarray(products)
     return evidence
 
 
