@@ -10,8 +10,9 @@ pipeline (masked crops made in line with the network, pose stretches of 500 fram
 child patches `crops` and `scan` back), as now in fp32 and in bf16, and
 `speaker --model` on the 2-people clip of bench_speaker.py (asd_sample_1 looped to the
 same length), before, now in fp32 and in bf16 (`--runs` picks some). With `--before-src DIR` the
-"before" run is the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
-tar -x -C /tmp/base`, then `--before-src /tmp/base/src`).
+"before" runs are the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
+tar -x -C /tmp/base`, then `--before-src /tmp/base/src`), and `sync-bf16-before`,
+`speaker-bf16-before` run that code with `--precision bf16`.
 
 1. End to end: the command itself (`gestsync sync CLIP --checkpoint ... --json --quiet`,
    writing offset.json, scores.png and the corrected copy) in a child process: wall and
@@ -19,7 +20,9 @@ tar -x -C /tmp/base`, then `--before-src /tmp/base/src`).
 2. Per stage, in this process: `Syncer(checkpoint).find_offset(clip)`, each stage timed
    from its first to its last progress report (`stage_times.py`): people (decode at pose
    size, pose, tracks), the model's picture side (masked crops made in a thread beside the
-   network), writing; the rest (sound, audio embeddings, offset search) is one row.
+   network), the model's sound side, writing; the rest (reading the sound, the offset
+   search, plots) is one row. Each row also gives the largest resident memory sampled
+   from its stage's first report until the next stage's.
 
 The checkpoint defaults to deterministic random weights saved in the published format
 (`module.` prefixes, optimizer state; tests/reference_weights.py): speed does not depend

@@ -347,8 +347,10 @@ def test_network_scorer_is_the_scaled_cosine_at_each_lag(monkeypatch):
     info = type("Info", (), {"num_frames": 100})()
     audio = np.zeros(100 * media.SAMPLES_PER_FRAME, np.float32)
     lags = np.array([-30, -1, 0, 2, 75])
-    evidence = scoring.Network(Net()).offset_scorer(info, None, None, lambda *a: None)(audio, 100, lags)
+    reports = []
+    evidence = scoring.Network(Net()).offset_scorer(info, None, None, lambda *a: reports.append(a))(audio, 100, lags)
     assert evidence.shape == (5, 100)
+    assert reports[-2:] == [("model (sound)", 0, 1), ("model (sound)", 1, 1)]  # a stage of its own
     v, a = video.numpy(), sound.numpy()
     for i, lag in enumerate(lags):
         for s in range(100):

@@ -25,7 +25,7 @@ import torch
 
 from . import estimator, face, media, offset, people, scan, speaker_scores, variants
 from .audio import log_mel
-from .progress import Progress
+from .progress import Progress, no_progress
 
 Score = Callable[[np.ndarray, int, np.ndarray], np.ndarray]  # (audio, frames, lags) -> L x frames
 MODEL_WINDOW = 25  # frames per model window; its speaker score belongs to its centre frame
@@ -91,12 +91,16 @@ class Network(_BodyCue):
     def offset_scorer(self, info, tracks, person, progress) -> OffsetScorer:
         video = self.variant.clip_video(self.net, info, person, progress)
         return OffsetScorer(lambda audio, frames, lags: shifted_cosines(
-            video[:frames], self.sound(audio), lags, self.scale, frames))
+            video[:frames], self.sound(audio, progress), lags, self.scale, frames))
 
-    def sound(self, audio: np.ndarray) -> torch.Tensor:
-        """Window embeddings of the sound: row s is frames s .. s + 24."""
+    def sound(self, audio: np.ndarray, progress: Progress = no_progress) -> torch.Tensor:
+        """Window embeddings of the sound: row s is frames s .. s + 24. Reported to
+        `progress` as one step, "model (sound)"."""
+        progress("model (sound)", 0, 1)
         with torch.inference_mode():
-            return self.net.embed_audio_clip(log_mel(audio).to(self.net.device))
+            sound = self.net.embed_audio_clip(log_mel(audio).to(self.net.device))
+        progress("model (sound)", 1, 1)
+        return sound
 
     def speaker_evidence(self, info, audio, scenes, progress):
         total, done, out = sum(len(s) for s in scenes), 0, []
