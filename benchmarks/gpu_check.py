@@ -5,8 +5,12 @@
 1. The authors' reference vectors (tests/data/vectors.npz: video and audio embeddings of
    the reference weights and inputs) on the GPU, to 1e-4 of the CPU numbers.
 2. Throughput of the clip embedding (`embed_video_clip`, conv stack once per frame) on
-   random 270 x 480 frames, frames per second, after a warm-up.
-3. A two-process nccl training step (`torchrun --nproc_per_node=2 -m gestsync train`, the
+   random 270 x 480 frames, frames per second, after a warm-up, in fp32 and in bf16, and
+   the smallest cosine of a bf16 window embedding to its fp32 one.
+3. `gestsync sync` and `gestsync speaker` end to end on a sample clip (random weights in
+   the published format) with `--device cuda` and with `--device cpu`: exit status, the
+   answers side by side, wall time, and for sync the largest score difference.
+4. A two-process nccl training step (`torchrun --nproc_per_node=2 -m gestsync train`, the
    keypoint variant on generated clips), where two GPUs exist.
 Where no CUDA device exists it prints one line and exits 0.
 """
@@ -14,6 +18,7 @@ Where no CUDA device exists it prints one line and exits 0.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -54,20 +59,70 @@ def reference_checks(device: str) -> list[tuple[str, str]]:
 
 
 def throughput(device: str, frames: int) -> list[tuple[str, str]]:
-    """Frames per second of `embed_video_clip` on random frames (after one warm-up run)."""
+    """Frames per second of `embed_video_clip` on random frames (after one warm-up run), in
+    each precision, and the smallest cosine of bf16 window embeddings to fp32."""
     from gestsync.model import GestSyncModel
 
     model = GestSyncModel().eval().to(device)
     rng = np.random.default_rng(0)
     clip = rng.integers(0, 256, (frames, 270, 480, 3), dtype=np.uint8)
-    model.embed_video_clip(clip[:60])  # warm-up: kernels, allocator
-    torch.cuda.synchronize()
+    rows, embeddings = [], {}
+    for precision in ("fp32", "bf16"):
+        model.set_precision(precision)
+        model.embed_video_clip(clip[:60])  # warm-up: kernels, allocator
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        embeddings[precision] = model.embed_video_clip(clip)
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        rows.append((f"embed_video_clip {precision}, {frames} frames 270 x 480",
+                     f"{frames / seconds:.0f} frames/s ({seconds / frames * 25:.3f} s per s of video)"))
+    cos = torch.nn.functional.cosine_similarity(embeddings["fp32"], embeddings["bf16"], dim=1)
+    rows.append(("bf16 window embeddings: smallest cosine to fp32", f"{cos.min():.5f}"))
+    return rows
+
+
+def end_to_end(device: str) -> list[tuple[str, str]]:
+    """`gestsync sync` and `speaker` on a sample clip with `device` and on the CPU."""
+    samples = TESTS.parents[1] / "shared" / "samples"
+    clips = {"sync": samples / "sync_sample_2.mp4", "speaker": samples / "asd_sample_1.mp4"}
+    if not all(c.is_file() for c in clips.values()):
+        return [("end to end", f"skipped: no sample clips in {samples}")]
+    sys.path.insert(0, str(TESTS))
+    from reference_weights import published_checkpoint, reference_state_dict
+
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        checkpoint = Path(work) / "model_rgb.pth"
+        torch.save(published_checkpoint(reference_state_dict()), checkpoint)
+        for command, clip in clips.items():
+            found = {d: _run_command(command, clip, checkpoint, d, Path(work) / f"{command}-{d}")
+                     for d in (device, "cpu")}
+            rows.append((f"gestsync {command} {clip.name}, {device} / cpu",
+                         " / ".join(found[d][0] for d in (device, "cpu"))))
+            if command == "sync" and all(found[d][1] for d in (device, "cpu")):
+                scores = [np.array(found[d][1]["scores"], dtype=float) for d in (device, "cpu")]
+                rows.append((f"gestsync sync: largest score difference {device} - cpu",
+                             f"{np.nanmax(np.abs(scores[0] - scores[1])):.1e}"))
+    return rows
+
+
+def _run_command(command: str, clip: Path, checkpoint: Path, device: str, out: Path
+                 ) -> tuple[str, dict | None]:
+    """(a short account of one CLI run, its JSON result or None)."""
+    cmd = [sys.executable, "-m", "gestsync", command, str(clip), "--checkpoint", str(checkpoint),
+           "--device", device, "--out", str(out), "--json", "--quiet"]
     start = time.perf_counter()
-    model.embed_video_clip(clip)
-    torch.cuda.synchronize()
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start
-    return [(f"embed_video_clip, {frames} frames 270 x 480",
-             f"{frames / seconds:.0f} frames/s ({seconds / frames * 25:.3f} s per s of video)")]
+    if run.returncode != 0:
+        return f"FAILS (exit {run.returncode}): {run.stderr.strip()[-200:]}", None
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    if command == "sync":
+        answer = f"offset {result['offset_frames']:+d}"
+    else:
+        answer = "speakers " + ",".join(str(s["speaker"]) for s in result["scenes"])
+    return f"{answer}, {seconds:.1f} s", result
 
 
 def nccl_step() -> list[tuple[str, str]]:
@@ -98,7 +153,7 @@ def main() -> None:
     device = "cuda"
     rows = [("device", f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
                        f"{torch.cuda.device_count()} GPU(s)")]
-    rows += reference_checks(device) + throughput(device, args.frames) + nccl_step()
+    rows += reference_checks(device) + throughput(device, args.frames) + end_to_end(device) + nccl_step()
     width = max(len(name) for name, _ in rows)
     print(f"| {'check':{width}s} | result |\n|{'-' * (width + 2)}|---|")
     for name, value in rows:
