@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-REST = "the rest (unreported: start, scoring, outputs)"
+REST = "the rest (start, scoring, outputs)"  # what no stage reports
 
 
 def timed_stages(call: Callable[..., Any], *args, **kwargs) -> tuple[Any, dict]:
