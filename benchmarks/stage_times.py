@@ -40,8 +40,7 @@ def timed_stages(call: Callable[..., Any], *args, **kwargs) -> tuple[Any, dict]:
         sampler.join()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     stages = {k: (v[2] - v[0], v[3] - v[1]) for k, v in spans.items()}
-    stages[REST] = (wall - sum(w for w, _ in stages.values()),
-                                                    cpu - sum(c for _, c in stages.values()))
+    stages[REST] = (wall - sum(w for w, _ in stages.values()), cpu - sum(c for _, c in stages.values()))
     return result, {"seconds": wall, "cpu": cpu, "stages": stages, "stage_peaks_mb": peaks,
                     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -185,6 +185,31 @@ def test_bad_precision_is_a_usage_error(capsys, tmp_path, command):
     assert_clean_failure(code, err, out, "--precision")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_a_missing_cuda_device_is_a_usage_error_not_a_damaged_checkpoint():
+    from gestsync.checkpoint import resolve_device
+
+    with pytest.raises(UsageError, match="--device cuda: this machine has 0 CUDA"):
+        resolve_device("cuda")
+    with pytest.raises(UsageError, match="unknown --device 'gpu'"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device(None)
+
+
+@needs_samples
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_sync_on_a_missing_cuda_device_fails_cleanly(capsys, tmp_path):
+    import reference_weights
+
+    checkpoint = tmp_path / "model_rgb.pth"
+    torch.save(reference_weights.published_checkpoint(reference_weights.reference_state_dict()), checkpoint)
+    out = tmp_path / "res"
+    code, _, err = run_cli(capsys, "sync", str(SAMPLES / "sync_sample_2.mp4"), "--checkpoint",
+                           str(checkpoint), "--device", "cuda", "--out", str(out))
+    assert_clean_failure(code, err, out, "--device cpu")
+    assert "damaged" not in err
+
+
 # ---- the people count rides along the one-person pose pass ----------------------------
 
 

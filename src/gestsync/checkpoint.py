@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gestsync.errors import CheckpointError
+from gestsync.errors import CheckpointError, UsageError
 from gestsync import variants
 from gestsync.keypoint_model import KeypointSyncModel
 from gestsync.model import GestSyncModel, ModelConfig
@@ -39,10 +39,20 @@ _PREFIXES = (
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """`device` as given, else "cuda" when available, else "cpu" (decided at call time)."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """`device` as given, else "cuda" when available, else "cpu" (decided at call time).
+    UsageError for a name torch does not know or a CUDA device this machine lacks (rather
+    than a checkpoint that seems damaged when torch cannot map it there)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown --device {device!r}: use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA "
+                         "device(s) that torch can use. Fix: leave --device out (a GPU is used "
+                         "when present) or give --device cpu")
+    return chosen
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device | None = None
