@@ -1,11 +1,13 @@
-"""Tracking, crops and main-person checks on synthetic keypoint sequences."""
+"""Tracking of detector boxes, landmarks attached to them, box motion and main-person
+checks, on synthetic people."""
 
 import numpy as np
 import pytest
 
 from gestsync.errors import PeopleError
-from gestsync.people import (CROP_ASPECT, Tracker, crop_box, crop_frame, keypoint_box,
-                             main_person, people_per_frame, track_people)
+from gestsync.people import (Tracker, attach_poses, box_motion, comparable_people, crop_frame,
+                             join_fragments, keep_tracks, keypoint_box, main_person,
+                             people_per_frame, track_people)
 
 FRAME = (640, 360)  # width, height
 
@@ -39,6 +41,17 @@ def frames_of(*people_per_frame) -> list[np.ndarray]:
     return [np.stack(p) if p else np.zeros((0, 33, 4), np.float32) for p in people_per_frame]
 
 
+def boxes_of(poses: list[np.ndarray]) -> list[np.ndarray]:
+    """What a person detector would find: a box (with a score) around each pose."""
+    return [np.array([[*keypoint_box(k, FRAME), 0.9] for k in p], np.float32).reshape(-1, 5)
+            for p in poses]
+
+
+def tracked(poses: list[np.ndarray], **options):
+    """Tracks of the people of `poses` (boxes around them), their landmarks attached."""
+    return attach_poses(track_people(boxes_of(poses), FRAME, **options), poses)
+
+
 def walk(x0: float, x1: float, n: int, y: float = 150, scale: float = 60):
     return [person(x, y, scale) for x in np.linspace(x0, x1, n)]
 
@@ -61,14 +74,27 @@ def test_two_people_crossing_keep_identity():
         pair = [pa, pb] if i % 2 else [pb, pa]  # detector order is arbitrary
         noise = rng.normal(0, 1, (2, 33, 4)).astype(np.float32) * [1, 1, 0, 0]
         poses.append(np.stack(pair) + noise)
-    tracks = track_people(poses, FRAME)
+    tracks = tracked(poses)
     assert len(tracks) == 2
     for t in tracks:
-        # where they overlap one hides the other: bridged over the few frames
-        assert t.length == 120 and t.detected.mean() > 0.9
+        assert t.length == 120 and t.detected.mean() > 0.9 and t.posed.mean() > 0.9
         nose_x = t.keypoints[:, 0, 0]
         steps = np.diff(nose_x)
         assert (steps > 0).mean() > 0.9 or (steps < 0).mean() > 0.9  # one direction only
+
+
+def test_a_track_never_takes_over_another_person():
+    # two people side by side; the left one leaves at frame 60 and the right one stays:
+    # the left track must end, not jump onto the right person
+    left, right = walk(150, 150, 100), walk(450, 450, 100)
+    seq = [[r] + ([l] if i < 60 else []) for i, (l, r) in enumerate(zip(left, right))]
+    tracks = tracked(frames_of(*seq))
+    assert len(tracks) == 2
+    ends = sorted((t.end, round(float(np.median(t.boxes[:, 0])))) for t in tracks)
+    assert ends[0][0] <= 60 + 1 and ends[1][0] == 100
+    for t in tracks:  # each box stays on its own side of the frame
+        centre = (t.boxes[:, 0] + t.boxes[:, 2]) / 2
+        assert np.ptp(centre) < 5
 
 
 def test_gap_is_bridged_by_interpolation():
@@ -76,19 +102,20 @@ def test_gap_is_bridged_by_interpolation():
     seq = [[p] for p in people]
     for i in range(40, 50):
         seq[i] = []
-    (t,) = track_people(frames_of(*seq), FRAME)
+    (t,) = tracked(frames_of(*seq))
     assert t.length == 100 and list(t.frames) == list(range(100))
     assert not t.detected[40:50].any() and t.detected[:40].all() and t.detected[50:].all()
-    assert (t.keypoints[40:50, :, 3] == 0).all()
+    assert not t.posed[40:50].any()
     np.testing.assert_allclose(t.keypoints[45, :, :2], people[45][:, :2], atol=1e-3)
-    assert t.visible_hands_ratio == 1.0  # of the frames where the person was seen
+    np.testing.assert_allclose(t.boxes[45], keypoint_box(people[45], FRAME), atol=1e-3)
+    assert t.visible_hands_ratio == 1.0  # of the frames where landmarks were seen
 
 
 def test_long_gap_splits_the_track():
     seq = [[p] for p in walk(100, 400, 160)]
     for i in range(60, 90):  # 30 missed frames > MAX_GAP
         seq[i] = []
-    tracks = track_people(frames_of(*seq), FRAME)
+    tracks = tracked(frames_of(*seq))
     assert [(t.start, t.end) for t in tracks] == [(0, 60), (90, 160)]
 
 
@@ -99,49 +126,65 @@ def test_short_and_small_tracks_are_dropped():
         seq[i].append(person(500, 150, 60))
     for i in range(100):  # a tiny person (box < MIN_SIZE) for the whole clip
         seq[i].append(person(600, 300, 10))
-    tracks = track_people(frames_of(*seq), FRAME)
+    tracks = tracked(frames_of(*seq))
     assert len(tracks) == 1 and tracks[0].length == 100
-    assert len(track_people(frames_of(*seq), FRAME, min_frames=10, min_size=0)) == 3
+    assert len(tracked(frames_of(*seq), min_frames=10, min_size=0)) == 3
 
 
-def test_boxes_are_median_smoothed():
+def test_boxes_are_the_detectors_own():
     seq = [[p] for p in walk(300, 300, 60)]
-    seq[30][0] = seq[30][0].copy()
-    seq[30][0][15, :2] = (600, 350)  # one wild wrist: the raw box jumps for one frame
-    (t,) = track_people(frames_of(*seq), FRAME)
-    np.testing.assert_allclose(t.boxes[30], t.boxes[29])
+    boxes = boxes_of(frames_of(*seq))
+    boxes[30][0, :4] += 7  # one box off by a few pixels: kept as found (crops smooth)
+    (t,) = track_people(boxes, FRAME)
+    np.testing.assert_allclose(t.boxes[30], boxes[30][0, :4])
+    assert not t.posed.any() and (t.keypoints[..., 3] == 0).all()  # no landmarks yet
 
 
 def test_tracker_is_incremental_and_checks_order():
     tracker = Tracker(FRAME)
-    for i, p in enumerate(walk(100, 300, 60)):
-        tracker.update(i, p[None])
+    for i, b in enumerate(boxes_of(frames_of(*[[p] for p in walk(100, 300, 60)]))):
+        tracker.update(i, b)
     with pytest.raises(ValueError):
-        tracker.update(10, np.zeros((0, 33, 4), np.float32))
+        tracker.update(10, np.zeros((0, 5), np.float32))
     (t,) = tracker.finish()
     assert t.length == 60
 
 
-def test_crop_box_is_16_9_centred_and_inside():
-    box = np.array([300, 100, 340, 200])
-    x0, y0, x1, y1 = crop_box(box, FRAME)
-    assert (y1 - y0, x1 - x0) == (100, 178)
-    assert abs((x0 + x1) / 2 - 320) <= 1 and (y0 + y1) / 2 == 150
-    # near the border: shifted inside, same size
-    x0, y0, x1, y1 = crop_box(np.array([0, 0, 40, 100]), FRAME)
-    assert (x0, y0) == (0, 0) and (x1, y1) == (178, 100)
-    # a wide box sets the width
-    x0, y0, x1, y1 = crop_box(np.array([100, 100, 420, 120]), FRAME)
-    assert (x1 - x0) / (y1 - y0) == pytest.approx(CROP_ASPECT, abs=0.01) and x1 - x0 == 320
+def test_landmarks_go_to_the_box_they_lie_in():
+    left, right = walk(150, 160, 80), walk(450, 440, 80)
+    poses = frames_of(*[[l, r] for l, r in zip(left, right)])
+    boxes = boxes_of(poses)
+    only_right = frames_of(*[[r] for r in right])  # the landmarker found only one person
+    tracks = attach_poses(track_people(boxes, FRAME), only_right)
+    by_x = sorted(tracks, key=lambda t: t.boxes[0, 0])
+    assert not by_x[0].posed.any() and by_x[1].posed.all()
+    np.testing.assert_allclose(by_x[1].keypoints[:, 0, :2], np.stack(right)[:, 0, :2])
 
 
-def test_crop_box_larger_than_frame_covers_it():
-    # a square frame with a full-height person: 16:9 is wider than the frame
-    x0, y0, x1, y1 = crop_box(np.array([0, 0, 100, 360]), (360, 360))
-    assert (y0, y1) == (0, 360) and x1 - x0 == 640
-    assert x0 <= 0 and x1 >= 360  # the whole frame width is shown, black beyond
-    boxes = crop_box(np.array([[300, 100, 340, 200]] * 3), FRAME)
-    assert boxes.shape == (3, 4) and boxes.dtype == np.int64
+def test_landmarks_are_bridged_over_short_misses_only():
+    people = walk(100, 400, 200)
+    poses = frames_of(*[[p] for p in people])
+    sparse = [p if i % 2 == 0 and not 50 <= i < 150 else p[:0] for i, p in enumerate(poses)]
+    (t,) = attach_poses(track_people(boxes_of(poses), FRAME), sparse)
+    assert t.keypoints[1, 0, 3] == 1  # a skipped frame: interpolated, visibility kept
+    assert (t.keypoints[49:150, :, 3] == 0).all()  # 100 frames without: lost, not bridged
+
+
+def test_comparable_people_ignores_small_background_people():
+    big, other, small = [0, 0, 100, 200, .9], [300, 0, 380, 190, .8], [500, 0, 520, 40, .9]
+    assert comparable_people(np.array([big, other, small], np.float32)) == 2
+    assert comparable_people(np.zeros((0, 5), np.float32)) == 0
+
+
+def test_box_motion_reads_the_cells_under_the_box():
+    motion = np.zeros((10, 20, 40), np.uint8)
+    motion[:, 5:10, 10:20] = 30  # something moves there
+    motion[3] += 5  # the whole frame changes a little (light): not the person's motion
+    (t,) = track_people([np.array([[160, 80, 320, 160, .9]], np.float32)] * 10, FRAME, min_frames=1)
+    moving = box_motion(t, motion, (16.0, 16.0))
+    np.testing.assert_allclose(moving, 30)
+    (t,) = track_people([np.array([[400, 200, 600, 300, .9]], np.float32)] * 10, FRAME, min_frames=1)
+    np.testing.assert_allclose(box_motion(t, motion, (16.0, 16.0)), 0)
 
 
 def test_crop_frame_pads_with_black():
@@ -158,10 +201,10 @@ def test_main_person_errors():
         main_person([], 100, "clip.mp4")
     two = frames_of(*[[a, b] for a, b in zip(walk(150, 160, 100), walk(480, 470, 100))])
     with pytest.raises(PeopleError, match="2 people visible in clip.mp4: use `gestsync speaker`"):
-        main_person(track_people(two, FRAME), 100, "clip.mp4")
+        main_person(tracked(two), 100, "clip.mp4")
     no_hands = frames_of(*[[person(300, 150, 60, hands=False)] for _ in range(100)])
     with pytest.raises(PeopleError, match="hands never visible in clip.mp4"):
-        main_person(track_people(no_hands, FRAME), 100, "clip.mp4")
+        main_person(tracked(no_hands), 100, "clip.mp4")
 
 
 def test_main_person_ignores_small_background_people_and_returns_the_longest():
@@ -170,34 +213,26 @@ def test_main_person_ignores_small_background_people_and_returns_the_longest():
         seq[i].append(person(550, 120, 25))  # small person in the background
     for i in range(60):
         seq[i].append(person(400, 150, 60))  # as big, beside for 60% of the clip
-    tracks = track_people(frames_of(*seq), FRAME)
+    tracks = tracked(frames_of(*seq))
     with pytest.raises(PeopleError, match="2 people"):
         main_person(tracks, 100)
-    tracks = track_people(frames_of(*[s[:2] for s in seq]), FRAME, min_size=0)
+    tracks = tracked(frames_of(*[s[:2] for s in seq]), min_size=0)
     assert len(tracks) == 2
     main = main_person(tracks, 100)
     assert main.length == 100 and main.size > 100
 
 
-def test_duplicate_detections_are_merged():
-    seq = [[p, p + np.float32([3, 2, 0, -0.2])] for p in walk(100, 300, 60)]
-    (t,) = track_people(frames_of(*seq), FRAME)
-    assert t.length == 60 and (t.keypoints[:, 0, 3] == 1).all()  # the more visible copy
-
-
-def test_stride_interpolates_skipped_frames():
+def test_looks_every_few_frames_are_interpolated():
     people = walk(100, 400, 100)
-    (t,) = track_people(frames_of(*[[p] for p in people[::3]]), FRAME, stride=3)
+    boxes = [b if i % 3 == 0 else None for i, b in enumerate(boxes_of(frames_of(*[[p] for p in people])))]
+    (t,) = track_people(boxes, FRAME)
     assert list(t.frames) == list(range(0, 100)[:t.length]) and t.end == 100
-    assert t.detected.sum() == 34 and t.visible_hands_ratio == 1.0
-    np.testing.assert_allclose(t.keypoints[50, :, :2], people[50][:, :2], atol=1e-3)
-    with pytest.raises(ValueError, match="stride"):
-        track_people([], FRAME, stride=30)
-    # 101 frames: the last analysed one is 99, the track is held to the end
-    (t,) = track_people(frames_of(*[[p] for p in people[::3]]), FRAME, stride=3,
-                        num_frames=101)
+    assert t.detected.sum() == 34
+    np.testing.assert_allclose(t.boxes[50], keypoint_box(people[50], FRAME), atol=0.5)
+    # 101 frames: the last look is at 99, the track is held to the end
+    (t,) = track_people(boxes + [None], FRAME, num_frames=101)
     assert t.end == 101 and not t.detected[-1]
-    np.testing.assert_array_equal(t.keypoints[-1, :, :2], people[99][:, :2])
+    np.testing.assert_array_equal(t.boxes[-1], t.boxes[-2])
 
 
 def test_people_together_in_several_shots_add_up():
@@ -207,24 +242,24 @@ def test_people_together_in_several_shots_add_up():
         x = 150 + 100 * shot  # a cut: everyone moves
         seq += [[p] + ([person(x + 250, 150, 60)] if i >= 25 else [])
                 for i, p in enumerate(walk(x, x + 5, 40))]
-    tracks = track_people(frames_of(*seq), FRAME, min_frames=10)
+    tracks = tracked(frames_of(*seq), min_frames=10)
     assert (people_per_frame(tracks, 120) == 2).sum() == 45
     with pytest.raises(PeopleError, match="2 people"):
         main_person(tracks, 120)
 
 
 def test_join_fragments_resumes_a_person_after_a_long_miss():
-    from gestsync.people import join_fragments, keep_tracks
-
     a = walk(200, 210, 40)
     b = walk(212, 220, 40)
     poses = frames_of(*([p] for p in a), *([[]] * 40), *([p] for p in b))  # 40 frames missed
-    pieces = track_people(poses, FRAME, min_frames=1)
+    pieces = track_people(boxes_of(poses), FRAME, min_frames=1)
     assert len(pieces) == 2
     joined = join_fragments(pieces)
     assert len(joined) == 1 and joined[0].length == 120 and joined[0].detected.sum() == 80
+    attach_poses(joined, poses)
     assert (joined[0].keypoints[40:80, :, 3] == 0).all()  # the gap is not an observation
     far = frames_of(*([p] for p in a), *([[]] * 40), *([p] for p in walk(500, 510, 40)))
-    assert len(join_fragments(track_people(far, FRAME, min_frames=1))) == 2  # elsewhere: new
+    assert len(join_fragments(track_people(boxes_of(far), FRAME, min_frames=1))) == 2
     stray = frames_of([a[0]], *([[]] * 20), [a[0]], *([[]] * 20), [a[0]])
-    assert keep_tracks(join_fragments(track_people(stray, FRAME, min_frames=1)), min_frames=10) == []
+    assert keep_tracks(join_fragments(track_people(boxes_of(stray), FRAME, min_frames=1)),
+                       min_frames=10) == []

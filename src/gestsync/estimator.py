@@ -91,13 +91,33 @@ def motion_signals(keypoints: np.ndarray, config: EstimatorConfig = EstimatorCon
     return np.stack(rows)
 
 
-def person_motion(pieces: list[tuple[int, np.ndarray]], num_frames: int,
+MIN_POSED_SHARE = 0.5  # `body_motion`: landmarks on fewer of a run's frames than this
+# (a back, a profile: the landmarker needs a face) and the box's motion is read instead
+
+
+def body_motion(keypoints: np.ndarray, box: np.ndarray | None = None,
+                config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
+    """F x T motion of one person's run of frames: `motion_signals` of the keypoints where
+    hands, arms or head are seen on MIN_POSED_SHARE of the frames or more; otherwise the
+    (T,) motion inside the person's box (`people.box_motion`), repeated on every row."""
+    signals = motion_signals(keypoints, config)
+    if box is None or not len(keypoints):
+        return signals
+    joints = [j for part in BODY_PARTS.values() for j in part]
+    seen = (keypoints[:, joints, 3] >= config.min_visibility).any(axis=1)
+    if seen.mean() >= MIN_POSED_SHARE:
+        return signals
+    return np.repeat(np.asarray(box, np.float64)[None], len(BODY_PARTS), axis=0)
+
+
+def person_motion(pieces: list[tuple], num_frames: int,
                   config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
-    """`motion_signals` of one person per frame, computed run by run (`scan.person_pieces`:
-    a run is one track), zero where nobody is seen. Returns F x num_frames."""
+    """`body_motion` of one person per frame, computed run by run (`scan.person_pieces`:
+    (start, keypoints, box motion) runs of one track), zero where nobody is seen.
+    Returns F x num_frames."""
     motion = np.zeros((len(BODY_PARTS), num_frames))
-    for start, keypoints in pieces:
-        motion[:, start:start + len(keypoints)] = motion_signals(keypoints, config)
+    for start, keypoints, *box in pieces:
+        motion[:, start:start + len(keypoints)] = body_motion(keypoints, *box, config=config)
     return motion
 
 
@@ -165,10 +185,12 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ who speaks (speaker)
 
-def track_evidence(keypoints: np.ndarray, speech: np.ndarray) -> np.ndarray:
-    """(1 + S) x T evidence of a track's motion (T x 33 x 4 keypoints) against the speech
-    signals of its frames (G x T); see `motion_evidence`."""
-    return motion_evidence(motion_signals(keypoints), heard_signal(speech))
+def track_evidence(keypoints: np.ndarray, speech: np.ndarray,
+                   box: np.ndarray | None = None) -> np.ndarray:
+    """(1 + S) x T evidence of a track's motion (T x 33 x 4 keypoints, or the (T,) motion
+    in its box where they are rarely seen: `body_motion`) against the speech signals of its
+    frames (G x T); see `motion_evidence`."""
+    return motion_evidence(body_motion(keypoints, box), heard_signal(speech))
 
 
 def motion_evidence(motion: np.ndarray, heard: np.ndarray) -> np.ndarray:

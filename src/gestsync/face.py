@@ -298,11 +298,11 @@ def clip_mouth(mouths: list[MouthTrack], num_frames: int) -> np.ndarray:
     return out
 
 
-def person_mouth(info: media.MediaInfo, pieces: list[tuple[int, np.ndarray]],
+def person_mouth(info: media.MediaInfo, pieces: list[tuple],
                  stride: int = FACE_STRIDE, progress=None) -> np.ndarray:
     """(T,) mouth opening of the person of `scan.person_pieces` (NaN: no face); with no
     piece at all (nobody tracked), the face mesh searches the whole frame."""
-    runs = list(pieces) if pieces else [(0, None)]
+    runs = [(start, keypoints) for start, keypoints, *_ in pieces] if pieces else [(0, None)]
     return clip_mouth(read_mouths(info, runs, stride, progress), info.num_frames)
 
 

@@ -1,14 +1,17 @@
-"""People tracks from per-frame body landmarks, and the 16:9 crops around them.
+"""People tracks from a person detector's boxes, with body landmarks attached where seen.
 
-Input: for each frame of one scene, the (P, 33, 4) landmarks of `pose.PoseDetector`
-(x, y in pixels, z, visibility). Output: `Track`s with contiguous frames, smoothed boxes
-and keypoints, which `crop_box` / `crop_frame` turn into the model's 480 x 270 crops.
+Input, per frame of one scene: the person boxes of `person_detector.PersonDetector` (on
+every k-th frame: it needs no face, so backs and profiles are found), and the (P, 33, 4)
+landmarks of `pose.PoseDetector` (x, y in pixels, z, visibility), which need a face.
+Output: `Track`s with contiguous frames, the detector's boxes (interpolated between
+detections, not smoothed: `crops` smooths them as the authors do), the landmarks attached
+to each box by overlap (visibility 0 where none were), and the motion inside the box.
 
-Tracking follows the authors' recipe (IoU linking, gaps bridged, short or small tracks
-dropped, median-smoothed boxes) with three changes: IoU of head-and-shoulders boxes (stable,
-and apart for people side by side) rather than of whole-body boxes (arms and legs flicker),
-optimal (Hungarian) assignment, and constant-velocity prediction so that people crossing
-keep their ids.
+Tracking follows the authors' rules (docs/model.md): a box continues a track when its IoU
+with the track's box is above 0.5, up to 25 missed frames are bridged by interpolation,
+tracks shorter than 50 frames or smaller than 64 px are dropped. Two additions: optimal
+(Hungarian) assignment, so that two people never swap or share a track, and
+constant-velocity prediction, so that people crossing keep their ids.
 Call it once per scene: tracks never cross a scene cut.
 """
 
@@ -23,26 +26,20 @@ from .timebase import FPS
 
 
 # Tracking, after the authors' preprocessing (see docs/model.md).
-IOU_THRESHOLD = 0.5  # a detection continues a track when its link box's IoU with the
-# track's predicted link box is above this
+IOU_THRESHOLD = 0.5  # a box continues a track when its IoU with the track's predicted box
+# is above this (the authors' rule)
 MAX_GAP = 25  # frames (1 s) a track may miss and still be bridged by interpolation
 MIN_FRAMES = 50  # frames (2 s): shorter tracks are dropped (two 25-frame model windows)
 MIN_SIZE = 64  # pixels: tracks whose mean box width and height are both smaller are dropped
-SMOOTH_FRAMES = 13  # median filter length over box coordinates (about 0.5 s)
-
-# Linking uses a head-and-shoulders box: the detector is face-anchored, so these landmarks
-# are always predicted and stable, while arms and legs flicker in and out of view.
-LINK_POINTS = tuple(range(13))  # nose, eyes, ears, mouth, shoulders
-LINK_MARGIN = 0.25  # each side of the link box grows by this fraction of its longer side
-DUPLICATE_IOU = 0.6  # the pose landmarker sometimes returns one person twice: link boxes
-# overlapping more than this are one person (side-by-side people overlap far less)
 VELOCITY_SPAN = 5  # detections over which a track's velocity is averaged (noise)
-JOIN_IOU = 0.3  # `join_fragments`: a track resumes an earlier one of the same scene when
+JOIN_IOU = 0.5  # `join_fragments`: a track resumes an earlier one of the same scene when
 # their boxes across the gap overlap this much (a person lost for longer than MAX_GAP
 # while the camera holds still is back where they were)
-MIN_DETECTED_FRAMES = 13  # `keep_tracks`: a track must be detected on this many frames
-# (0.5 s) in all, or stray one-frame detections at one place add up to a "person". Not a
-# share of its frames: with several people MediaPipe may find each on only 1 frame in 4
+MIN_DETECTED_SHARE = 0.3  # `keep_tracks`: a track must be found on this share of the
+# detector's looks at its frames, or stray detections at one place add up to a "person"
+POSE_IOU = 0.3  # `attach_poses`: landmarks belong to a box when the box around them
+# overlaps it this much (the landmark box is smaller than the detector's: legs and the
+# top of the head are often unseen)
 
 # Boxes from keypoints.
 KEYPOINT_MIN_VISIBILITY = 0.3  # landmarks less visible than this do not shape the box
@@ -55,9 +52,6 @@ BOX_MARGIN = 0.1  # each side grows by this fraction of the box's longer side (f
 LEFT_HAND = (15, 17, 19, 21)
 RIGHT_HAND = (16, 18, 20, 22)
 HAND_MIN_VISIBILITY = 0.5  # MediaPipe's likelihood that the landmark is in view
-
-# Crops: the model's input is 480 x 270.
-CROP_ASPECT = 16 / 9
 
 # main_person limits.
 MULTI_PERSON_FRACTION = 0.25  # several people together on >= 1/4 of the clip's frames
@@ -72,11 +66,15 @@ class Track:
 
     Attributes:
         frames: int64 (T,) frame indices, contiguous (gaps are interpolated).
-        boxes: float32 (T, 4) x0, y0, x1, y1 in pixels of the original frame, smoothed.
+        boxes: float32 (T, 4) x0, y0, x1, y1: the detector's person box in pixels of the
+            original frame, interpolated between detections.
         keypoints: float32 (T, 33, 4) x, y, z in pixels of the original frame and
-            visibility; interpolated frames have visibility 0.
-        detected: bool (T,) True where the person was detected (not interpolated).
+            visibility, interpolated between the frames where landmarks were attached
+            (`posed`); visibility 0 in runs of over MAX_GAP frames without any.
+        detected: bool (T,) True where the detector found the person.
         frame_size: (width, height) of the original frame in pixels.
+        posed: bool (T,) True where body landmarks were attached.
+        motion: float32 (T,) motion inside the box (`box_motion`), or None.
     """
 
     frames: np.ndarray
@@ -84,6 +82,12 @@ class Track:
     keypoints: np.ndarray
     detected: np.ndarray
     frame_size: tuple[int, int]
+    posed: np.ndarray | None = None
+    motion: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.posed is None:
+            self.posed = self.keypoints[..., 3].max(axis=-1) > 0
 
     @property
     def length(self) -> int:
@@ -107,21 +111,23 @@ class Track:
 
     @property
     def hands_visible(self) -> np.ndarray:
-        """bool (T,): either hand in view (and detected) on each frame."""
+        """bool (T,): either hand in view (landmarks attached) on each frame."""
         w, h = self.frame_size
         xy, vis = self.keypoints[..., :2], self.keypoints[..., 3]
         inside = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
         seen = (vis >= HAND_MIN_VISIBILITY) & inside
-        return (seen[:, LEFT_HAND].any(1) | seen[:, RIGHT_HAND].any(1)) & self.detected
+        return (seen[:, LEFT_HAND].any(1) | seen[:, RIGHT_HAND].any(1)) & self.posed
 
     @property
     def visible_hands_ratio(self) -> float:
-        """Fraction of the frames where the person was detected that show a hand."""
-        return float(self.hands_visible.sum() / max(int(self.detected.sum()), 1))
+        """Fraction of the frames with landmarks that show a hand."""
+        return float(self.hands_visible.sum() / max(int(self.posed.sum()), 1))
 
-    def crop_boxes(self) -> np.ndarray:
-        """int64 (T, 4) 16:9 crop boxes (see `crop_box`), one per frame."""
-        return crop_box(self.boxes, self.frame_size)
+    def sliced(self, rows: slice) -> Track:
+        """The same person over rows `rows` of its frames."""
+        return Track(self.frames[rows], self.boxes[rows], self.keypoints[rows],
+                     self.detected[rows], self.frame_size, self.posed[rows],
+                     None if self.motion is None else self.motion[rows])
 
 
 # ------------------------------------------------------------------------------ boxes
@@ -149,14 +155,6 @@ def keypoint_box(keypoints: np.ndarray, frame_size: tuple[int, int]) -> np.ndarr
     return np.clip(box, 0, [w, h, w, h]).astype(np.float32)
 
 
-def link_box(keypoints: np.ndarray) -> np.ndarray:
-    """Head-and-shoulders box of one person's (33, 4) keypoints -> float32 (4,), pixels."""
-    xy = keypoints[list(LINK_POINTS), :2]
-    lo, hi = xy.min(0), xy.max(0)
-    pad = LINK_MARGIN * (hi - lo).max()
-    return np.concatenate([lo - pad, hi + pad]).astype(np.float32)
-
-
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of boxes a (N, 4) and b (M, 4), x0 y0 x1 y1 -> float (N, M)."""
     a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
@@ -168,6 +166,25 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
+def _matches(overlap: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(row, column) pairs of the optimal one-to-one assignment with overlap > threshold."""
+    if not overlap.size:
+        return []
+    from scipy.optimize import linear_sum_assignment  # lazy: keeps `gestsync --help` fast
+
+    return [(int(r), int(c)) for r, c in zip(*linear_sum_assignment(-overlap))
+            if overlap[r, c] > threshold]
+
+
+def comparable_people(boxes: np.ndarray) -> int:
+    """People among one frame's detector boxes (N, 4+) not smaller than
+    SECONDARY_MIN_SCALE of the largest (longer side): smaller ones are background."""
+    if not len(boxes):
+        return 0
+    sides = np.max(boxes[:, 2:4] - boxes[:, 0:2], axis=1)
+    return int((sides >= SECONDARY_MIN_SCALE * sides.max()).sum())
+
+
 # --------------------------------------------------------------------------- tracking
 
 @dataclass
@@ -176,71 +193,63 @@ class _Open:
 
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
-    links: list[np.ndarray] = field(default_factory=list)
-    keypoints: list[np.ndarray] = field(default_factory=list)
 
     def predict(self, frame: int) -> np.ndarray:
-        """Link box expected at `frame`, moving at the track's recent mean velocity."""
+        """Box expected at `frame`, moving at the track's recent mean velocity."""
         first = max(0, len(self.frames) - 1 - VELOCITY_SPAN)
         span = self.frames[-1] - self.frames[first]
         if span == 0:
-            return self.links[-1]
-        velocity = (self.links[-1] - self.links[first]) / span
-        return self.links[-1] + velocity * (frame - self.frames[-1])
+            return self.boxes[-1]
+        velocity = (self.boxes[-1] - self.boxes[first]) / span
+        return self.boxes[-1] + velocity * (frame - self.frames[-1])
 
-    def add(self, frame: int, keypoints: np.ndarray, frame_size: tuple[int, int]) -> None:
+    def add(self, frame: int, box: np.ndarray) -> None:
         self.frames.append(frame)
-        self.boxes.append(keypoint_box(keypoints, frame_size))
-        self.links.append(link_box(keypoints))
-        self.keypoints.append(keypoints)
+        self.boxes.append(np.asarray(box[:4], np.float32))
 
 
 class Tracker:
-    """Incremental IoU tracker: feed frames in order with `update`, then `finish`.
-
-    Memory is the landmarks of the tracked people (33 x 4 floats per person-frame).
+    """Incremental IoU tracker over detector boxes: feed the frames the detector looked at,
+    in order, with `update`, then `finish`. Memory: 4 floats per person-look.
     Arguments as in `track_people`.
     """
 
     def __init__(self, frame_size: tuple[int, int], min_frames: int = MIN_FRAMES,
                  min_size: float = MIN_SIZE, max_gap: int = MAX_GAP,
-                 iou_threshold: float = IOU_THRESHOLD, smooth_frames: int = SMOOTH_FRAMES):
+                 iou_threshold: float = IOU_THRESHOLD):
         if max_gap < 0 or min_frames < 1 or not 0 <= iou_threshold < 1:
             raise ValueError("need max_gap >= 0, min_frames >= 1, 0 <= iou_threshold < 1")
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
         self.min_frames, self.min_size = min_frames, min_size
-        self.max_gap, self.iou_threshold, self.smooth_frames = max_gap, iou_threshold, smooth_frames
+        self.max_gap, self.iou_threshold = max_gap, iou_threshold
         self._open: list[_Open] = []
         self._done: list[Track] = []
         self._last_frame = -1
 
-    def update(self, frame: int, poses: np.ndarray) -> None:
-        """Add the (P, 33, 4) landmarks of frame `frame` (frames must increase)."""
+    def update(self, frame: int, boxes: np.ndarray) -> None:
+        """Add the (N, 4+) person boxes (x0, y0, x1, y1 pixels, ...) found on frame `frame`
+        (frames must increase)."""
         if frame <= self._last_frame:
             raise ValueError(f"frames must increase: {frame} after {self._last_frame}")
         self._last_frame = frame
         self._close_stale(frame)
-        poses, links = _drop_duplicates(poses)
-        unmatched = set(range(len(poses)))
-        if self._open and len(poses):
+        boxes = _as_boxes(boxes)
+        unmatched = set(range(len(boxes)))
+        if self._open and len(boxes):
             predicted = np.stack([t.predict(frame) for t in self._open])
-            overlap = iou(predicted, links)
-            from scipy.optimize import linear_sum_assignment  # lazy: keeps `gestsync --help` fast
-
-            for ti, di in zip(*linear_sum_assignment(-overlap)):
-                if overlap[ti, di] > self.iou_threshold:
-                    self._open[ti].add(frame, poses[di], self.frame_size)
-                    unmatched.discard(di)
+            for ti, di in _matches(iou(predicted, boxes[:, :4]), self.iou_threshold):
+                self._open[ti].add(frame, boxes[di])
+                unmatched.discard(di)
         for di in sorted(unmatched):
             self._open.append(_Open())
-            self._open[-1].add(frame, poses[di], self.frame_size)
+            self._open[-1].add(frame, boxes[di])
 
     def finish(self, end: int | None = None) -> list[Track]:
         """Close all tracks; return those kept, ordered by first frame.
 
-        end: one past the scene's last frame. Tracks seen on the last analysed frame are
-        extended to it, holding their last pose (not detected): for pose run on every
-        k-th frame, whose last analysed frame may come before the scene's end.
+        end: one past the scene's last frame. Tracks seen on the last look are extended to
+        it, holding their last box (not detected): the detector runs on every k-th frame,
+        whose last look may come before the scene's end.
         """
         self._close_stale(None, end)
         return sorted(self._done, key=lambda t: (t.start, -t.size))
@@ -255,42 +264,27 @@ class Tracker:
             last = t.frames[-1] + 1
             if end is not None and t.frames[-1] == self._last_frame:
                 last = max(last, end)
-            track = _finalise(t, self.frame_size, self.smooth_frames, last)
+            track = _finalise(t, self.frame_size, last)
             if track.length >= self.min_frames and track.size >= self.min_size:
                 self._done.append(track)
         self._open = keep
 
 
-def _drop_duplicates(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keep one of each group of overlapping detections (the most visible one).
-
-    Returns the kept (P', 33, 4) poses and their (P', 4) link boxes.
-    """
-    links = np.stack([link_box(k) for k in poses]) if len(poses) else np.zeros((0, 4))
-    order = np.argsort(-poses[:, list(LINK_POINTS), 3].mean(1)) if len(poses) else []
-    keep: list[int] = []
-    for i in order:
-        if not keep or iou(links[[i]], links[keep]).max() <= DUPLICATE_IOU:
-            keep.append(int(i))
-    keep.sort()
-    return poses[keep], links[keep]
+def _as_boxes(boxes) -> np.ndarray:
+    """(N, 4+) float32 boxes; an empty input of any shape gives (0, 4)."""
+    boxes = np.asarray(boxes, np.float32)
+    return boxes.reshape(len(boxes), -1) if boxes.size else np.zeros((0, 4), np.float32)
 
 
-def _finalise(t: _Open, frame_size: tuple[int, int], smooth_frames: int, end: int) -> Track:
-    """Interpolate the gaps of an open track up to frame `end` (excluded), smooth its boxes."""
+def _finalise(t: _Open, frame_size: tuple[int, int], end: int) -> Track:
+    """Interpolate the gaps of an open track up to frame `end` (excluded); no landmarks yet."""
     seen = np.asarray(t.frames)
     frames = np.arange(seen[0], end)  # np.interp holds the last value after seen[-1]
-    detected = np.isin(frames, seen)
     boxes = _interpolate(frames, seen, np.stack(t.boxes))
-    keypoints = _interpolate(frames, seen, np.stack(t.keypoints))
-    keypoints[~detected, :, 3] = 0  # interpolated landmarks are not observations
-    if smooth_frames > 1:
-        from scipy.ndimage import median_filter  # lazy: keeps `gestsync --help` fast
-
-        boxes = median_filter(boxes, size=(smooth_frames, 1), mode="nearest")
-    return Track(frames=frames.astype(np.int64), boxes=boxes.astype(np.float32),
-                 keypoints=keypoints.astype(np.float32), detected=detected,
-                 frame_size=frame_size)
+    keypoints = np.zeros((len(frames), 33, 4), np.float32)
+    return Track(frames=frames.astype(np.int64), boxes=boxes, keypoints=keypoints,
+                 detected=np.isin(frames, seen), frame_size=frame_size,
+                 posed=np.zeros(len(frames), bool))
 
 
 def _interpolate(frames: np.ndarray, seen: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -302,38 +296,83 @@ def _interpolate(frames: np.ndarray, seen: np.ndarray, values: np.ndarray) -> np
     return out.reshape((len(frames),) + values.shape[1:])
 
 
-def track_people(poses_per_frame: list[np.ndarray], frame_size: tuple[int, int],
+def track_people(boxes_per_frame: list[np.ndarray | None], frame_size: tuple[int, int],
                  min_frames: int = MIN_FRAMES, min_size: float = MIN_SIZE,
                  max_gap: int = MAX_GAP, iou_threshold: float = IOU_THRESHOLD,
-                 first_frame: int = 0, stride: int = 1,
-                 num_frames: int | None = None) -> list[Track]:
-    """Link per-frame body landmarks of one scene into people tracks.
+                 first_frame: int = 0, num_frames: int | None = None) -> list[Track]:
+    """Link per-frame person boxes of one scene into tracks.
 
     Args:
-        poses_per_frame: one float (P, 33, 4) array per frame (x, y, z in pixels,
-            visibility), as `pose.PoseDetector.detect` returns; P may be 0.
+        boxes_per_frame: per frame, the detector's (N, 4+) boxes (x0, y0, x1, y1 pixels,
+            then e.g. the score), or None on frames the detector did not look at (they are
+            interpolated like misses; looks must be at most max_gap + 1 frames apart).
         frame_size: (width, height) of the frames in pixels.
         min_frames: tracks shorter than this (after bridging gaps) are dropped.
         min_size: tracks whose mean box is smaller than this (pixels, both sides) are dropped.
         max_gap: most consecutive missed frames bridged by interpolation.
-        iou_threshold: a detection continues a track when the IoU of its head-and-shoulders
-            box with the track's predicted one (constant velocity) is above this.
-        first_frame: frame index of poses_per_frame[0].
-        stride: poses_per_frame[i] is frame first_frame + i * stride (pose run on every
-            stride-th frame only; the frames between are interpolated like gaps, so
-            stride must not exceed max_gap + 1).
-        num_frames: frames in the scene, if known: tracks present on the last analysed
-            frame then run to the scene's end (see `Tracker.finish`).
+        iou_threshold: a box continues a track when its IoU with the track's predicted one
+            (constant velocity) is above this.
+        first_frame: frame index of boxes_per_frame[0].
+        num_frames: frames in the scene, if known: tracks present on the last look then
+            run to the scene's end (see `Tracker.finish`).
     Returns:
-        Tracks ordered by first frame.
+        Tracks ordered by first frame, without landmarks (`attach_poses`).
     """
-    if not 1 <= stride <= max_gap + 1:
-        raise ValueError(f"stride must be in 1 .. max_gap + 1 = {max_gap + 1}, got {stride}")
     tracker = Tracker(frame_size, min_frames, min_size, max_gap, iou_threshold)
-    for i, poses in enumerate(poses_per_frame):
-        frame = first_frame + i * stride
-        tracker.update(frame, np.asarray(poses, np.float32).reshape(-1, 33, 4))
+    for i, boxes in enumerate(boxes_per_frame):
+        if boxes is not None:
+            tracker.update(first_frame + i, _as_boxes(boxes))
     return tracker.finish(None if num_frames is None else first_frame + num_frames)
+
+
+def attach_poses(tracks: list[Track], poses_per_frame: list[np.ndarray], first_frame: int = 0
+                 ) -> list[Track]:
+    """Give each track the body landmarks found on its box (one person's each, by the
+    optimal assignment of landmark boxes to person boxes with IoU above POSE_IOU).
+
+    poses_per_frame[i]: (P, 33, 4) landmarks of frame first_frame + i (pixels), P may be 0.
+    Landmarks (visibility included) are interpolated across runs of up to MAX_GAP frames
+    without them (skipped by the landmarker's stride, or missed), and have visibility 0 in
+    longer runs; `Track.posed` marks the frames that had them. Returns
+    the tracks, changed in place.
+    """
+    found = [dict() for _ in tracks]  # per track: row -> (33, 4) landmarks
+    for i, poses in enumerate(poses_per_frame):
+        frame = first_frame + i
+        live = [k for k, t in enumerate(tracks) if t.start <= frame < t.end]
+        if not len(poses) or not live:
+            continue
+        pose_boxes = np.stack([keypoint_box(p, tracks[live[0]].frame_size) for p in poses])
+        boxes = np.stack([tracks[k].boxes[frame - tracks[k].start] for k in live])
+        for r, c in _matches(iou(boxes, pose_boxes), POSE_IOU):
+            found[live[r]][frame - tracks[live[r]].start] = poses[c]
+    for track, rows in zip(tracks, found):
+        _set_keypoints(track, rows)
+    return tracks
+
+
+def _set_keypoints(track: Track, rows: dict[int, np.ndarray]) -> None:
+    """Fill the track's landmarks from {row: (33, 4)}, interpolated between rows."""
+    track.posed = np.zeros(track.length, bool)
+    if not rows:
+        track.keypoints = np.zeros((track.length, 33, 4), np.float32)
+        return
+    seen = np.array(sorted(rows))
+    track.posed[seen] = True
+    keypoints = _interpolate(np.arange(track.length), seen, np.stack([rows[r] for r in seen]))
+    keypoints[_long_gaps(seen, track.length, MAX_GAP), :, 3] = 0  # lost, not skipped
+    track.keypoints = keypoints
+
+
+def _long_gaps(seen: np.ndarray, length: int, gap: int) -> np.ndarray:
+    """bool (length,): rows in runs of more than `gap` rows missing from sorted `seen`."""
+    missing = np.ones(length, bool)
+    missing[seen] = False
+    out = np.zeros(length, bool)
+    edges = np.flatnonzero(np.diff(np.r_[0, missing.astype(np.int8), 0]))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        out[start:stop] = stop - start > gap
+    return out
 
 
 def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU) -> list[Track]:
@@ -341,8 +380,9 @@ def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU) -> list[Track
 
     A track whose first box overlaps (IoU >= min_iou) the last box of a track that ended
     before it started continues that track, however long the gap; the gap is interpolated
-    like a short miss (not detected, landmark visibility 0). Call it before dropping short
-    tracks, so fragments shorter than the minimum can add up. Returns tracks by first frame.
+    like a short miss (not detected). Call it before dropping short tracks and before
+    `attach_poses`, so fragments shorter than the minimum can add up. Returns tracks by
+    first frame.
     """
     joined: list[Track] = []
     for track in sorted(tracks, key=lambda t: t.start):
@@ -358,25 +398,47 @@ def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU) -> list[Track
 
 
 def _concatenate(a: Track, b: Track) -> Track:
-    """One track from `a` and a later `b`, the frames between interpolated."""
+    """One track from `a` and a later `b`, the boxes between interpolated (no landmarks)."""
     seen = np.concatenate([a.frames, b.frames])
     frames = np.arange(a.start, b.end)
     inside = np.isin(frames, seen)
-    keypoints = _interpolate(frames, seen, np.concatenate([a.keypoints, b.keypoints]))
-    keypoints[~inside, :, 3] = 0
     detected = np.zeros(len(frames), bool)
     detected[inside] = np.concatenate([a.detected, b.detected])
     return Track(frames=frames.astype(np.int64),
                  boxes=_interpolate(frames, seen, np.concatenate([a.boxes, b.boxes])),
-                 keypoints=keypoints, detected=detected, frame_size=a.frame_size)
+                 keypoints=np.zeros((len(frames), 33, 4), np.float32), detected=detected,
+                 frame_size=a.frame_size, posed=np.zeros(len(frames), bool))
 
 
 def keep_tracks(tracks: list[Track], min_frames: int = MIN_FRAMES,
-                min_size: float = MIN_SIZE) -> list[Track]:
+                min_size: float = MIN_SIZE, stride: int = 1) -> list[Track]:
     """The tracks at least min_frames long, min_size pixels big (see `Track.size`) and
-    detected on at least MIN_DETECTED_FRAMES frames."""
+    found on at least MIN_DETECTED_SHARE of the detector's looks (one every `stride`
+    frames) over their frames."""
     return [t for t in tracks if t.length >= min_frames and t.size >= min_size
-            and t.detected.sum() >= MIN_DETECTED_FRAMES]
+            and t.detected.sum() >= MIN_DETECTED_SHARE * t.length / stride]
+
+
+# ------------------------------------------------------------------------ box motion
+
+def box_motion(track: Track, motion: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """(T,) motion inside the track's box on each of its frames.
+
+    motion: (frames, rows, cols) `scan` motion map of the clip (mean absolute change of
+    grey level per cell since the previous frame); scale: source pixels per cell (x, y).
+    Each frame's value is the mean change over the cells the box covers, less the median
+    change of the whole frame (a camera move or a light change moves everything).
+    """
+    rows, cols = motion.shape[1:]
+    out = np.zeros(track.length, np.float32)
+    for i, (frame, box) in enumerate(zip(track.frames, track.boxes)):
+        if frame >= len(motion):
+            break
+        x0, x1 = np.clip(np.round(box[[0, 2]] / scale[0]).astype(int), 0, cols)
+        y0, y1 = np.clip(np.round(box[[1, 3]] / scale[1]).astype(int), 0, rows)
+        cells = motion[frame, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+        out[i] = float(cells.mean()) - float(np.median(motion[frame])) if cells.size else 0.0
+    return out
 
 
 # ------------------------------------------------------------------------------ crops
@@ -441,20 +503,6 @@ def people_per_frame(tracks: list[Track], num_frames: int) -> np.ndarray:
     return count
 
 
-def distinct_people(poses: np.ndarray, same_iou: float = JOIN_IOU) -> int:
-    """People of comparable size among one frame's detections, which may hold the same
-    person more than once (e.g. found in overlapping parts of the frame): link boxes that
-    overlap by `same_iou` or more count once; people smaller than SECONDARY_MIN_SCALE of
-    the largest do not count."""
-    boxes = np.array([link_box(p) for p in poses]).reshape(-1, 4)
-    kept: list[np.ndarray] = []
-    for box in boxes:
-        if not kept or iou(np.stack(kept), box[None])[:, 0].max() < same_iou:
-            kept.append(box)
-    sizes = np.array([max(b[2] - b[0], b[3] - b[1]) for b in kept])
-    return int((sizes >= SECONDARY_MIN_SCALE * sizes.max()).sum()) if len(kept) else 0
-
-
 def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
                 need_hands: bool = True) -> Track:
     """The one person of a single-speaker clip: the track spanning the most frames.
@@ -471,8 +519,8 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
     """
     if not tracks:
         raise PeopleError(
-            f"no person found in {name}: gestsync needs a visible person, face towards "
-            "the camera with head, shoulders and hands in view, for at least "
+            f"no person found in {name}: gestsync needs a visible person, with the "
+            "upper body and hands in view, for at least "
             f"{MIN_FRAMES / FPS:g} s")
     count = people_per_frame(tracks, num_frames)
     if (count >= 2).sum() >= MULTI_PERSON_FRACTION * num_frames:

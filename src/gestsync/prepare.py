@@ -165,8 +165,8 @@ def process_video(path: str, options: PrepareOptions) -> dict[str, Any]:
 def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> dict[str, Any]:
     """Scan, track and write every person track of one video; returns record fields."""
     info = media.probe(path)
-    poses, scenes = scan_video(info, options)
-    people_of_scenes = scan.scene_people(poses, scenes, (info.width, info.height),
+    found, scenes = scan_video(info, options)
+    people_of_scenes = scan.scene_people(found, scenes, (info.width, info.height),
                                          min_frames=int(round(options.min_seconds * FPS)))
     final = Path(options.out_dir) / CLIPS / vid
     _remove_stale(final)
@@ -196,14 +196,14 @@ def _remove_stale(final: Path) -> None:
 
 
 def scan_video(info: media.MediaInfo, options: PrepareOptions
-               ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+               ) -> tuple[scan.Findings, list[tuple[int, int]]]:
     """The people stage of `gestsync speaker`, with its options: one decode feeds the
-    shot-cut detector and the pose detector (every `pose_stride`-th frame). Returns (one
-    (P, 33, 4) array per frame in source pixels, empty between posed frames; scene spans)."""
+    shot-cut detector and the people finders (landmarks on every `pose_stride`-th frame).
+    Returns (what was found, scene spans)."""
     cuts = SceneCuts(options.scene_threshold)
-    poses = scan.detect_poses(info, options.max_people, on_frame=cuts.feed,
-                              stride=options.pose_stride)
-    return poses, cuts.spans(info.num_frames)
+    found = scan.find_people(info, options.max_people, on_frame=cuts.feed,
+                             stride=options.pose_stride)
+    return found, cuts.spans(info.num_frames)
 
 
 def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: Path,
@@ -223,8 +223,15 @@ def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: 
             "num_frames": track.length, "start_seconds": round(track.start / FPS, 3),
             "duration": round(track.length / FPS, 3), "fps": FPS,
             "visible_hands_ratio": round(track.visible_hands_ratio, 4),
-            "detected_ratio": round(float(track.detected.mean()), 4),
+            "detected_ratio": round(_detected_ratio(track), 4),
+            "posed_ratio": round(float(track.posed.mean()), 4),
             "face_found_ratio": round(faces, 4), **box_stats(track)}
+
+
+def _detected_ratio(track: people.Track) -> float:
+    """Share of the person detector's looks at the track's frames that found the person."""
+    looks = track.frames % scan.DETECT_STRIDE == 0
+    return float(track.detected[looks].mean()) if looks.any() else 0.0
 
 
 def box_stats(track: people.Track) -> dict[str, float]:

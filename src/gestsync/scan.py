@@ -1,6 +1,10 @@
-"""The people stage: decode a clip once on the 25 fps grid, find bodies, link them into tracks.
+"""The people stage: decode a clip once on the 25 fps grid, find people, link them into tracks.
 
-Shared by `gestsync sync` (one person) and `gestsync speaker` (several).
+Each decoded frame goes to three finders (`Findings`): the face-free person detector
+(`person_detector`, every DETECT_STRIDE-th frame) whose boxes make the tracks, MediaPipe's
+pose landmarker (every `stride`-th frame) whose landmarks are attached to the boxes, and a
+coarse motion map from which a person's motion is read where no landmarks are (a back or a
+profile). Shared by `gestsync sync` (one person), `speaker` and `prepare` (several).
 """
 
 from __future__ import annotations
@@ -8,19 +12,26 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from . import media, people
 from .errors import PeopleError
 from .progress import Progress, no_progress, progress_hook  # noqa: F401 - used here and by callers
-from .pose import PoseDetector, StillPoseDetector, native_logs_hidden  # noqa: F401 - also imported from here
+from .pose import PoseDetector, native_logs_hidden  # noqa: F401 - also imported from here
 
 log = logging.getLogger(__name__)
 FrameHook = Callable[[int, np.ndarray], None]  # (frame index, uint8 H x W x 3 RGB)
 
-POSE_WIDTH = 640  # px: frames are decoded at this width for the pose detector (see README)
+POSE_WIDTH = 640  # px: frames are decoded at this width for the finders (see README)
+DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second, about 3 ms
+# a frame): people move little in 0.2 s (IoU linking holds) and the crops smooth boxes over
+# 13 frames anyway; tracks are interpolated between looks (docs/performance.md)
+MOTION_CELL = 16  # px of the decoded frame per cell of the motion map (40 x 23 cells at
+# 640 x 360: under 1 kB a frame, 83 MB for an hour)
 
 
 def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]:
@@ -30,19 +41,65 @@ def pose_size(info: media.MediaInfo, width: int = POSE_WIDTH) -> tuple[int, int]
     return w, h
 
 
-def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
-                 on_frame: FrameHook | None = None, stride: int = 1,
-                 workers: int = 1) -> list[np.ndarray]:
-    """Everyone's body landmarks on the 25 fps frames, in pixels of the original frame.
+@dataclass
+class Findings:
+    """What the finders saw on consecutive 25 fps frames of a clip, in original pixels.
+
+    Attributes:
+        boxes: per frame, the detector's (N, 5) person boxes x0, y0, x1, y1, score, or
+            None where it did not look.
+        poses: per frame, (P, 33, 4) pose landmarks (P = 0 where the landmarker did not
+            look or found nobody).
+        motion: uint8 (T, rows, cols) mean absolute change of grey level of each
+            MOTION_CELL square since the previous frame.
+        cell: (x, y) original pixels per motion cell.
+    """
+
+    boxes: list[np.ndarray | None]
+    poses: list[np.ndarray]
+    motion: np.ndarray
+    cell: tuple[float, float]
+
+    @staticmethod
+    def joined(parts: list[Findings]) -> Findings:
+        """One Findings from those of consecutive stretches."""
+        return Findings([b for p in parts for b in p.boxes], [q for p in parts for q in p.poses],
+                        np.concatenate([p.motion for p in parts]), parts[0].cell)
+
+    def counts(self) -> np.ndarray:
+        """People of comparable size on each look of the detector (`people.comparable_people`)."""
+        return np.array([people.comparable_people(b) for b in self.boxes if b is not None],
+                        np.int64)
+
+    def tracks(self, start: int, end: int, frame_size: tuple[int, int],
+               min_frames: int = people.MIN_FRAMES, min_size: float = people.MIN_SIZE,
+               max_gap: int = people.MAX_GAP) -> list[people.Track]:
+        """The people of frames [start, end) (one scene): boxes linked into tracks,
+        fragments of one person joined, short, small or rarely found tracks dropped, then
+        landmarks and box motion attached."""
+        fragments = people.track_people(self.boxes[start:end], frame_size, min_frames=1,
+                                        min_size=0, max_gap=max_gap, first_frame=start,
+                                        num_frames=end - start)
+        tracks = people.keep_tracks(people.join_fragments(fragments), min_frames, min_size,
+                                    DETECT_STRIDE)
+        people.attach_poses(tracks, self.poses[start:end], first_frame=start)
+        for track in tracks:
+            track.motion = people.box_motion(track, self.motion, self.cell)
+        return tracks
+
+
+def find_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
+                on_frame: FrameHook | None = None, stride: int = 1,
+                workers: int = 1) -> Findings:
+    """Everyone on the 25 fps frames: person boxes, pose landmarks, motion (`Findings`).
 
     Decodes the clip at `pose_size`; `on_frame(k, rgb)`, if given, also sees each decoded
-    frame in order (e.g. a shot-cut detector). The detector runs on every `stride`-th frame;
-    the frames between get no detection (an empty array), which tracking bridges by
-    interpolation. With `workers` > 1, stretches of the clip (`_chunks`) are decoded and
-    detected in parallel processes (spawned: a script calling this must guard its top level
-    with `if __name__ == "__main__":`; if it does not, this falls back to one process),
-    while this process decodes the frames once more for `on_frame`.
-    Returns one float32 (P, 33, 4) array per frame (see `pose.PoseDetector.detect`).
+    frame in order (e.g. a shot-cut detector). The landmarker runs on every `stride`-th
+    frame (up to `max_people` each), the detector on every DETECT_STRIDE-th. With `workers`
+    > 1, stretches of the clip (`_chunks`) are decoded and searched in parallel processes
+    (spawned: a script calling this must guard its top level with `if __name__ ==
+    "__main__":`; if it does not, this falls back to one process), while this process
+    decodes the frames once more for `on_frame`.
     """
     if stride < 1:
         raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
@@ -50,12 +107,12 @@ def detect_poses(info: media.MediaInfo, max_people: int = 2, progress: Progress 
     chunks = _chunks(info.num_frames, workers)
     if workers > 1 and len(chunks) > 1:
         fed = _FrameFeed(info, on_frame)
-        parts = _in_processes(_detect_span, (info, max_people, stride), chunks, workers,
+        parts = _in_processes(_find_span, (info, max_people, stride, 1), chunks, workers,
                               progress, info.num_frames, fed)
         if parts is not None:
-            return [pose for part in parts for pose in part]
+            return Findings.joined(parts)
         on_frame = None if fed.done else on_frame  # the pool broke after feeding the hook
-    return _detect_span(info, max_people, stride, 0, info.num_frames, progress, on_frame)
+    return _find_span(info, max_people, stride, None, 0, info.num_frames, progress, on_frame)
 
 
 class _FrameFeed:
@@ -99,24 +156,55 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_POSE_WORKERS))
 
 
-def _detect_span(info: media.MediaInfo, max_people: int, stride: int, start: int, count: int,
-                 progress: Progress = no_progress, on_frame: FrameHook | None = None
-                 ) -> list[np.ndarray]:
-    """Poses of frames [start, start + count), one detector tracking through them."""
+def _find_span(info: media.MediaInfo, max_people: int, stride: int, threads: int | None,
+               start: int, count: int, progress: Progress = no_progress,
+               on_frame: FrameHook | None = None) -> Findings:
+    """`Findings` of frames [start, start + count), one landmarker tracking through them;
+    `threads`: torch threads of the person detector (None: torch's default)."""
+    from .person_detector import PersonDetector  # lazy: torch loads only when people are sought
+
     size = pose_size(info)
-    scale = np.array([info.width / size[0], info.height / size[1], info.width / size[0], 1],
-                     np.float32)
+    sx, sy = info.width / size[0], info.height / size[1]
+    scale = np.array([sx, sy, sx, 1], np.float32)
     skipped = np.zeros((0, 33, 4), np.float32)
+    motion = _MotionMap(size)
+    boxes: list[np.ndarray | None] = []
     poses = []
-    with PoseDetector(max_people=max_people, max_width=None) as detector:
+    detector = PersonDetector(threads=threads)
+    with PoseDetector(max_people=max_people, max_width=None) as landmarker:
         frames = media.iter_frames(info, size=size, start_frame=start, num_frames=count)
         for i, frame in enumerate(frames):
             k = start + i
             if on_frame is not None:
                 on_frame(k, frame)
-            poses.append(detector.detect(frame, k) * scale if k % stride == 0 else skipped)
+            poses.append(landmarker.detect(frame, k) * scale if k % stride == 0 else skipped)
+            boxes.append(detector.detect(frame) * np.array([sx, sy, sx, sy, 1], np.float32)
+                         if k % DETECT_STRIDE == 0 else None)
+            motion.add(frame)
             progress("people", i + 1, count)
-    return poses
+    return Findings(boxes, poses, motion.array(), (sx * MOTION_CELL, sy * MOTION_CELL))
+
+
+class _MotionMap:
+    """Per frame, the mean absolute change of grey level in each MOTION_CELL square."""
+
+    def __init__(self, size: tuple[int, int]):
+        self.cells = (max(1, size[0] // MOTION_CELL), max(1, size[1] // MOTION_CELL))
+        self.rows: list[np.ndarray] = []
+        self._last: np.ndarray | None = None
+
+    def add(self, rgb: np.ndarray) -> None:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        small = cv2.resize(grey, self.cells, interpolation=cv2.INTER_AREA).astype(np.int16)
+        if self._last is not None:
+            self.rows.append(np.abs(small - self._last).astype(np.uint8))
+        self._last = small
+
+    def array(self) -> np.ndarray:
+        """(frames, rows, cols) uint8; the first frame repeats the second's change."""
+        if not self.rows:
+            return np.zeros((int(self._last is not None),) + self.cells[::-1], np.uint8)
+        return np.stack(self.rows[:1] + self.rows)
 
 
 def _in_processes(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
@@ -155,53 +243,13 @@ def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], work
 
 
 def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
-                stride: int = 1, workers: int = 1,
-                **track_options) -> list[people.Track]:
-    """Every person track of the clip, in pixels of the original frame.
-
-    Decodes the clip once at `pose_size`, runs the pose detector on every `stride`-th 25 fps
-    frame and links detections into tracks (`people.track_people` options pass through).
-    """
-    poses = detect_poses(info, max_people, progress, stride=stride, workers=workers)
-    return people.track_people(poses, (info.width, info.height), **track_options)
+                stride: int = 1, workers: int = 1, **track_options) -> list[people.Track]:
+    """Every person track of the clip as one scene (`Findings.tracks` options pass through)."""
+    found = find_people(info, max_people, progress, stride=stride, workers=workers)
+    return found.tracks(0, info.num_frames, (info.width, info.height), **track_options)
 
 
-CROWD_STRIDE = 25  # frames: the people count looks once a second (a look costs about 0.1 s
-# of CPU: three still-image detections)
-CROWD_PARTS = ((0.0, 0.6), (0.4, 1.0))  # overlapping left and right parts of the frame:
-# on a still frame the detector often finds only one of two people side by side, and each
-# of them in a part of the frame that holds them alone
 MAX_SEARCHED_PEOPLE = 4  # `people_to_search`: most people followed in a clip with several
-
-
-def count_people(info: media.MediaInfo, progress: Progress | None = None) -> np.ndarray:
-    """People of comparable size on every CROWD_STRIDE-th frame (`people.distinct_people`).
-
-    Each look is a still frame searched whole and in CROWD_PARTS, with no tracking, so
-    that nobody is missed for being next to somebody already found.
-    """
-    progress, counts = progress_hook(progress), []
-    with StillPoseDetector(max_people=MAX_SEARCHED_PEOPLE) as detector:
-        for k, frame in enumerate(media.iter_frames(info, size=pose_size(info))):
-            if k % CROWD_STRIDE == 0:
-                counts.append(people.distinct_people(_whole_and_parts(detector, frame)))
-            progress("people check", k + 1, info.num_frames)
-    return np.array(counts, np.int64)
-
-
-def _whole_and_parts(detector: StillPoseDetector, frame: np.ndarray) -> np.ndarray:
-    """Detections in the whole frame and, unless it already shows several people, in each
-    of CROWD_PARTS, in frame pixels."""
-    width = frame.shape[1]
-    found = [detector.detect(frame)]
-    if people.distinct_people(found[0]) >= 2:
-        return found[0]
-    for lo, hi in CROWD_PARTS:
-        x0 = int(lo * width)
-        poses = detector.detect(np.ascontiguousarray(frame[:, x0:int(hi * width)]))
-        poses[..., 0] += x0
-        found.append(poses)
-    return np.concatenate(found)
 
 
 def _several(counts: np.ndarray) -> bool:
@@ -209,59 +257,27 @@ def _several(counts: np.ndarray) -> bool:
     return bool(len(counts)) and float(np.mean(counts >= 2)) >= people.MULTI_PERSON_FRACTION
 
 
-def one_person_poses(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
-                     workers: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
-    """(one-person poses as `detect_poses(info, 1, ...)`, the looks of `count_people`) from
-    one decode: the people count rides along the one-person pass, in its processes, rather
-    than decoding the clip once more on one core before it."""
-    progress = progress_hook(progress)
-    chunks, parts = _chunks(info.num_frames, workers), None
-    if workers > 1 and len(chunks) > 1:
-        parts = _in_processes(_counted_span, (info, stride), chunks, workers, progress,
-                              info.num_frames)
-    if parts is None:
-        parts = [_counted_span(info, stride, 0, info.num_frames, progress)]
-    return ([p for poses, _ in parts for p in poses],
-            np.array([c for _, counts in parts for c in counts], np.int64))
-
-
-def _counted_span(info: media.MediaInfo, stride: int, start: int, count: int,
-                  progress: Progress = no_progress) -> tuple[list[np.ndarray], list[int]]:
-    """`_detect_span` with one person, and `count_people`'s look at every CROWD_STRIDE-th
-    frame of the span (the same frames, at the same size)."""
-    counts: list[int] = []
-    with StillPoseDetector(max_people=MAX_SEARCHED_PEOPLE) as still:
-        def look(k: int, frame: np.ndarray) -> None:
-            if k % CROWD_STRIDE == 0:
-                counts.append(people.distinct_people(_whole_and_parts(still, frame)))
-
-        poses = _detect_span(info, 1, stride, start, count, progress, look)
-    return poses, counts
-
-
 def single_person(info: media.MediaInfo, progress: Progress | None = None, stride: int = 1,
                   workers: int = 1, need_hands: bool = True
                   ) -> tuple[list[people.Track], people.Track]:
     """(tracks, main track) of a single-speaker clip.
 
-    One decode (`one_person_poses`) gives a sparse people count, which checks that one
-    person is there (PeopleError otherwise), and a one-person pass on every `stride`-th
-    frame that follows that person closely (cheaper than a multi-person pass, and it never
-    loses a lone person).
+    One decode: the detector's boxes check that one person is there (PeopleError
+    otherwise), and a one-person landmark pass on every `stride`-th frame follows that
+    person closely (cheaper than a multi-person pass, and it never loses a lone person).
     `need_hands` False accepts a person whose hands are never in view (the face cue).
     """
-    progress = progress_hook(progress)
-    poses, counts = one_person_poses(info, progress, stride, workers)
-    if _several(counts):
+    found = find_people(info, 1, progress_hook(progress), stride=stride, workers=workers)
+    if _several(found.counts()):
         raise PeopleError(f"several people visible in {info.path.name}: use `gestsync "
                           "speaker` to find who is speaking")
-    return _main_track(info, poses, need_hands)
+    return _main_track(info, found, need_hands)
 
 
-def _main_track(info: media.MediaInfo, poses: list[np.ndarray], need_hands: bool
+def _main_track(info: media.MediaInfo, found: Findings, need_hands: bool
                 ) -> tuple[list[people.Track], people.Track]:
-    """(tracks, main track) from one-person poses (`people.main_person`)."""
-    tracks = people.track_people(poses, (info.width, info.height))
+    """(tracks, main track) of one person's findings (`people.main_person`)."""
+    tracks = found.tracks(0, info.num_frames, (info.width, info.height))
     return tracks, people.main_person(tracks, info.num_frames, name=info.path.name,
                                       need_hands=need_hands)
 
@@ -271,17 +287,17 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
                      ) -> list[tuple[list[people.Track], people.Track]]:
     """Who to search for the offset: one (tracks, person) pair per visible person.
 
-    One person: as `single_person`, the people count taken during the one-person pass
-    (`one_person_poses`). Several (two or more on most looks): a multi-person pass on
-    every frame (up to MAX_SEARCHED_PEOPLE at once), tracks of at least 2 s whose hands
-    are in view (any, with `need_hands` False); PeopleError if none is.
+    One person: as `single_person`. Several (two or more on most of the detector's looks):
+    a multi-person landmark pass on every frame (up to MAX_SEARCHED_PEOPLE at once), tracks
+    of at least 2 s whose hands are in view (any, with `need_hands` False); PeopleError if
+    none is.
     """
     progress = progress_hook(progress)
-    poses, counts = one_person_poses(info, progress, stride, workers)
-    if not _several(counts):
-        return [_main_track(info, poses, need_hands)]
-    poses = detect_poses(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
-    [everyone] = scene_people(poses, [(0, info.num_frames)], (info.width, info.height))
+    found = find_people(info, 1, progress, stride=stride, workers=workers)
+    if not _several(found.counts()):
+        return [_main_track(info, found, need_hands)]
+    found = find_people(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
+    everyone = found.tracks(0, info.num_frames, (info.width, info.height))
     tracks = [t for t in everyone if t.visible_hands_ratio >= people.MIN_HANDS_RATIO or not need_hands]
     if not tracks:
         raise PeopleError(
@@ -290,36 +306,21 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
     return [([t], t) for t in tracks]
 
 
-def track_scenes(poses: list[np.ndarray], spans: list[tuple[int, int]],
-                 frame_size: tuple[int, int], **track_options) -> list[list[people.Track]]:
-    """People tracks of each scene [start, end) of `spans`: tracks never cross a cut.
-
-    poses: one (P, 33, 4) array per frame of the clip (`detect_poses`); options as for
-    `people.track_people`. Returns one list of tracks per span (frame indices of the clip).
-    """
-    return [people.track_people(poses[start:end], frame_size, first_frame=start, **track_options)
-            for start, end in spans]
+def scene_people(found: Findings, spans: list[tuple[int, int]], frame_size: tuple[int, int],
+                 **track_options) -> list[list[people.Track]]:
+    """Each scene's people (`gestsync speaker` and `gestsync prepare`): `Findings.tracks`
+    of each span [start, end): tracks never cross a cut."""
+    return [found.tracks(start, end, frame_size, **track_options) for start, end in spans]
 
 
-def scene_people(poses: list[np.ndarray], spans: list[tuple[int, int]],
-                 frame_size: tuple[int, int], min_frames: int = people.MIN_FRAMES,
-                 min_size: float = people.MIN_SIZE, max_gap: int = people.MAX_GAP
-                 ) -> list[list[people.Track]]:
-    """Each scene's people (`gestsync speaker` and `gestsync prepare`): detections linked
-    into tracks within the scene, fragments of one person joined, then tracks shorter than
-    min_frames, smaller than min_size or rarely detected dropped (`people.keep_tracks`)."""
-    fragments = track_scenes(poses, spans, frame_size, min_frames=1, min_size=0, max_gap=max_gap)
-    return [people.keep_tracks(people.join_fragments(scene), min_frames, min_size)
-            for scene in fragments]
-
-
-def person_pieces(tracks: list[people.Track], num_frames: int) -> list[tuple[int, np.ndarray]]:
-    """One person per frame, as (first frame, keypoints K x 33 x 4) runs of a single track.
+def person_pieces(tracks: list[people.Track], num_frames: int
+                  ) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+    """One person per frame, as (first frame, keypoints K x 33 x 4, box motion (K,) or None)
+    runs of a single track.
 
     Bigger tracks win where tracks overlap, so a clip cut between shots of one person each
     gets each shot's person; a new run starts wherever the chosen track changes, so that
-    nothing downstream differentiates across a cut or a change of person. Undetected
-    frames inside a track are bridged (see `_bridged`).
+    nothing downstream differentiates across a cut or a change of person.
     """
     owner = np.full(num_frames, -1)
     for i, track in sorted(enumerate(tracks), key=lambda it: -it[1].size):
@@ -332,18 +333,6 @@ def person_pieces(tracks: list[people.Track], num_frames: int) -> list[tuple[int
         if owner[start] >= 0:
             track = tracks[owner[start]]
             rows = np.arange(start, stop) - track.start
-            pieces.append((int(start), _bridged(track)[rows]))
+            motion = None if track.motion is None else track.motion[rows]
+            pieces.append((int(start), track.keypoints[rows], motion))
     return pieces
-
-
-def _bridged(track: people.Track) -> np.ndarray:
-    """The track's keypoints with visibility also interpolated over undetected frames
-    (tracking interpolates positions there but marks them unseen; skipped pose frames
-    would otherwise blank every other frame)."""
-    keypoints = track.keypoints.copy()
-    seen = np.flatnonzero(track.detected)
-    if 0 < len(seen) < track.length:
-        gaps = np.flatnonzero(~track.detected)
-        for joint in range(keypoints.shape[1]):
-            keypoints[gaps, joint, 3] = np.interp(gaps, seen, track.keypoints[seen, joint, 3])
-    return keypoints

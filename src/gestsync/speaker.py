@@ -125,8 +125,8 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
     """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
     cuts = SceneCuts(options.scene_threshold)
     progress("people", 0, info.num_frames)
-    poses = scan.detect_poses(info, options.max_people, progress, on_frame=cuts.feed,
-                              workers=workers)
+    found = scan.find_people(info, options.max_people, progress, on_frame=cuts.feed,
+                             workers=workers)
     spans = cuts.spans(info.num_frames)
     longest = max(end - start for start, end in spans)
     if longest < options.min_track_frames:
@@ -134,12 +134,13 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
             f"no scene of {info.path.name} lasts {options.min_track_frames / media.FPS:g} s "
             f"(longest {longest / media.FPS:.2f} s between cuts): give a clip with longer "
             "shots, or a higher --scene-threshold or lower --min-track-frames")
-    tracks = scan.scene_people(poses, spans, (info.width, info.height), options.min_track_frames,
-                               options.min_track_size, options.max_gap)
+    tracks = scan.scene_people(found, spans, (info.width, info.height),
+                               min_frames=options.min_track_frames,
+                               min_size=options.min_track_size, max_gap=options.max_gap)
     if not any(tracks):
         raise PeopleError(
-            f"no person found in {info.path.name}: gestsync needs visible people, faces "
-            "towards the camera with head and shoulders in view, for at least "
+            f"no person found in {info.path.name}: gestsync needs visible people, "
+            "with the upper body in view, for at least "
             f"{options.min_track_frames / media.FPS:g} s")
     return spans, tracks
 

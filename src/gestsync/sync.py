@@ -124,7 +124,7 @@ def _most_confident(answers: list[tuple[OffsetResult, np.ndarray, dict]]
 def _face_suggestion(person: people.Track) -> str | None:
     """"face+body" when the person who carried an uncertain body answer had the face in
     view on most frames (from the pose keypoints already there: no face mesh runs)."""
-    share = face.face_share(person.keypoints[person.detected])
+    share = face.face_share(person.keypoints[person.posed])
     return "face+body" if share >= face.FACE_VISIBLE_SHARE else None
 
 
