@@ -233,6 +233,10 @@ def test_looks_every_few_frames_are_interpolated():
     (t,) = track_people(boxes + [None], FRAME, num_frames=101)
     assert t.end == 101 and not t.detected[-1]
     np.testing.assert_array_equal(t.boxes[-1], t.boxes[-2])
+    # a scene starting between looks: a person on its first look is there from its start
+    (t,) = track_people([None] + boxes[1:], FRAME, first_frame=50)
+    assert t.start == 50 and not t.detected[0]
+    np.testing.assert_array_equal(t.boxes[0], boxes[3][0, :4])
 
 
 def test_people_together_in_several_shots_add_up():
@@ -260,6 +264,13 @@ def test_join_fragments_resumes_a_person_after_a_long_miss():
     assert (joined[0].keypoints[40:80, :, 3] == 0).all()  # the gap is not an observation
     far = frames_of(*([p] for p in a), *([[]] * 40), *([p] for p in walk(500, 510, 40)))
     assert len(join_fragments(track_people(boxes_of(far), FRAME, min_frames=1))) == 2
+    # the detector found one person twice for a moment and the track moved to the copy:
+    # the two are one person again
+    box = boxes_of(frames_of([person(300, 150, 60)]))[0]
+    wider = box + [-0.4 * (box[0, 2] - box[0, 0]), 0, 0, 0, 0]  # an arm stretched out
+    wide = [box] * 45 + [np.concatenate([box, wider])] * 5 + [wider] * 50
+    split = track_people(wide, FRAME, min_frames=1)
+    assert len(split) == 2 and len(join_fragments(split)) == 1
     stray = frames_of([a[0]], *([[]] * 20), [a[0]], *([[]] * 20), [a[0]])
     assert keep_tracks(join_fragments(track_people(boxes_of(stray), FRAME, min_frames=1)),
                        min_frames=10) == []

@@ -216,7 +216,7 @@ class Tracker:
 
     def __init__(self, frame_size: tuple[int, int], min_frames: int = MIN_FRAMES,
                  min_size: float = MIN_SIZE, max_gap: int = MAX_GAP,
-                 iou_threshold: float = IOU_THRESHOLD):
+                 iou_threshold: float = IOU_THRESHOLD, begin: int | None = None):
         if max_gap < 0 or min_frames < 1 or not 0 <= iou_threshold < 1:
             raise ValueError("need max_gap >= 0, min_frames >= 1, 0 <= iou_threshold < 1")
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
@@ -225,6 +225,7 @@ class Tracker:
         self._open: list[_Open] = []
         self._done: list[Track] = []
         self._last_frame = -1
+        self._begin, self._first_look = begin, None
 
     def update(self, frame: int, boxes: np.ndarray) -> None:
         """Add the (N, 4+) person boxes (x0, y0, x1, y1 pixels, ...) found on frame `frame`
@@ -232,6 +233,7 @@ class Tracker:
         if frame <= self._last_frame:
             raise ValueError(f"frames must increase: {frame} after {self._last_frame}")
         self._last_frame = frame
+        self._first_look = frame if self._first_look is None else self._first_look
         self._close_stale(frame)
         boxes = _as_boxes(boxes)
         unmatched = set(range(len(boxes)))
@@ -249,7 +251,8 @@ class Tracker:
 
         end: one past the scene's last frame. Tracks seen on the last look are extended to
         it, holding their last box (not detected): the detector runs on every k-th frame,
-        whose last look may come before the scene's end.
+        whose last look may come before the scene's end. Likewise tracks seen on the first
+        look start at the scene's first frame (`begin`), if given.
         """
         self._close_stale(None, end)
         return sorted(self._done, key=lambda t: (t.start, -t.size))
@@ -264,7 +267,10 @@ class Tracker:
             last = t.frames[-1] + 1
             if end is not None and t.frames[-1] == self._last_frame:
                 last = max(last, end)
-            track = _finalise(t, self.frame_size, last)
+            first = t.frames[0]
+            if self._begin is not None and first == self._first_look:
+                first = min(first, self._begin)
+            track = _finalise(t, self.frame_size, first, last)
             if track.length >= self.min_frames and track.size >= self.min_size:
                 self._done.append(track)
         self._open = keep
@@ -276,10 +282,10 @@ def _as_boxes(boxes) -> np.ndarray:
     return boxes.reshape(len(boxes), -1) if boxes.size else np.zeros((0, 4), np.float32)
 
 
-def _finalise(t: _Open, frame_size: tuple[int, int], end: int) -> Track:
-    """Interpolate the gaps of an open track up to frame `end` (excluded); no landmarks yet."""
+def _finalise(t: _Open, frame_size: tuple[int, int], start: int, end: int) -> Track:
+    """Interpolate the gaps of an open track over frames [start, end); no landmarks yet."""
     seen = np.asarray(t.frames)
-    frames = np.arange(seen[0], end)  # np.interp holds the last value after seen[-1]
+    frames = np.arange(start, end)  # np.interp holds the end values outside seen
     boxes = _interpolate(frames, seen, np.stack(t.boxes))
     keypoints = np.zeros((len(frames), 33, 4), np.float32)
     return Track(frames=frames.astype(np.int64), boxes=boxes, keypoints=keypoints,
@@ -312,13 +318,14 @@ def track_people(boxes_per_frame: list[np.ndarray | None], frame_size: tuple[int
         max_gap: most consecutive missed frames bridged by interpolation.
         iou_threshold: a box continues a track when its IoU with the track's predicted one
             (constant velocity) is above this.
-        first_frame: frame index of boxes_per_frame[0].
+        first_frame: frame index of boxes_per_frame[0]; tracks present on the first look
+            start there.
         num_frames: frames in the scene, if known: tracks present on the last look then
             run to the scene's end (see `Tracker.finish`).
     Returns:
         Tracks ordered by first frame, without landmarks (`attach_poses`).
     """
-    tracker = Tracker(frame_size, min_frames, min_size, max_gap, iou_threshold)
+    tracker = Tracker(frame_size, min_frames, min_size, max_gap, iou_threshold, first_frame)
     for i, boxes in enumerate(boxes_per_frame):
         if boxes is not None:
             tracker.update(first_frame + i, _as_boxes(boxes))
@@ -375,20 +382,25 @@ def _long_gaps(seen: np.ndarray, length: int, gap: int) -> np.ndarray:
     return out
 
 
-def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU) -> list[Track]:
+def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU,
+                   handover: int = MAX_GAP) -> list[Track]:
     """Join tracks of ONE scene that follow each other in time at the same place.
 
-    A track whose first box overlaps (IoU >= min_iou) the last box of a track that ended
-    before it started continues that track, however long the gap; the gap is interpolated
-    like a short miss (not detected). Call it before dropping short tracks and before
-    `attach_poses`, so fragments shorter than the minimum can add up. Returns tracks by
-    first frame.
+    A track continues an earlier one when its first box overlaps (IoU >= min_iou) the
+    earlier one's box where they meet: after a gap of any length (a person lost while the
+    camera holds still is back where they were), or when the earlier one ends at most
+    `handover` frames after the later one begins (the detector found one person twice
+    for a moment, e.g. with an arm stretched out, and the track moved to the other box).
+    Gaps are interpolated like a short miss (not detected). Call it before dropping short
+    tracks and before `attach_poses`. Returns tracks by first frame.
     """
     joined: list[Track] = []
     for track in sorted(tracks, key=lambda t: t.start):
-        earlier = [t for t in joined if t.end <= track.start]
+        earlier = [t for t in joined if t.start < track.start and t.end <= track.start + handover
+                   and t.end < track.end]
         if earlier:
-            overlap = iou(np.stack([t.boxes[-1] for t in earlier]), track.boxes[:1])[:, 0]
+            meet = [t.boxes[min(track.start, t.end - 1) - t.start] for t in earlier]
+            overlap = iou(np.stack(meet), track.boxes[:1])[:, 0]
             best = int(np.argmax(overlap))
             if overlap[best] >= min_iou:
                 joined[joined.index(earlier[best])] = _concatenate(earlier[best], track)
@@ -398,7 +410,9 @@ def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU) -> list[Track
 
 
 def _concatenate(a: Track, b: Track) -> Track:
-    """One track from `a` and a later `b`, the boxes between interpolated (no landmarks)."""
+    """One track from `a` and a later `b` (`a` cut where `b` begins), the frames between
+    interpolated (no landmarks)."""
+    a = a.sliced(slice(0, max(1, b.start - a.start)))
     seen = np.concatenate([a.frames, b.frames])
     frames = np.arange(a.start, b.end)
     inside = np.isin(frames, seen)
