@@ -259,9 +259,9 @@ def test_parallel_pose_detection_matches_one_process(monkeypatch):
     from gestsync import media, scan
 
     info = media.probe(SAMPLES / "sync_sample_3.mp4")
-    serial = scan.detect_poses(info, 2, workers=1)
+    serial = scan.find_people(info, 2, workers=1).poses
     monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)  # two chunks, one per process
-    parallel = scan.detect_poses(info, 2, workers=2)
+    parallel = scan.find_people(info, 2, workers=2).poses
     assert len(parallel) == len(serial) == info.num_frames
     same_count = [len(a) == len(b) for a, b in zip(serial, parallel)]
     assert np.mean(same_count) > 0.95

@@ -214,21 +214,22 @@ def test_sync_on_a_missing_cuda_device_fails_cleanly(capsys, tmp_path):
 
 
 @needs_samples
-@pytest.mark.parametrize("name", ["sync_sample_3.mp4", "asd_sample_2.mp4"])
-def test_one_person_poses_equal_the_two_passes_they_replace(monkeypatch, name):
-    """Same counts as `count_people`, same poses as `detect_poses(info, 1)`, in one process
-    and in two (chunks of 64 frames)."""
+def test_findings_are_the_same_in_one_process_and_in_two(monkeypatch):
+    """Chunks of 64 frames in two processes: the same person boxes (the detector sees each
+    frame alone), landmark counts and motion map as one process finds."""
     from gestsync import media, scan
 
-    info = media.probe(SAMPLES / name)
-    counts = scan.count_people(info)
+    info = media.probe(SAMPLES / "asd_sample_2.mp4")
+    one = scan.find_people(info, 2, stride=2)
     monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)
-    for workers in (1, 2):  # the same chunks (tracking restarts at each) as detect_poses
-        poses = scan.detect_poses(info, 1, stride=2, workers=workers)
-        got_poses, got_counts = scan.one_person_poses(info, stride=2, workers=workers)
-        assert got_counts.tolist() == counts.tolist()
-        assert len(got_poses) == len(poses)
-        assert all(np.array_equal(a, b) for a, b in zip(got_poses, poses))
+    two = scan.find_people(info, 2, stride=2, workers=2)
+    assert len(one.boxes) == len(two.boxes) == len(one.poses) == len(two.poses) == info.num_frames
+    looks = [k for k, b in enumerate(one.boxes) if b is not None]
+    assert looks == list(range(0, info.num_frames, scan.DETECT_STRIDE))
+    assert all(np.allclose(a, b, atol=1e-3) for a, b in zip(one.boxes, two.boxes) if a is not None)
+    assert one.counts().tolist() == two.counts().tolist()
+    assert np.array_equal(one.motion[1:64], two.motion[1:64])
+    assert one.motion.shape == (info.num_frames, 360 // scan.MOTION_CELL, 640 // scan.MOTION_CELL)
 
 
 def test_pose_chunks_are_even_and_a_multiple_of_the_workers():
@@ -260,10 +261,10 @@ def test_parallel_pose_finds_the_same_shot_cuts(monkeypatch):
     monkeypatch.setattr(scan, "_run_chunks", lambda *a: pools.append(len(a[2])) or real(*a))
     info = media.probe(SAMPLES / "asd_sample_2.mp4")
     alone, beside = SceneCuts(), SceneCuts()
-    one = scan.detect_poses(info, 2, on_frame=alone.feed, stride=4)
-    two = scan.detect_poses(info, 2, on_frame=beside.feed, stride=4, workers=2)
+    one = scan.find_people(info, 2, on_frame=alone.feed, stride=4)
+    two = scan.find_people(info, 2, on_frame=beside.feed, stride=4, workers=2)
     assert pools == [4]  # the second call ran in processes
-    assert len(one) == len(two) == info.num_frames
+    assert len(one.poses) == len(two.poses) == info.num_frames
     assert beside.spans(info.num_frames) == alone.spans(info.num_frames)
     assert len(alone.spans(info.num_frames)) == 2  # the clip's two shots
 
@@ -283,5 +284,5 @@ def test_a_pool_that_fails_late_does_not_feed_the_hook_twice(monkeypatch, tmp_pa
     monkeypatch.setattr(scan, "_chunks", lambda frames, workers: [(0, 40), (40, frames - 40)])
     info = media.probe(synth.make_video(tmp_path / "clip.mp4", seconds=3.0, size=(160, 120)))
     seen = []
-    poses = scan.detect_poses(info, 1, on_frame=lambda k, frame: seen.append(k), workers=2)
-    assert seen == list(range(info.num_frames)) and len(poses) == info.num_frames
+    found = scan.find_people(info, 1, on_frame=lambda k, frame: seen.append(k), workers=2)
+    assert seen == list(range(info.num_frames)) and len(found.poses) == info.num_frames

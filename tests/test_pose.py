@@ -166,13 +166,12 @@ def test_face_masker_finds_the_chin(cache):
 
 QUIET_SCRIPT = """
 import numpy as np
-from gestsync.pose import FaceMasker, PoseDetector, StillPoseDetector
+from gestsync.pose import FaceMasker, PoseDetector
 frames = [np.full((270, 480, 3), v, np.uint8) for v in (0, 90, 180)]
-with FaceMasker() as masker, PoseDetector() as poses, StillPoseDetector() as still:
+with FaceMasker() as masker, PoseDetector() as poses:
     for i, frame in enumerate(frames):
         masker.chin_y(frame)
         poses.detect(frame, i)
-        still.detect(frame)
 print("done")
 """
 

@@ -12,25 +12,6 @@ from gestsync.sync import OffsetResult, _most_confident, person_summary
 from conftest import SAMPLES, needs_samples
 
 
-def _pose(x: float, y: float, scale: float) -> np.ndarray:
-    """A (33, 4) pose whose head-and-shoulder landmarks sit around (x, y)."""
-    rng = np.random.default_rng(int(x + y))
-    pose = np.zeros((33, 4), np.float32)
-    pose[:, 0] = x + scale * rng.uniform(-1, 1, 33)
-    pose[:, 1] = y + scale * rng.uniform(-1, 1, 33)
-    pose[:, 3] = 1.0
-    return pose
-
-
-def test_distinct_people_counts_each_person_once():
-    left, right, far = _pose(100, 100, 40), _pose(500, 100, 40), _pose(300, 50, 5)
-    assert people.distinct_people(np.stack([left, right])) == 2
-    nearly_left = left + 2  # the same person found again, e.g. in an overlapping part
-    assert people.distinct_people(np.stack([left, nearly_left, right])) == 2
-    assert people.distinct_people(np.stack([left, right, far])) == 2  # too small to count
-    assert people.distinct_people(np.zeros((0, 33, 4), np.float32)) == 0
-
-
 def _result(offset: int, confidence: float, peak: float) -> OffsetResult:
     return OffsetResult(video="v.mp4", offset_frames=offset, offset_seconds=offset / 25,
                         confidence=confidence, uncertain=confidence < 0.5,
