@@ -193,15 +193,20 @@ def _track(start, length, size, x=0.0):
     return people.Track(frames, boxes, keypoints, np.ones(length, bool), (1000, 1000))
 
 
-def test_person_pieces_bridge_skipped_pose_frames():
+def test_a_person_seen_from_behind_moves_with_their_box():
+    """No landmarks (a back, a profile): the motion read in the box stands in for them."""
     from gestsync import scan
 
-    track = _track(0, 10, 100)
-    track.detected[1::2] = False  # pose ran on every 2nd frame
-    track.keypoints[1::2, :, 3] = 0.0  # tracking marks interpolated frames unseen
-    (start, keypoints), = scan.person_pieces([track], 12)
-    assert start == 0 and len(keypoints) == 10
-    assert np.all(keypoints[..., 3] == 1.0)
+    track = _track(0, 40, 100)
+    track.keypoints[..., 3] = 0.0
+    track.motion = np.sin(np.arange(40, dtype=np.float32))
+    (start, keypoints, motion), = scan.person_pieces([track], 40)
+    assert start == 0 and len(keypoints) == 40 and np.array_equal(motion, track.motion)
+    body = estimator.person_motion(scan.person_pieces([track], 40), 40)
+    assert np.allclose(body, track.motion[None])
+    track.keypoints[..., 3] = 1.0  # landmarks seen: they are read, not the box
+    assert not np.allclose(estimator.person_motion(scan.person_pieces([track], 40), 40),
+                           track.motion[None])
 
 
 def test_person_pieces_split_where_the_person_changes():
@@ -209,7 +214,7 @@ def test_person_pieces_split_where_the_person_changes():
 
     small, big = _track(0, 30, 50, x=0.0), _track(20, 30, 200, x=500.0)  # overlap 20..29
     pieces = scan.person_pieces([small, big], 60)
-    assert [(s, len(k)) for s, k in pieces] == [(0, 20), (20, 30)]
+    assert [(s, len(k)) for s, k, _ in pieces] == [(0, 20), (20, 30)]
     assert np.all(pieces[1][1][..., 0] == 501.0)  # the bigger person wins the overlap
     motion = estimator.person_motion(pieces, 60)
     assert motion.shape == (3, 60)

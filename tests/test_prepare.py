@@ -85,7 +85,9 @@ def test_killed_prepare_resumes_without_redoing_finished_videos(tmp_path):
 
 
 def _poses(info, options):
-    """Stand-in for the pose stage: one person swinging an arm, on every frame."""
+    """Stand-in for the people stage: one person swinging an arm, on every frame."""
+    from gestsync import scan
+
     k = np.ones((33, 4), np.float32)
     k[:, 0] = 160 + np.linspace(-40, 40, 33)
     k[:, 1] = 20 + np.arange(33) * 4.5
@@ -94,8 +96,11 @@ def _poses(info, options):
         p = k.copy()
         p[15:23, 1] -= 20 * np.sin(f / 3)
         frames.append(p[None])
+    box = np.array([[110, 0, 210, 180, 0.9]], np.float32)  # the detector's person box
+    boxes = [box if f % scan.DETECT_STRIDE == 0 else None for f in range(info.num_frames)]
+    found = scan.Findings(boxes, frames, np.zeros((info.num_frames, 11, 20), np.uint8), (16, 16))
     half = info.num_frames // 2  # one scene cut in the middle
-    return frames, [(0, half), (half, info.num_frames)]
+    return found, [(0, half), (half, info.num_frames)]
 
 
 def test_clips_masks_wav_keypoints_and_manifest(tmp_path, monkeypatch):
@@ -119,6 +124,9 @@ def test_clips_masks_wav_keypoints_and_manifest(tmp_path, monkeypatch):
         assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (16000, 1, 75 * 640)
     with np.load(first["keypoints"], allow_pickle=False) as z:
         assert z["keypoints"].shape == (75, 33, 4) and z["crop_boxes"].shape == (75, 4)
+        assert z["posed"].all() and (z["boxes"] == [110, 0, 210, 180]).all()
+        side = z["crop_boxes"][:, 2:] - z["crop_boxes"][:, :2]
+        assert (side == 180).all()  # the authors' square around the person box
 
 
 def test_inputs_ids_and_split(tmp_path):
@@ -154,7 +162,8 @@ def test_prepared_crops_are_what_the_model_is_fed(tmp_path):
     [clip] = read_manifest(tmp_path)
     with np.load(clip["keypoints"]) as z:
         track = people.Track(frames=z["frames"], boxes=z["boxes"], keypoints=z["keypoints"],
-                             detected=z["detected"], frame_size=tuple(z["frame_size"]))
+                             detected=z["detected"], frame_size=tuple(z["frame_size"]),
+                             posed=z["posed"])
     fed = list(masked_crops(media.probe(SAMPLES / "sync_sample_3.mp4"), track, track.start,
                             track.length))
     with av.open(clip["video"]) as c:

@@ -5,9 +5,11 @@ Layout of the output folder (nothing is pickled):
 - `clips/<video_id>/<clip_id>.mp4`: the masked crop, H.264, 480 x 270, 25 fps, no sound;
 - `clips/<video_id>/<clip_id>.wav`: the sound under it, 16 kHz mono 16-bit PCM;
 - `clips/<video_id>/<clip_id>.npz`: `keypoints` T x 33 x 4 (x, y, z in source pixels,
-  visibility), `detected` T bool, `boxes` T x 4 (smoothed body box, source pixels),
-  `crop_boxes` T x 4 (the 16:9 crop), `frames` T (25 fps grid index in the source),
-  `frame_size` (w, h);
+  visibility 0 where none were found), `posed` T bool (landmarks found), `detected` T bool
+  (the person detector found the box), `boxes` T x 4 (the detector's person box,
+  interpolated between its looks, source pixels), `crop_boxes` T x 4 (the square actually
+  cut, source pixels, may extend past the frame: `crops.square_boxes`), `frames` T (25 fps
+  grid index in the source), `frame_size` (w, h);
 - `videos/<video_id>.json`: one record per finished source video (status "ok" or "error"
   with the error, timings, and its clip rows). Written last and atomically: it is the
   "done" marker that makes re-runs skip the video;
@@ -215,6 +217,7 @@ def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: 
     audio = media.read_audio(info, start_frame=track.start, num_frames=track.length)
     write_wav(stage / f"{clip_id}.wav", audio)
     np.savez(stage / f"{clip_id}.npz", keypoints=track.keypoints, detected=track.detected,
+             posed=track.posed,
              boxes=track.boxes, crop_boxes=boxes, frames=track.frames,
              frame_size=np.asarray(track.frame_size, np.int64))
     rel = Path(CLIPS) / final.name
