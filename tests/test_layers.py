@@ -16,7 +16,7 @@ STAGES = {
                "outputs", "arguments", "samples", "pipeline"},
     "media": {"media", "audio", "plots", "render"},
     "decisions": {"offset", "speaker_scores", "vad"},
-    "people": {"pose", "people", "scenes", "scan", "crops"},
+    "people": {"pose", "person_detector", "people", "scenes", "scan", "crops"},
     "cues": {"estimator", "face", "model", "keypoint_model", "checkpoint", "variants",
              "scoring", "models"},
     "jobs": {"sync", "speaker", "syncer"},
