@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gestsync import media
-from gestsync.crops import (PAD_GREY, crop_head_box, cut_square, masked_squares,
+from gestsync.crops import (PAD_GREY, cut_square, masked_squares,
                             smooth_squares, square_boxes)
 from gestsync.pose import CROP_HEIGHT, CROP_WIDTH, NO_FACE_BAND, head_box
 
@@ -109,17 +109,6 @@ def test_masked_squares_reuse_the_nearest_square():
         want = cut_square(frame, squares[min(max(k - 2, 0), 1)])
         want[:NO_FACE_BAND + 1] = 0
         np.testing.assert_array_equal(got, want)
-
-
-def test_crop_head_box_maps_the_head_into_the_crop():
-    keypoints = np.zeros((33, 4), np.float32)
-    keypoints[:, :2] = (600, 200)
-    keypoints[[7, 8], 0] = (580, 620)  # ears 40 px apart
-    box = np.array([400, 100, 800, 500])  # 400 px square -> 480 x 270
-    head = crop_head_box(keypoints, box)
-    side = head_box(keypoints)[2] - head_box(keypoints)[0]
-    np.testing.assert_allclose((head[:2] + head[2:]) / 2, [240, 67.5], atol=1e-3)
-    np.testing.assert_allclose(head[2:] - head[:2], [side * 1.2] * 2, rtol=1e-5)
 
 
 # -------------------------------------------------------------------- their reference

@@ -157,7 +157,7 @@ def test_face_masker_finds_the_chin(cache):
         chins = [masker.chin_y(f) for f in frames]
     with FaceMasker() as masker:
         head_chin = masker.chin_y(frames[0], head_box(keypoints))
-        out = masker.masked_crop(frames[1], (0, 0, 480, 270), keypoints)
+        out = masker.mask(frames[1], head_box(keypoints))
     mouth_y = keypoints[9:11, 1].mean()
     for y in chins + [head_chin]:
         assert y is not None and mouth_y < y < mouth_y + 60

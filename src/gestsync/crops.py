@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from . import media, people, pipeline
-from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker, head_box, mask_face
+from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker, mask_face
 
 SQUARE_SMOOTH_FRAMES = 13  # median filter over each of x, y, s (the authors' value)
 PAD_GREY = 110  # the frame is padded with this grey on every side before the cut
@@ -91,68 +91,53 @@ def cut_square(frame_rgb: np.ndarray, square: np.ndarray) -> np.ndarray:
     return cv2.resize(piece, (CROP_WIDTH, CROP_HEIGHT), interpolation=cv2.INTER_LINEAR)
 
 
-def crop_head_box(keypoints: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """`pose.head_box` of (33, 4) frame-pixel keypoints, in pixels of the 480 x 270 crop of
-    `box` (a `square_boxes` row): a square there, centred on the head, as wide as the
-    head's square is once stretched by the crop (its larger side)."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    scale = np.array([CROP_WIDTH / (x1 - x0), CROP_HEIGHT / (y1 - y0)])
-    head = head_box(keypoints).astype(np.float64)
-    centre = ((head[:2] + head[2:]) / 2 - (x0, y0)) * scale
-    half = float(((head[2:] - head[:2]) * scale).max()) / 2
-    return np.concatenate([centre - half, centre + half]).astype(np.float32)
-
-
-def mask_square(crop: np.ndarray, masker: FaceMasker, head: np.ndarray | None = None
-                ) -> np.ndarray:
+def mask_square(crop: np.ndarray, masker: FaceMasker) -> np.ndarray:
     """Hide the face on a 480 x 270 crop (`cut_square`) as the authors did: black rows
-    0 .. int(y_chin) + 15 where the face mesh finds the face on the crop, else rows
-    0 .. 110. `head` (`crop_head_box`) makes the face mesh look only there."""
-    return mask_face(crop, masker.chin_y(crop, head))
+    0 .. int(y_chin) + 15 where the face mesh finds the face on the whole crop, else rows
+    0 .. 110. (Pointing the mesh at the head that the pose landmarks give matched their
+    masks less well: on asd_sample_2 it was within 2 rows of theirs on 175 of 346 frames,
+    against 231, and it finds "faces" on people seen from behind.)"""
+    return mask_face(crop, masker.chin_y(crop))
 
 
 def masked_squares(info: media.MediaInfo, squares: np.ndarray, first_frame: int,
-                   keypoints: np.ndarray | None = None, start_frame: int = 0,
-                   num_frames: int | None = None, masker: FaceMasker | None = None
-                   ) -> Iterator[np.ndarray]:
+                   start_frame: int = 0, num_frames: int | None = None,
+                   masker: FaceMasker | None = None) -> Iterator[np.ndarray]:
     """The model's input for every 25 fps frame (or num_frames from start_frame) in the
     authors' geometry: uint8 270 x 480 x 3 per frame, face hidden.
 
     Args:
         squares: (T, 3) x, y, s (`smooth_squares`) of frames first_frame .. first_frame+T-1;
             frames outside them reuse the nearest square.
-        keypoints: optional (T, 33, 4) pose landmarks (frame pixels) of the same frames,
-            to point the face mesh at the head (`crop_head_box`); None: the whole crop.
         masker: a FaceMasker used and left open (one per track); None opens one.
     """
     squares = np.asarray(squares, np.float64)
     if squares.ndim != 2 or squares.shape[1] != 3 or len(squares) == 0:
         raise ValueError(f"squares must be (T, 3) with T >= 1, got {squares.shape}")
-    boxes = square_boxes(squares, (info.width, info.height))
     with contextlib.nullcontext(masker) if masker is not None else FaceMasker() as faces:
         for k, frame in enumerate(media.iter_frames(info, start_frame=start_frame,
                                                     num_frames=num_frames)):
             i = int(np.clip(start_frame + k - first_frame, 0, len(squares) - 1))
-            head = None if keypoints is None else crop_head_box(keypoints[i], boxes[i])
-            yield mask_square(cut_square(frame, squares[i]), faces, head)
+            yield mask_square(cut_square(frame, squares[i]), faces)
 
 
-# ----------------------------------------------------------------- current geometry
+# ---------------------------------------------------------------------------- tracks
+
+def crop_boxes(track: people.Track) -> np.ndarray:
+    """int64 (T, 4) the square cut on each frame of a track, in source pixels (it may
+    extend past the frame: that part is grey)."""
+    return square_boxes(smooth_squares(track.boxes), track.frame_size)
+
 
 def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
                  num_frames: int | None = None, masker: FaceMasker | None = None
                  ) -> Iterator[np.ndarray]:
     """The model's input for every 25 fps frame (or num_frames from start_frame): the
-    person's 16:9 crop, face hidden, uint8 270 x 480 x 3. Frames outside the track reuse
-    its nearest box. `gestsync prepare` writes the same crops as training clips. A given
+    person's square crop in the authors' geometry, face hidden, uint8 270 x 480 x 3
+    (`masked_squares`). `gestsync prepare` writes the same crops as training clips. A given
     `masker` (one per track) is used and left open, e.g. to read its `faces_found`."""
-    boxes = track.crop_boxes()
-    with contextlib.nullcontext(masker) if masker is not None else FaceMasker() as faces:
-        for k, frame in enumerate(media.iter_frames(info, start_frame=start_frame,
-                                                    num_frames=num_frames)):
-            i = int(np.clip(start_frame + k - track.start, 0, track.length - 1))
-            keypoints = track.keypoints[i]  # interpolated where not detected: still a head box
-            yield faces.masked_crop(frame, boxes[i], keypoints)
+    return masked_squares(info, smooth_squares(track.boxes), track.start, start_frame,
+                          num_frames, masker)
 
 
 def streamed_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,

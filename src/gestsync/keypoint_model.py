@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from .audio import MEL_WINDOW, N_MELS, WINDOW_FRAMES, num_windows
 from .audio import mel_windows as _cut_mel_windows
+from .crops import crop_boxes
 from .model import config_from_dict
 
 KEYPOINT_VARIANT = "keypoint"
@@ -78,7 +79,7 @@ def keypoint_features(keypoints: np.ndarray, crop_boxes: np.ndarray) -> np.ndarr
 
     Args:
         keypoints: T x 33 x 4 (x, y in source pixels, z, visibility); NaN rows allowed.
-        crop_boxes: T x 4 int x0, y0, x1, y1 of the person's 16:9 crop (`people.crop_box`).
+        crop_boxes: T x 4 int x0, y0, x1, y1 of the person's square crop (`crops.crop_boxes`).
     Returns:
         float32 T x 85: per joint of JOINTS, x and y relative to the crop's top-left corner
         in crop heights, their change since the previous frame, and a visible flag;
@@ -185,4 +186,4 @@ def track_features(track, num_frames: int) -> np.ndarray:
     keypoints = track.keypoints[index].copy()
     outside = (np.arange(num_frames) < track.start) | (np.arange(num_frames) >= track.end)
     keypoints[outside, :, 3] = 0.0
-    return keypoint_features(keypoints, track.crop_boxes()[index])
+    return keypoint_features(keypoints, crop_boxes(track)[index])

@@ -457,30 +457,6 @@ def box_motion(track: Track, motion: np.ndarray, scale: tuple[float, float]) -> 
 
 # ------------------------------------------------------------------------------ crops
 
-def crop_box(box: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
-    """Smallest 16:9 box around `box`, moved inside the frame when it fits.
-
-    The crop is centred on the box, then shifted as little as needed to show as much of
-    the frame as possible: inside the frame where it fits, otherwise covering the whole
-    frame along that axis (`crop_frame` pads the rest with black).
-
-    Args:
-        box: (4,) or (T, 4) x0, y0, x1, y1 in pixels.
-        frame_size: (width, height) in pixels.
-    Returns:
-        int64 array of the same shape: x0, y0, x1, y1 with (x1 - x0) / (y1 - y0) ~ 16/9.
-    """
-    box = np.asarray(box, np.float64)
-    centre = (box[..., :2] + box[..., 2:]) / 2
-    height = np.maximum(box[..., 3] - box[..., 1], (box[..., 2] - box[..., 0]) / CROP_ASPECT)
-    height = np.maximum(np.round(height), 1)
-    size = np.stack([np.round(height * CROP_ASPECT), height], -1)
-    start = np.round(centre - size / 2)
-    frame = np.asarray(frame_size, np.float64)
-    start = np.clip(start, np.minimum(frame - size, 0), np.maximum(frame - size, 0))
-    return np.concatenate([start, start + size], -1).astype(np.int64)
-
-
 def crop_frame(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Cut `box` (x0, y0, x1, y1 integer pixels) out of an H x W x C frame.
 

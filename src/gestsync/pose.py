@@ -5,7 +5,6 @@ from the wheel's own `.tflite` files, with the input-normalisation metadata that
 requires, into a cache folder keyed by the mediapipe version.
 
 - `PoseDetector`: several people per frame (Tasks PoseLandmarker, VIDEO mode).
-- `StillPoseDetector`: the same on single still frames (IMAGE mode), for counting people.
 - `FaceMasker`: hides the face of a person crop as the GestSync model expects
   (`mp.solutions.face_mesh`, which runs offline from the wheel's models).
 """
@@ -273,44 +272,6 @@ class PoseDetector(_VideoTask):
         return _to_pixels(result.pose_landmarks, rgb.shape, NUM_POSE_LANDMARKS, visibility=True)
 
 
-class StillPoseDetector:
-    """Everyone's body landmarks on single frames (Tasks PoseLandmarker, IMAGE mode).
-
-    Each call detects afresh, with no tracking between calls, so frames may be far apart.
-    Used to count people, not to follow them. MediaPipe's set-up lines, and its warning on
-    the first image of each new shape, are kept off stderr for the first QUIET_CALLS calls.
-    """
-
-    QUIET_CALLS = 3  # one look of `scan.count_people`: the whole frame and two parts
-
-    def __init__(self, max_people: int = 4, cache: Path | None = None):
-        from mediapipe.tasks.python import vision
-        from mediapipe.tasks.python.core.base_options import BaseOptions
-
-        options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(bundle_path("pose_landmarker", cache))),
-            running_mode=vision.RunningMode.IMAGE, num_poses=max_people)
-        with native_logs_hidden():
-            self._landmarker = vision.PoseLandmarker.create_from_options(options)
-        self._calls = 0
-
-    def detect(self, rgb: np.ndarray) -> np.ndarray:
-        """float32 (P, 33, 4) as `PoseDetector.detect`, in pixels of `rgb`."""
-        self._calls += 1
-        with native_logs_hidden() if self._calls <= self.QUIET_CALLS else contextlib.nullcontext():
-            result = self._landmarker.detect(_mp_image(rgb))
-        return _to_pixels(result.pose_landmarks, rgb.shape, NUM_POSE_LANDMARKS, visibility=True)
-
-    def close(self) -> None:
-        self._landmarker.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 def _to_pixels(people, shape: tuple[int, ...], num: int, visibility: bool) -> np.ndarray:
     """MediaPipe normalised landmarks -> float32 (P, num, 3 or 4) in pixels of `shape`."""
     h, w = shape[:2]
@@ -334,10 +295,10 @@ class FaceMasker:
     box or all without). The Tasks FaceLandmarker built from the same wheel models found
     the face in under half the frames of sync_sample_1, so it is not used.
 
-    Pass the head box (or use `masked_crop` with the pose keypoints): the face-mesh
+    Pass the head box (`head_box` of the pose keypoints) to find small faces: the face-mesh
     detector misses small faces, e.g. 0-1% found in 16:9 crops of the 720p samples
     against 95-100% with the head box (uncovered faces). About 3 ms per call;
-    `masked_crop` 5-7 ms.
+    with the whole crop 5-7 ms.
 
     Args:
         max_width: without a head box, crops wider than this are shrunk for the face
@@ -393,21 +354,6 @@ class FaceMasker:
         `head`: optional head box in pixels of the crop, as for `chin_y`.
         """
         return mask_face(crop_rgb, self.chin_y(crop_rgb, head))
-
-    def masked_crop(self, frame_rgb: np.ndarray, box: np.ndarray,
-                    keypoints: np.ndarray | None = None) -> np.ndarray:
-        """Crop `box` (int x0, y0, x1, y1, e.g. `people.crop_box`) out of a whole frame and
-        hide the face; `keypoints` (33, 4) in frame pixels locate the head.
-
-        Returns uint8 270 x 480 x 3.
-        """
-        from .people import crop_frame
-
-        crop = crop_frame(frame_rgb, box)
-        head = None
-        if keypoints is not None:
-            head = head_box(keypoints) - np.tile(np.asarray(box[:2], np.float32), 2)
-        return self.mask(crop, head)
 
     def close(self) -> None:
         self._mesh.close()

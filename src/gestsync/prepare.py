@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import media, outputs, people, scan
+from . import crops, media, outputs, people, scan
 from .errors import GestsyncError
 from .scenes import CUT_THRESHOLD, SceneCuts
 from .timebase import FPS, VIDEO_SUFFIXES
@@ -212,7 +212,7 @@ def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: 
                final: Path, options: PrepareOptions) -> dict[str, Any]:
     """Write one track's masked crop (mp4), sound (wav) and keypoints (npz) into `stage`;
     returns its manifest row (paths as they will be once `stage` becomes `final`)."""
-    boxes = track.crop_boxes()
+    boxes = crops.crop_boxes(track)
     faces = _write_crop_video(info, track, stage / f"{clip_id}.mp4", options.crf)
     audio = media.read_audio(info, start_frame=track.start, num_frames=track.length)
     write_wav(stage / f"{clip_id}.wav", audio)
@@ -253,15 +253,13 @@ def _write_crop_video(info: media.MediaInfo, track: people.Track, path: Path, cr
     inference (`crops.masked_crops`); returns the share of frames with a face."""
     import av
 
-    from .crops import masked_crops
     from .pose import CROP_HEIGHT, CROP_WIDTH, FaceMasker
 
     with FaceMasker() as masker, av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=FPS, options={"crf": str(crf), "preset": "veryfast"})
         stream.width, stream.height, stream.pix_fmt = CROP_WIDTH, CROP_HEIGHT, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, FPS)
-        crops = masked_crops(info, track, track.start, track.length, masker)
-        for i, crop in enumerate(crops):
+        for i, crop in enumerate(crops.masked_crops(info, track, track.start, track.length, masker)):
             picture = av.VideoFrame.from_ndarray(crop, format="rgb24")
             picture.pts = i
             out.mux(stream.encode(picture))

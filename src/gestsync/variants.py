@@ -50,10 +50,11 @@ class Variant:
         """The picture side over a track's own frames (`gestsync speaker`): row s the
         window of frames track.start + s .. + 24."""
         if self.reads_keypoints:
+            from .crops import crop_boxes
             from .keypoint_model import keypoint_features
 
             progress("model (keypoints)", 0, 1)
-            video = model.embed_video_clip(keypoint_features(track.keypoints, track.crop_boxes()))
+            video = model.embed_video_clip(keypoint_features(track.keypoints, crop_boxes(track)))
             progress("model (keypoints)", 1, 1)
             return video
         from .crops import streamed_crops
