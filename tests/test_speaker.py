@@ -212,14 +212,27 @@ def _labelled_scenes(d: dict, width: int) -> list[tuple[dict, dict, list[int]]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def sitcom(tmp_path_factory):
+    """asd_sample_2 through the command line (built-in, per frame): its JSON and folder."""
+    import contextlib
+    import io
+
+    from gestsync.cli import main
+
+    out = tmp_path_factory.mktemp("sitcom") / "res"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["speaker", str(SAMPLES / "asd_sample_2.mp4"), "--out", str(out), "--quiet",
+                     "--json", "--per-frame", "--context-frames", "25", "--model", "builtin"])
+    return code, json.loads(stdout.getvalue()), out
+
+
 @pytest.mark.slow
 @needs_samples
-def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
-    out = tmp_path / "res"
-    code, stdout, _ = run_cli(capsys, "speaker", str(SAMPLES / "asd_sample_2.mp4"), "--out", str(out),
-                           "--quiet", "--json", "--per-frame", "--context-frames", "25")
+def test_sitcom_two_scenes_end_to_end(sitcom):
+    code, d, out = sitcom
     assert code == 0
-    d = json.loads(stdout)
     assert json.loads((out / "speakers.json").read_text()) == d
     assert [(s["start_frame"], s["end_frame"]) for s in d["scenes"]][0] == (0, 52)  # cut at 2.07 s
     assert d["scenes"][-1]["end_frame"] == d["num_frames"]
@@ -232,17 +245,45 @@ def test_sitcom_two_scenes_end_to_end(capsys, tmp_path):
         assert len(t["boxes"]) == t["end_frame"] - t["start_frame"]
         x0, y0, x1, y1 = np.array(t["boxes"]).T
         assert (x1 > x0).all() and (y1 > y0).all() and x1.max() <= 1280 and y1.max() <= 720
-    # the labelled speaker, where the detector found them (the woman in profile in the
-    # first shot is not found: docs/accuracy.md)
-    found = [(scene, inside) for _, scene, inside in _labelled_scenes(d, 1280) if inside]
-    assert found
-    for scene, inside in found:
-        assert scene["speaker"] in inside
-        shares = [f for f in scene["frame_speakers"] if f is not None]
-        assert np.mean([f in inside for f in shares]) > 0.5
     video = out / "asd_sample_2_speakers.mp4"
     with av.open(str(video)) as c:
         assert c.streams.video[0].width == 1280 and c.streams.audio
+
+
+@pytest.mark.slow
+@needs_samples
+def test_sitcom_both_people_tracked_in_both_scenes(sitcom):
+    """The woman in profile from behind (first shot) and the man with his back to the
+    camera (second shot) are found too: the person detector needs no face."""
+    _, d, _ = sitcom
+    for s in d["scenes"]:
+        tracks = [t for t in d["tracks"] if t["scene"] == s["index"]]
+        assert len(tracks) == 2
+        centres = sorted(np.median(np.array(t["boxes"])[:, [0, 2]]) / 1280 for t in tracks)
+        assert centres[0] < 0.5 < centres[1]  # one person each side
+        assert all(t["end_frame"] - t["start_frame"] == s["end_frame"] - s["start_frame"]
+                   for t in tracks)  # in view for the whole shot
+
+
+@pytest.mark.slow
+@needs_samples
+def test_sitcom_second_shot_the_woman_speaks(sitcom):
+    _, d, _ = sitcom
+    _, scene, inside = _labelled_scenes(d, 1280)[1]
+    assert len(inside) == 1 and scene["speaker"] in inside
+    shares = [f for f in scene["frame_speakers"] if f is not None]
+    assert np.mean([f in inside for f in shares]) > 0.5
+
+
+@pytest.mark.slow
+@needs_samples
+@pytest.mark.xfail(strict=True, reason="2 s shot, the woman seen from behind: the built-in "
+                   "estimator names the listening man (docs/accuracy.md); a fix makes this "
+                   "pass, and then this mark must go")
+def test_sitcom_first_shot_the_woman_speaks(sitcom):
+    _, d, _ = sitcom
+    _, scene, inside = _labelled_scenes(d, 1280)[0]
+    assert len(inside) == 1 and scene["speaker"] in inside
 
 
 def _frame_agreement(d: dict, width: int) -> list[float]:
@@ -308,9 +349,6 @@ def test_talk_show_both_people_tracked(talk_show):
 
 @pytest.mark.slow
 @needs_samples
-@pytest.mark.xfail(strict=True, reason="the built-in body evidence scores the listening host "
-                   "above the gesturing speaker on this clip (docs/accuracy.md); a fix makes "
-                   "this pass, and then this mark must go")
 def test_talk_show_the_gesturing_guest_speaks(talk_show):
     _, scene, inside = talk_show
     assert scene["speaker"] in inside
