@@ -34,9 +34,14 @@ MIN_SIZE = 64  # pixels: tracks whose mean box width and height are both smaller
 VELOCITY_SPAN = 5  # detections over which a track's velocity is averaged (noise)
 JOIN_IOU = 0.5  # `join_fragments`: a track resumes an earlier one of the same scene when
 # their boxes across the gap overlap this much (a person lost for longer than MAX_GAP
-# while the camera holds still is back where they were)
+# while the camera holds still is back where they were)...
+JOIN_GAP = 2 * FPS  # ... after at most this many frames (longer: somebody else may have
+# come to that place, e.g. after a cut that the caller did not split at)
 MIN_DETECTED_SHARE = 0.3  # `keep_tracks`: a track must be found on this share of the
 # detector's looks at its frames, or stray detections at one place add up to a "person"
+PART_OF = 0.9  # `distinct_boxes`: a box lying this much (share of its area) inside a
+# better-scored one is a part of that person (the detector sometimes boxes the upper body
+# again), not another person
 POSE_IOU = 0.3  # `attach_poses`: landmarks belong to a box when the box around them
 # overlaps it this much (the landmark box is smaller than the detector's: legs and the
 # top of the head are often unseen)
@@ -229,17 +234,20 @@ class Tracker:
 
     def update(self, frame: int, boxes: np.ndarray) -> None:
         """Add the (N, 4+) person boxes (x0, y0, x1, y1 pixels, ...) found on frame `frame`
-        (frames must increase)."""
+        (frames must increase; `distinct_boxes` first). A box continues the track it
+        overlaps most (IoU with the track's predicted or its last box, the larger)."""
         if frame <= self._last_frame:
             raise ValueError(f"frames must increase: {frame} after {self._last_frame}")
         self._last_frame = frame
         self._first_look = frame if self._first_look is None else self._first_look
         self._close_stale(frame)
-        boxes = _as_boxes(boxes)
+        boxes = distinct_boxes(_as_boxes(boxes))
         unmatched = set(range(len(boxes)))
         if self._open and len(boxes):
             predicted = np.stack([t.predict(frame) for t in self._open])
-            for ti, di in _matches(iou(predicted, boxes[:, :4]), self.iou_threshold):
+            last = np.stack([t.boxes[-1] for t in self._open])
+            overlap = np.maximum(iou(predicted, boxes[:, :4]), iou(last, boxes[:, :4]))
+            for ti, di in _matches(overlap, self.iou_threshold):
                 self._open[ti].add(frame, boxes[di])
                 unmatched.discard(di)
         for di in sorted(unmatched):
@@ -274,6 +282,23 @@ class Tracker:
             if track.length >= self.min_frames and track.size >= self.min_size:
                 self._done.append(track)
         self._open = keep
+
+
+def distinct_boxes(boxes: np.ndarray) -> np.ndarray:
+    """One look's (N, 4+) boxes without those lying PART_OF inside an earlier (better
+    scored: the detector sorts them) box."""
+    keep: list[int] = []
+    for i, box in enumerate(boxes):
+        if not keep or _inside_share(box[:4], boxes[keep, :4]).max() < PART_OF:
+            keep.append(i)
+    return boxes[keep]
+
+
+def _inside_share(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(M,) share of `box`'s area inside each of `others` (M, 4)."""
+    iw = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    return iw * ih / max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-9)
 
 
 def _as_boxes(boxes) -> np.ndarray:
@@ -382,22 +407,23 @@ def _long_gaps(seen: np.ndarray, length: int, gap: int) -> np.ndarray:
     return out
 
 
-def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU,
+def join_fragments(tracks: list[Track], min_iou: float = JOIN_IOU, max_gap: int = JOIN_GAP,
                    handover: int = MAX_GAP) -> list[Track]:
     """Join tracks of ONE scene that follow each other in time at the same place.
 
-    A track continues an earlier one when its first box overlaps (IoU >= min_iou) the
-    earlier one's box where they meet: after a gap of any length (a person lost while the
-    camera holds still is back where they were), or when the earlier one ends at most
-    `handover` frames after the later one begins (the detector found one person twice
-    for a moment, e.g. with an arm stretched out, and the track moved to the other box).
-    Gaps are interpolated like a short miss (not detected). Call it before dropping short
-    tracks and before `attach_poses`. Returns tracks by first frame.
+    Tracks found on a single look are dropped first (a stray box). A track continues an
+    earlier one when its first box overlaps (IoU >= min_iou) the earlier one's box where
+    they meet: after a gap of up to `max_gap` frames (a person lost while the camera holds
+    still is back where they were), or when the earlier one ends at most `handover` frames
+    after the later one begins (the detector found one person twice for a moment, e.g.
+    with an arm stretched out, and the track moved to the other box). Gaps are
+    interpolated like a short miss (not detected). Call it before dropping short tracks and
+    before `attach_poses`. Returns tracks by first frame.
     """
     joined: list[Track] = []
-    for track in sorted(tracks, key=lambda t: t.start):
-        earlier = [t for t in joined if t.start < track.start and t.end <= track.start + handover
-                   and t.end < track.end]
+    for track in sorted((t for t in tracks if t.detected.sum() > 1), key=lambda t: t.start):
+        earlier = [t for t in joined if t.start < track.start < t.end + max_gap
+                   and t.end <= track.start + handover and t.end < track.end]
         if earlier:
             meet = [t.boxes[min(track.start, t.end - 1) - t.start] for t in earlier]
             overlap = iou(np.stack(meet), track.boxes[:1])[:, 0]
