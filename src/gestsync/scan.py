@@ -1,7 +1,7 @@
 """The people stage: decode a clip once on the 25 fps grid, find people, link them into tracks.
 
 Each decoded frame goes to three finders (`Findings`): the face-free person detector
-(`person_detector`, every DETECT_STRIDE-th frame) whose boxes make the tracks, MediaPipe's
+(`person_detector`, every few frames) whose boxes make the tracks, MediaPipe's
 pose landmarker (every `stride`-th frame) whose landmarks are attached to the boxes, and a
 coarse motion map from which a person's motion is read where no landmarks are (a back or a
 profile). Shared by `gestsync sync` (one person), `speaker` and `prepare` (several).
@@ -27,9 +27,12 @@ log = logging.getLogger(__name__)
 FrameHook = Callable[[int, np.ndarray], None]  # (frame index, uint8 H x W x 3 RGB)
 
 POSE_WIDTH = 640  # px: frames are decoded at this width for the finders (see README)
-DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second, about 3 ms
-# a frame): people move little in 0.2 s (IoU linking holds) and the crops smooth boxes over
-# 13 frames anyway; tracks are interpolated between looks (docs/performance.md)
+DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second) when several
+# people are followed: they move little in 0.2 s (IoU linking holds), the crops smooth boxes
+# over 13 frames anyway, and every frame gave the same crops as every 5th on the authors'
+# tracks (benchmarks/authors_match.py); tracks are interpolated between looks
+ONE_PERSON_DETECT_STRIDE = 10  # `sync`'s one-person pass: its boxes count people and hold
+# one person, so 2.5 looks a second do; a look costs about 2x a pose frame (docs/performance.md)
 MOTION_CELL = 16  # px of the decoded frame per cell of the motion map (40 x 23 cells at
 # 640 x 360: under 1 kB a frame, 83 MB for an hour)
 
@@ -80,8 +83,10 @@ class Findings:
         fragments = people.track_people(self.boxes[start:end], frame_size, min_frames=1,
                                         min_size=0, max_gap=max_gap, first_frame=start,
                                         num_frames=end - start)
+        looked = np.array([b is not None for b in self.boxes[start:end]])
+        stride = max(1, round(len(looked) / max(int(looked.sum()), 1)))
         tracks = people.keep_tracks(people.join_fragments(fragments), min_frames, min_size,
-                                    DETECT_STRIDE)
+                                    stride)
         people.attach_poses(tracks, self.poses[start:end], first_frame=start)
         for track in tracks:
             track.motion = people.box_motion(track, self.motion, self.cell)
@@ -89,30 +94,32 @@ class Findings:
 
 
 def find_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
-                on_frame: FrameHook | None = None, stride: int = 1,
-                workers: int = 1) -> Findings:
+                on_frame: FrameHook | None = None, stride: int = 1, workers: int = 1,
+                detect_stride: int = DETECT_STRIDE) -> Findings:
     """Everyone on the 25 fps frames: person boxes, pose landmarks, motion (`Findings`).
 
     Decodes the clip at `pose_size`; `on_frame(k, rgb)`, if given, also sees each decoded
     frame in order (e.g. a shot-cut detector). The landmarker runs on every `stride`-th
-    frame (up to `max_people` each), the detector on every DETECT_STRIDE-th. With `workers`
+    frame (up to `max_people` each), the detector on every `detect_stride`-th. With `workers`
     > 1, stretches of the clip (`_chunks`) are decoded and searched in parallel processes
     (spawned: a script calling this must guard its top level with `if __name__ ==
     "__main__":`; if it does not, this falls back to one process), while this process
     decodes the frames once more for `on_frame`.
     """
-    if stride < 1:
-        raise ValueError(f"pose stride must be at least 1 frame, got {stride}")
+    if stride < 1 or not 1 <= detect_stride <= people.MAX_GAP + 1:
+        raise ValueError(f"need a pose stride >= 1 and a detection stride in 1 .. "
+                         f"{people.MAX_GAP + 1}, got {stride} and {detect_stride}")
     progress = progress_hook(progress)
     chunks = _chunks(info.num_frames, workers)
     if workers > 1 and len(chunks) > 1:
         fed = _FrameFeed(info, on_frame)
-        parts = _in_processes(_find_span, (info, max_people, stride, 1), chunks, workers,
-                              progress, info.num_frames, fed)
+        parts = _in_processes(_find_span, (info, max_people, stride, detect_stride, 1), chunks,
+                              workers, progress, info.num_frames, fed)
         if parts is not None:
             return Findings.joined(parts)
         on_frame = None if fed.done else on_frame  # the pool broke after feeding the hook
-    return _find_span(info, max_people, stride, None, 0, info.num_frames, progress, on_frame)
+    return _find_span(info, max_people, stride, detect_stride, None, 0, info.num_frames,
+                      progress, on_frame)
 
 
 class _FrameFeed:
@@ -156,8 +163,8 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_POSE_WORKERS))
 
 
-def _find_span(info: media.MediaInfo, max_people: int, stride: int, threads: int | None,
-               start: int, count: int, progress: Progress = no_progress,
+def _find_span(info: media.MediaInfo, max_people: int, stride: int, detect_stride: int,
+               threads: int | None, start: int, count: int, progress: Progress = no_progress,
                on_frame: FrameHook | None = None) -> Findings:
     """`Findings` of frames [start, start + count), one landmarker tracking through them;
     `threads`: torch threads of the person detector (None: torch's default)."""
@@ -179,7 +186,7 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int, threads: int
                 on_frame(k, frame)
             poses.append(landmarker.detect(frame, k) * scale if k % stride == 0 else skipped)
             boxes.append(detector.detect(frame) * np.array([sx, sy, sx, sy, 1], np.float32)
-                         if k % DETECT_STRIDE == 0 else None)
+                         if k % detect_stride == 0 else None)
             motion.add(frame)
             progress("people", i + 1, count)
     return Findings(boxes, poses, motion.array(), (sx * MOTION_CELL, sy * MOTION_CELL))
@@ -267,7 +274,8 @@ def single_person(info: media.MediaInfo, progress: Progress | None = None, strid
     person closely (cheaper than a multi-person pass, and it never loses a lone person).
     `need_hands` False accepts a person whose hands are never in view (the face cue).
     """
-    found = find_people(info, 1, progress_hook(progress), stride=stride, workers=workers)
+    found = find_people(info, 1, progress_hook(progress), stride=stride, workers=workers,
+                        detect_stride=ONE_PERSON_DETECT_STRIDE)
     if _several(found.counts()):
         raise PeopleError(f"several people visible in {info.path.name}: use `gestsync "
                           "speaker` to find who is speaking")
@@ -293,7 +301,8 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
     none is.
     """
     progress = progress_hook(progress)
-    found = find_people(info, 1, progress, stride=stride, workers=workers)
+    found = find_people(info, 1, progress, stride=stride, workers=workers,
+                        detect_stride=ONE_PERSON_DETECT_STRIDE)
     if not _several(found.counts()):
         return [_main_track(info, found, need_hands)]
     found = find_people(info, MAX_SEARCHED_PEOPLE, progress, workers=workers)
