@@ -205,6 +205,9 @@ def test_main_person_errors():
     no_hands = frames_of(*[[person(300, 150, 60, hands=False)] for _ in range(100)])
     with pytest.raises(PeopleError, match="hands never visible in clip.mp4"):
         main_person(tracked(no_hands), 100, "clip.mp4")
+    # seen from behind: a box and no landmarks; read from the motion in the box, not refused
+    (back,) = track_people(boxes_of(no_hands), FRAME)
+    assert back.landmark_share == 0 and main_person([back], 100, "clip.mp4") is back
 
 
 def test_main_person_ignores_small_background_people_and_returns_the_longest():

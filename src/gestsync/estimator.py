@@ -17,6 +17,7 @@ from scipy.signal import butter, sosfiltfilt
 
 from .audio import MEL_PER_FRAME, log_mel, mel_filterbank
 from .offset import shifted_products
+from .people import MIN_LANDMARK_SHARE
 from .speaker_scores import circular_evidence
 from .timebase import FPS
 
@@ -91,21 +92,15 @@ def motion_signals(keypoints: np.ndarray, config: EstimatorConfig = EstimatorCon
     return np.stack(rows)
 
 
-MIN_POSED_SHARE = 0.5  # `body_motion`: landmarks on fewer of a run's frames than this
-# (a back, a profile: the landmarker needs a face) and the box's motion is read instead
-
-
 def body_motion(keypoints: np.ndarray, box: np.ndarray | None = None,
                 config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
     """F x T motion of one person's run of frames: `motion_signals` of the keypoints where
-    hands, arms or head are seen on MIN_POSED_SHARE of the frames or more; otherwise the
-    (T,) motion inside the person's box (`people.box_motion`), repeated on every row."""
+    they are known on `people.MIN_LANDMARK_SHARE` of the frames or more; otherwise the (T,)
+    motion inside the person's box (`people.box_motion`), repeated on every row."""
     signals = motion_signals(keypoints, config)
     if box is None or not len(keypoints):
         return signals
-    joints = [j for part in BODY_PARTS.values() for j in part]
-    seen = (keypoints[:, joints, 3] >= config.min_visibility).any(axis=1)
-    if seen.mean() >= MIN_POSED_SHARE:
+    if (keypoints[..., 3] > 0).any(axis=-1).mean() >= MIN_LANDMARK_SHARE:
         return signals
     return np.repeat(np.asarray(box, np.float64)[None], len(BODY_PARTS), axis=0)
 

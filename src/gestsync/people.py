@@ -63,6 +63,8 @@ MULTI_PERSON_FRACTION = 0.25  # several people together on >= 1/4 of the clip's 
 SECONDARY_MIN_SCALE = 0.5  # a person counts if at least half the size of the largest one
 # present (smaller people are background: audience, passers-by)
 MIN_HANDS_RATIO = 0.05  # hands in view in < 1 frame in 20 is detector noise, not gesture
+MIN_LANDMARK_SHARE = 0.5  # a person with landmarks on fewer of their frames (a back, a
+# profile: the landmarker needs a face) is read from the motion in their box instead
 
 
 @dataclass(eq=False)
@@ -122,6 +124,11 @@ class Track:
         inside = (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
         seen = (vis >= HAND_MIN_VISIBILITY) & inside
         return (seen[:, LEFT_HAND].any(1) | seen[:, RIGHT_HAND].any(1)) & self.posed
+
+    @property
+    def landmark_share(self) -> float:
+        """Share of the frames whose landmarks are known (found, or bridged between finds)."""
+        return float((self.keypoints[..., 3] > 0).any(axis=-1).mean()) if self.length else 0.0
 
     @property
     def visible_hands_ratio(self) -> float:
@@ -530,8 +537,10 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
     Raises:
         PeopleError: nobody found; two or more people of comparable size visible
             together on MULTI_PERSON_FRACTION of the clip's frames or more; or the main
-            person's hands in view on fewer than MIN_HANDS_RATIO of its frames (unless
-            `need_hands` is False: the face cue reads a talking head without hands).
+            person's landmarks known but hands in view on fewer than MIN_HANDS_RATIO of its
+            frames (unless `need_hands` is False: the face cue reads a talking head
+            without hands). A person whose landmarks are rarely known (seen from behind)
+            is read from the motion in their box, hands or not.
     """
     if not tracks:
         raise PeopleError(
@@ -544,7 +553,8 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
             f"{count.max()} people visible in {name}: use `gestsync speaker` to find "
             "who is speaking")
     main = max(tracks, key=lambda t: (t.length, t.size))
-    if need_hands and main.visible_hands_ratio < MIN_HANDS_RATIO:
+    if (need_hands and main.landmark_share >= MIN_LANDMARK_SHARE
+            and main.visible_hands_ratio < MIN_HANDS_RATIO):
         raise PeopleError(
             f"hands never visible in {name} (in view on {main.visible_hands_ratio:.0%} of "
             "the person's frames): gestsync reads gestures, so the hands must be in the "
