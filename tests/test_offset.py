@@ -197,15 +197,18 @@ def test_a_person_seen_from_behind_moves_with_their_box():
     """No landmarks (a back, a profile): the motion read in the box stands in for them."""
     from gestsync import scan
 
-    track = _track(0, 40, 100)
-    track.keypoints[..., 3] = 0.0
-    track.motion = np.sin(np.arange(40, dtype=np.float32))
-    (start, keypoints, motion), = scan.person_pieces([track], 40)
-    assert start == 0 and len(keypoints) == 40 and np.array_equal(motion, track.motion)
-    body = estimator.person_motion(scan.person_pieces([track], 40), 40)
+    track = _track(0, 100, 100)
+    track.posed[:] = False
+    track.posed[50] = True  # one find: its landmarks held over the track, but not known
+    track.motion = np.sin(np.arange(100, dtype=np.float32))
+    (start, keypoints, motion, share), = scan.person_pieces([track], 100)
+    assert start == 0 and len(keypoints) == 100 and np.array_equal(motion, track.motion)
+    assert share == track.landmark_share == pytest.approx(0.01)
+    body = estimator.person_motion(scan.person_pieces([track], 100), 100)
     assert np.allclose(body, track.motion[None])
-    track.keypoints[..., 3] = 1.0  # landmarks seen: they are read, not the box
-    assert not np.allclose(estimator.person_motion(scan.person_pieces([track], 40), 40),
+    track.posed[::2] = True  # landmarks every 2nd frame: they are read, not the box
+    assert track.landmark_share == 1.0
+    assert not np.allclose(estimator.person_motion(scan.person_pieces([track], 100), 100),
                            track.motion[None])
 
 
@@ -214,7 +217,7 @@ def test_person_pieces_split_where_the_person_changes():
 
     small, big = _track(0, 30, 50, x=0.0), _track(20, 30, 200, x=500.0)  # overlap 20..29
     pieces = scan.person_pieces([small, big], 60)
-    assert [(s, len(k)) for s, k, _ in pieces] == [(0, 20), (20, 30)]
+    assert [(s, len(k)) for s, k, *_ in pieces] == [(0, 20), (20, 30)]
     assert np.all(pieces[1][1][..., 0] == 501.0)  # the bigger person wins the overlap
     motion = estimator.person_motion(pieces, 60)
     assert motion.shape == (3, 60)

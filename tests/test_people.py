@@ -161,13 +161,15 @@ def test_landmarks_go_to_the_box_they_lie_in():
     np.testing.assert_allclose(by_x[1].keypoints[:, 0, :2], np.stack(right)[:, 0, :2])
 
 
-def test_landmarks_are_bridged_over_short_misses_only():
+def test_landmarks_are_bridged_between_finds():
     people = walk(100, 400, 200)
     poses = frames_of(*[[p] for p in people])
     sparse = [p if i % 2 == 0 and not 50 <= i < 150 else p[:0] for i, p in enumerate(poses)]
     (t,) = attach_poses(track_people(boxes_of(poses), FRAME), sparse)
-    assert t.keypoints[1, 0, 3] == 1  # a skipped frame: interpolated, visibility kept
-    assert (t.keypoints[49:150, :, 3] == 0).all()  # 100 frames without: lost, not bridged
+    assert t.keypoints[1, 0, 3] == 1 and not t.posed[1]  # a skipped frame: interpolated
+    assert (t.keypoints[49:150, 0, 3] == 1).all() and not t.posed[49:150].any()
+    np.testing.assert_allclose(t.keypoints[100, :, :2], people[100][:, :2], atol=1e-3)
+    assert t.landmark_share == pytest.approx(99 / 200)  # not known in the 101-frame gap
 
 
 def test_comparable_people_ignores_small_background_people():
@@ -264,7 +266,7 @@ def test_join_fragments_resumes_a_person_after_a_long_miss():
     joined = join_fragments(pieces)
     assert len(joined) == 1 and joined[0].length == 120 and joined[0].detected.sum() == 80
     attach_poses(joined, poses)
-    assert (joined[0].keypoints[40:80, :, 3] == 0).all()  # the gap is not an observation
+    assert not joined[0].posed[40:80].any()  # the gap is not an observation
     far = frames_of(*([p] for p in a), *([[]] * 40), *([p] for p in walk(500, 510, 40)))
     assert len(join_fragments(track_people(boxes_of(far), FRAME, min_frames=1))) == 2
     # the detector found one person twice for a moment and the track moved to the copy:

@@ -93,14 +93,14 @@ def motion_signals(keypoints: np.ndarray, config: EstimatorConfig = EstimatorCon
 
 
 def body_motion(keypoints: np.ndarray, box: np.ndarray | None = None,
-                config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
-    """F x T motion of one person's run of frames: `motion_signals` of the keypoints where
-    they are known on `people.MIN_LANDMARK_SHARE` of the frames or more; otherwise the (T,)
-    motion inside the person's box (`people.box_motion`), repeated on every row."""
+                landmark_share: float = 1.0, config: EstimatorConfig = EstimatorConfig()
+                ) -> np.ndarray:
+    """F x T motion of one person's run of frames: `motion_signals` of the keypoints when
+    they are known on `people.MIN_LANDMARK_SHARE` of the frames or more (`landmark_share`,
+    `people.Track.landmark_share`); otherwise the (T,) motion inside the person's box
+    (`people.box_motion`), repeated on every row."""
     signals = motion_signals(keypoints, config)
-    if box is None or not len(keypoints):
-        return signals
-    if (keypoints[..., 3] > 0).any(axis=-1).mean() >= MIN_LANDMARK_SHARE:
+    if box is None or not len(keypoints) or landmark_share >= MIN_LANDMARK_SHARE:
         return signals
     return np.repeat(np.asarray(box, np.float64)[None], len(BODY_PARTS), axis=0)
 
@@ -108,8 +108,8 @@ def body_motion(keypoints: np.ndarray, box: np.ndarray | None = None,
 def person_motion(pieces: list[tuple], num_frames: int,
                   config: EstimatorConfig = EstimatorConfig()) -> np.ndarray:
     """`body_motion` of one person per frame, computed run by run (`scan.person_pieces`:
-    (start, keypoints, box motion) runs of one track), zero where nobody is seen.
-    Returns F x num_frames."""
+    (start, keypoints, box motion, landmark share) runs of one track), zero where nobody is
+    seen. Returns F x num_frames."""
     motion = np.zeros((len(BODY_PARTS), num_frames))
     for start, keypoints, *box in pieces:
         motion[:, start:start + len(keypoints)] = body_motion(keypoints, *box, config=config)
@@ -180,12 +180,12 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ who speaks (speaker)
 
-def track_evidence(keypoints: np.ndarray, speech: np.ndarray,
-                   box: np.ndarray | None = None) -> np.ndarray:
+def track_evidence(keypoints: np.ndarray, speech: np.ndarray, box: np.ndarray | None = None,
+                   landmark_share: float = 1.0) -> np.ndarray:
     """(1 + S) x T evidence of a track's motion (T x 33 x 4 keypoints, or the (T,) motion
-    in its box where they are rarely seen: `body_motion`) against the speech signals of its
-    frames (G x T); see `motion_evidence`."""
-    return motion_evidence(body_motion(keypoints, box), heard_signal(speech))
+    in its box where they are rarely known: `body_motion`) against the speech signals of
+    its frames (G x T); see `motion_evidence`."""
+    return motion_evidence(body_motion(keypoints, box, landmark_share), heard_signal(speech))
 
 
 def motion_evidence(motion: np.ndarray, heard: np.ndarray) -> np.ndarray:

@@ -77,7 +77,7 @@ class Track:
             original frame, interpolated between detections.
         keypoints: float32 (T, 33, 4) x, y, z in pixels of the original frame and
             visibility, interpolated between the frames where landmarks were attached
-            (`posed`); visibility 0 in runs of over MAX_GAP frames without any.
+            (`posed`); all zero when none were.
         detected: bool (T,) True where the detector found the person.
         frame_size: (width, height) of the original frame in pixels.
         posed: bool (T,) True where body landmarks were attached.
@@ -127,8 +127,11 @@ class Track:
 
     @property
     def landmark_share(self) -> float:
-        """Share of the frames whose landmarks are known (found, or bridged between finds)."""
-        return float((self.keypoints[..., 3] > 0).any(axis=-1).mean()) if self.length else 0.0
+        """Share of the frames whose landmarks are known: found, or in a run of at most
+        MAX_GAP frames between finds (the landmarker's stride, a short miss)."""
+        if not self.posed.any():
+            return 0.0
+        return float(1.0 - _long_gaps(self.posed, MAX_GAP).mean())
 
     @property
     def visible_hands_ratio(self) -> float:
@@ -370,10 +373,11 @@ def attach_poses(tracks: list[Track], poses_per_frame: list[np.ndarray], first_f
     optimal assignment of landmark boxes to person boxes with IoU above POSE_IOU).
 
     poses_per_frame[i]: (P, 33, 4) landmarks of frame first_frame + i (pixels), P may be 0.
-    Landmarks (visibility included) are interpolated across runs of up to MAX_GAP frames
-    without them (skipped by the landmarker's stride, or missed), and have visibility 0 in
-    longer runs; `Track.posed` marks the frames that had them. Returns
-    the tracks, changed in place.
+    Landmarks (visibility included) are interpolated across the frames without them
+    (skipped by the landmarker's stride, or missed; held before the first and after the
+    last), as the pose-only tracker did: a short loss of a person then reads as smooth
+    motion, not as a stop. `Track.posed` marks the frames that had them. Returns the
+    tracks, changed in place.
     """
     found = [dict() for _ in tracks]  # per track: row -> (33, 4) landmarks
     for i, poses in enumerate(poses_per_frame):
@@ -398,17 +402,13 @@ def _set_keypoints(track: Track, rows: dict[int, np.ndarray]) -> None:
         return
     seen = np.array(sorted(rows))
     track.posed[seen] = True
-    keypoints = _interpolate(np.arange(track.length), seen, np.stack([rows[r] for r in seen]))
-    keypoints[_long_gaps(seen, track.length, MAX_GAP), :, 3] = 0  # lost, not skipped
-    track.keypoints = keypoints
+    track.keypoints = _interpolate(np.arange(track.length), seen, np.stack([rows[r] for r in seen]))
 
 
-def _long_gaps(seen: np.ndarray, length: int, gap: int) -> np.ndarray:
-    """bool (length,): rows in runs of more than `gap` rows missing from sorted `seen`."""
-    missing = np.ones(length, bool)
-    missing[seen] = False
-    out = np.zeros(length, bool)
-    edges = np.flatnonzero(np.diff(np.r_[0, missing.astype(np.int8), 0]))
+def _long_gaps(found: np.ndarray, gap: int) -> np.ndarray:
+    """bool: the places in runs of more than `gap` False values of bool array `found`."""
+    out = np.zeros(len(found), bool)
+    edges = np.flatnonzero(np.diff(np.r_[0, (~found).astype(np.int8), 0]))
     for start, stop in zip(edges[::2], edges[1::2]):
         out[start:stop] = stop - start > gap
     return out

@@ -323,9 +323,9 @@ def scene_people(found: Findings, spans: list[tuple[int, int]], frame_size: tupl
 
 
 def person_pieces(tracks: list[people.Track], num_frames: int
-                  ) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
-    """One person per frame, as (first frame, keypoints K x 33 x 4, box motion (K,) or None)
-    runs of a single track.
+                  ) -> list[tuple[int, np.ndarray, np.ndarray | None, float]]:
+    """One person per frame, as (first frame, keypoints K x 33 x 4, box motion (K,) or None,
+    the track's `landmark_share`) runs of a single track.
 
     Bigger tracks win where tracks overlap, so a clip cut between shots of one person each
     gets each shot's person; a new run starts wherever the chosen track changes, so that
@@ -343,5 +343,5 @@ def person_pieces(tracks: list[people.Track], num_frames: int
             track = tracks[owner[start]]
             rows = np.arange(start, stop) - track.start
             motion = None if track.motion is None else track.motion[rows]
-            pieces.append((int(start), track.keypoints[rows], motion))
+            pieces.append((int(start), track.keypoints[rows], motion, track.landmark_share))
     return pieces

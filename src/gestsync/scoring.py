@@ -74,8 +74,8 @@ class BodyMotion(_BodyCue):
     def speaker_evidence(self, info: media.MediaInfo, audio: np.ndarray,
                          scenes: list[list[people.Track]], progress: Progress):
         speech = estimator.speech_signals(audio, info.num_frames)
-        return [[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end], t.motion)
-                  for t in scene]
+        return [[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end], t.motion,
+                                          t.landmark_share) for t in scene]
                 for scene in scenes], None
 
 
