@@ -70,9 +70,10 @@ class Findings:
                         np.concatenate([p.motion for p in parts]), parts[0].cell)
 
     def counts(self) -> np.ndarray:
-        """People of comparable size on each look of the detector (`people.comparable_people`)."""
-        return np.array([people.comparable_people(b) for b in self.boxes if b is not None],
-                        np.int64)
+        """People of comparable size on each look of the detector (`people.comparable_people`
+        of its `people.distinct_boxes`)."""
+        return np.array([people.comparable_people(people.distinct_boxes(b))
+                         for b in self.boxes if b is not None], np.int64)
 
     def tracks(self, start: int, end: int, frame_size: tuple[int, int],
                min_frames: int = people.MIN_FRAMES, min_size: float = people.MIN_SIZE,
