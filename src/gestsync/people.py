@@ -458,24 +458,32 @@ def _concatenate(a: Track, b: Track) -> Track:
 
 
 def keep_tracks(tracks: list[Track], min_frames: int = MIN_FRAMES,
-                min_size: float = MIN_SIZE, stride: int = 1) -> list[Track]:
+                min_size: float = MIN_SIZE, looked: np.ndarray | None = None,
+                first_frame: int = 0) -> list[Track]:
     """The tracks at least min_frames long, min_size pixels big (see `Track.size`) and
-    found on at least MIN_DETECTED_SHARE of the detector's looks (one every `stride`
-    frames) over their frames."""
+    found on at least MIN_DETECTED_SHARE of the detector's looks over their frames
+    (`looked[k]`: the detector looked at frame first_frame + k; None: at every frame)."""
+    def looks(t: Track) -> int:
+        return t.length if looked is None else int(looked[t.frames - first_frame].sum())
+
     return [t for t in tracks if t.length >= min_frames and t.size >= min_size
-            and t.detected.sum() >= MIN_DETECTED_SHARE * t.length / stride]
+            and t.detected.sum() >= MIN_DETECTED_SHARE * looks(t)]
 
 
 # ------------------------------------------------------------------------ box motion
 
-def box_motion(track: Track, motion: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+def box_motion(track: Track, motion: np.ndarray, scale: tuple[float, float],
+               background: np.ndarray | None = None) -> np.ndarray:
     """(T,) motion inside the track's box on each of its frames.
 
     motion: (frames, rows, cols) `scan` motion map of the clip (mean absolute change of
     grey level per cell since the previous frame); scale: source pixels per cell (x, y).
     Each frame's value is the mean change over the cells the box covers, less the median
-    change of the whole frame (a camera move or a light change moves everything).
+    change of the whole frame (a camera move or a light change moves everything);
+    `background`, the (frames,) medians if already computed for other tracks.
     """
+    if background is None:
+        background = np.median(motion.reshape(len(motion), -1), axis=1)
     rows, cols = motion.shape[1:]
     out = np.zeros(track.length, np.float32)
     for i, (frame, box) in enumerate(zip(track.frames, track.boxes)):
@@ -484,7 +492,7 @@ def box_motion(track: Track, motion: np.ndarray, scale: tuple[float, float]) -> 
         x0, x1 = np.clip(np.round(box[[0, 2]] / scale[0]).astype(int), 0, cols)
         y0, y1 = np.clip(np.round(box[[1, 3]] / scale[1]).astype(int), 0, rows)
         cells = motion[frame, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
-        out[i] = float(cells.mean()) - float(np.median(motion[frame])) if cells.size else 0.0
+        out[i] = float(cells.mean()) - float(background[frame]) if cells.size else 0.0
     return out
 
 

@@ -9,6 +9,7 @@ profile). Shared by `gestsync sync` (one person), `speaker` and `prepare` (sever
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from concurrent.futures.process import BrokenProcessPool
@@ -85,13 +86,17 @@ class Findings:
                                         min_size=0, max_gap=max_gap, first_frame=start,
                                         num_frames=end - start)
         looked = np.array([b is not None for b in self.boxes[start:end]])
-        stride = max(1, round(len(looked) / max(int(looked.sum()), 1)))
         tracks = people.keep_tracks(people.join_fragments(fragments), min_frames, min_size,
-                                    stride)
+                                    looked, start)
         people.attach_poses(tracks, self.poses[start:end], first_frame=start)
         for track in tracks:
-            track.motion = people.box_motion(track, self.motion, self.cell)
+            track.motion = people.box_motion(track, self.motion, self.cell, self.background)
         return tracks
+
+    @functools.cached_property
+    def background(self) -> np.ndarray:
+        """(T,) the median change of each frame's motion map (`people.box_motion`)."""
+        return np.median(self.motion.reshape(len(self.motion), -1), axis=1)
 
 
 def find_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
