@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from PIL import Image  # pillow: a dependency of matplotlib, which we require
 from torch import nn
 
-from gestsync.errors import DetectorError
-from gestsync.pose import cache_dir
+from .errors import DetectorError
+from .pose import cache_dir
 
 log = logging.getLogger(__name__)
 
