@@ -13,6 +13,10 @@ prepared track that overlaps it most:
   its median per track.
 Their frame f is our 25 fps grid frame f - 1 (their reader is one frame late; see the
 README of the authors' folder).
+
+`--sensitivity` measures instead how the masked difference grows when their own squares
+are moved by a few pixels or scaled by a few percent (their 25 fps copy of asd_sample_2,
+every 4th frame): what a given agreement of two detectors' boxes can give at best.
 """
 
 from __future__ import annotations
@@ -114,11 +118,57 @@ def masked_difference(theirs: dict, track: dict, rows: np.ndarray, inside: np.nd
     return float(np.median(diffs)) if diffs else None
 
 
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """An RGB crop's grey levels as a decoder gives them (through yuv420p, as the files)."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format="yuv420p").to_ndarray(format="gray")
+
+
+def sensitivity(moves=((0, 1.0), (5, 1.0), (10, 1.0), (15, 1.0), (20, 1.0), (0, 1.03),
+                       (0, 1.06)), every: int = 4) -> None:
+    """Median square IoU and masked MAD per track of asd_sample_2 when their squares are
+    shifted right by dx source pixels or their side scaled by a factor."""
+    from gestsync import crops
+    from gestsync.pose import FaceMasker
+
+    clip = "asd_sample_2"
+    with av.open(str(AUTHORS / clip / "asd_sample_2_25fps.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    tracks = json.loads((AUTHORS / "authors_tracks.json").read_text())[clip]["tracks"]
+    print("| their track | " + " | ".join(f"dx {dx}, side x{k:g}" for dx, k in moves) + " |")
+    print("|---|" + "---|" * len(moves))
+    for theirs in tracks:
+        masked = decode(AUTHORS / clip / f"input_masked_scene_{theirs['scene']}_speaker_{theirs['track']}.mp4")
+        squares = np.stack([theirs["smoothed"][k] for k in "xys"], axis=1)
+        cells = []
+        with FaceMasker() as masker:
+            for dx, scale in moves:
+                moved = squares * [1, 1, scale] + [dx, 0, 0]
+                overlap = iou(np.stack([moved[:, 0] - moved[:, 2], moved[:, 1] - moved[:, 2],
+                                        moved[:, 0] + moved[:, 2], moved[:, 1] + moved[:, 2]], 1),
+                              their_squares(theirs))
+                mads = []
+                for k in range(0, len(moved), every):
+                    frame = frames[theirs["frames"][k] - 1]
+                    a = masked[k].astype(np.int16)
+                    b = grey(crops.mask_square(crops.cut_square(frame, moved[k]), masker)).astype(np.int16)
+                    top = max(black_rows(a), black_rows(b))
+                    mads.append(float(np.abs(a[top:] - b[top:]).mean()))
+                cells.append(f"{np.median(overlap):.2f} / {np.median(mads):.1f}")
+        print(f"| s{theirs['scene']} t{theirs['track']} | " + " | ".join(cells) + " |")
+    print("cells: median square IoU / median masked MAD (grey levels)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="prepare's output folder (default: a temporary one)")
     parser.add_argument("--clips", nargs="+", default=["asd_sample_1", "asd_sample_2"])
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="how the masked difference grows as their squares move (see above)")
     args = parser.parse_args(argv)
+    if args.sensitivity:
+        sensitivity()
+        return 0
     reference = json.loads((AUTHORS / "authors_tracks.json").read_text())
     from gestsync import prepare
 
