@@ -221,7 +221,8 @@ def decide_frames(z: np.ndarray, speech: np.ndarray, speech_probability: np.ndar
     ranked = np.sort(np.where(present, z, -np.inf), axis=0)[::-1]  # K x T, best first
     best = ranked[0] if len(z) else np.full(z.shape[1], -np.inf)
     second = ranked[1] if len(z) > 1 else np.full(z.shape[1], -np.inf)
-    chosen = np.argmax(np.where(present, z, -np.inf), axis=0) if len(z) else best.astype(int)
+    chosen = (np.argmax(np.where(present, z, -np.inf), axis=0) if len(z)
+              else np.zeros(z.shape[1], np.int64))  # nobody in view: never read
     lone = present.sum(axis=0) == 1
     floor = np.where(lone, Z_FRAME, -np.inf) if not allow_offscreen else np.full_like(best, Z_FRAME)
     speaking = speech & np.isfinite(best) & (best >= Z_FRAME if allow_offscreen else True)
