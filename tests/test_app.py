@@ -84,6 +84,14 @@ def test_limits_have_clear_messages(tmp_path):
     app.check_limits(clip, app.ServeConfig(max_seconds=5))
 
 
+def test_intro_words_match_the_cue_choices(tmp_path):
+    """The page's first words agree with its cue menu: lips are offered, so the text must
+    not say that faces are never looked at."""
+    text = app.intro(app.ServeConfig(model="builtin"), [app.MODE_SPEAKERS])
+    assert "not looked at" not in text
+    assert any("lips" in label for label in app.CUE_CHOICES) and "lips" in text
+
+
 def test_progress_updates_are_throttled_per_stage():
     calls = []
     hook = app.GradioProgress(lambda value, desc, unit: calls.append((value, desc)))
@@ -228,8 +236,10 @@ def server(tmp_path_factory):
 def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian chromium and chromium-driver are not installed (.ci/run installs them)")
+    missing = [name for name, found in (("chromium", chromium), ("chromedriver (Debian's "
+               "chromium-driver)", driver)) if not found]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (.ci/run installs them with apt)")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()

@@ -430,7 +430,9 @@ def intro(cfg: ServeConfig, modes: list[str]) -> str:
     what = "whether the sound and picture of a video are in sync"
     if MODE_SPEAKERS in modes:
         what += " and who is speaking"
-    return (f"# gestsync\nTells from body gestures alone {what}; faces are not looked at. "
+    return (f"# gestsync\nTells from body gestures {what}. By default the face is masked "
+            f"and only the body is read; the cue choice adds the lips, or reads the lips alone "
+            f"for face-only clips. "
             f"Videos up to {cfg.max_upload_mb:g} MB and {cfg.max_seconds:g} s. The sync "
             f"offset needs one visible person.\n\n{model_note(cfg)}")
 
