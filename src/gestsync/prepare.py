@@ -479,7 +479,7 @@ def build_parser():
     p.add_argument("--pose-stride", type=int, default=1, metavar="N",
                    help="pose on every N-th frame, keypoints interpolated between (default 1)")
     p.add_argument("--scene-threshold", type=float, default=CUT_THRESHOLD, metavar="T",
-                   help="PySceneDetect content threshold for scene cuts (default 27)")
+                   help="shot-cut threshold, as speaker's (default 27)")
     p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")
     p.add_argument("--retry-failed", action="store_true", help="redo videos that failed before")
     p.add_argument("--parquet", action="store_true", help="also write manifest.parquet (needs pyarrow)")
