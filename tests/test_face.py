@@ -201,3 +201,31 @@ def test_bad_cues_for_speaker_and_eval_exit_2(tmp_path):
                              text=True)
         assert run.returncode == 2, argv
         assert "--cues 'mouth' is not one of body, face+body, face" in run.stderr
+
+
+def _face_only_samples() -> list[Path]:
+    """The first sample of each source that MANIFEST.tsv marks as face only (talking heads,
+    no hands): one per source keeps the suite short; all 9 passed when this was written."""
+    manifest = SAMPLES / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return []
+    rows = [line.split("\t") for line in manifest.read_text().splitlines()[1:] if line]
+    first = {}
+    for r in rows:
+        if len(r) > 1 and "face only" in r[1]:
+            first.setdefault(tuple(r[0].split("__")[:2]), SAMPLES / r[0])
+    return list(first.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", _face_only_samples() or [None], ids=lambda p: p and p.stem)
+def test_face_only_clip_in_the_default_mode_points_to_the_face_cue(clip, tmp_path, capsys):
+    """A talking head read with the default body cue: exit 2, one line, and the way out."""
+    from conftest import assert_clean_failure, run_cli
+
+    if clip is None:
+        pytest.skip("../shared/samples absent")
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "sync", clip, "--model", "builtin", "--quiet", "--out", out)
+    assert_clean_failure(code, err, out, "hands never visible")
+    assert "use `--cues face`" in err

@@ -205,7 +205,7 @@ def test_main_person_errors():
     with pytest.raises(PeopleError, match="2 people visible in clip.mp4: use `gestsync speaker`"):
         main_person(tracked(two), 100, "clip.mp4")
     no_hands = frames_of(*[[person(300, 150, 60, hands=False)] for _ in range(100)])
-    with pytest.raises(PeopleError, match="hands never visible in clip.mp4"):
+    with pytest.raises(PeopleError, match="hands never visible in clip.mp4.*use `--cues face`"):
         main_person(tracked(no_hands), 100, "clip.mp4")
     # seen from behind: a box and no landmarks; read from the motion in the box, not refused
     (back,) = track_people(boxes_of(no_hands), FRAME)

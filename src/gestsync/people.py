@@ -565,6 +565,7 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
             and main.visible_hands_ratio < MIN_HANDS_RATIO):
         raise PeopleError(
             f"hands never visible in {name} (in view on {main.visible_hands_ratio:.0%} of "
-            "the person's frames): gestsync reads gestures, so the hands must be in the "
-            "picture")
+            "the person's frames): the body cue reads gestures, so the hands must be in "
+            "the picture; for a face-only clip (a talking head) use `--cues face`, which "
+            "reads the lips")
     return main
