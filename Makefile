@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup setup-test sync test eval bench clean
 
-$(BIN)/gestsync: pyproject.toml constraints.txt scripts/setup.sh
+$(BIN)/gestsync: pyproject.toml constraints.txt scripts/setup.sh scripts/lean_requirements.py
 	scripts/setup.sh
 	@touch $@
 

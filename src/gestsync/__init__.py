@@ -9,9 +9,14 @@ Public API:
     log_mel(wav)                              the model's audio features
 """
 
+import importlib.metadata
+
 from .errors import GestsyncError
 
-__version__ = "0.1.0"
+try:  # one place for the version: pyproject.toml, read back from the installed metadata
+    __version__ = importlib.metadata.version("gestsync")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 __all__ = ["GestsyncError", "OffsetResult", "SpeakerResult", "Syncer", "find_offset",
            "find_speakers", "load_model", "log_mel"]
