@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .arguments import add_model_option, help_texts
-from .errors import GestsyncError, UsageError, sigterm_as_interrupt
+from .errors import GestsyncError, UsageError, needs_extra, sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -527,8 +527,7 @@ def _load_default_model(cfg: ServeConfig) -> None:
 def serve(cfg: ServeConfig) -> int:
     """Run the web demo until interrupted; returns the exit status."""
     if importlib.util.find_spec("gradio") is None:
-        raise UsageError("gestsync serve needs the demo extra: pip install 'gestsync[demo]' "
-                         "(with -c constraints.txt)")
+        raise UsageError(needs_extra("gestsync serve", "demo"))
     _check_port(cfg.host, cfg.port)
     _load_default_model(cfg)
     ws = Workspace(cfg.workdir)

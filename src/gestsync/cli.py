@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import GestsyncError, Terminated, UsageError, sigterm_as_interrupt, stop_received
+from .errors import (GestsyncError, Terminated, UsageError, missing_package, sigterm_as_interrupt,
+                     stop_received)
 from .arguments import Parser, add_cues_option, add_model_option, add_precision_option, help_texts
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
@@ -293,6 +294,7 @@ def _method_label(d: dict) -> str:
 
 
 def _version() -> str:
+    """The installed distribution's version (its metadata: pyproject.toml's version)."""
     from . import __version__
 
     return __version__
@@ -491,6 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
         if os.environ.get("GESTSYNC_DEBUG"):
             raise
+        missing = missing_package(e) if isinstance(e, ImportError) else None
+        if missing is not None:  # a dependency or an optional part is not installed
+            print(f"gestsync: error: {missing}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"gestsync: internal error: {type(e).__name__}: {e} (set GESTSYNC_DEBUG=1 for "
               "the traceback and please report it)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import GestsyncError
+from .errors import GestsyncError, needs_extra
 from .outputs import atomic_path, write_bytes
 
 HEAD_BYTES = 1 << 20  # the content hash covers the first MB
@@ -378,8 +379,8 @@ def _pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise CorpusError("--results FILE.parquet needs pyarrow: pip install "
-                          "'gestsync[train]', or use FILE.jsonl") from e
+        raise CorpusError(needs_extra("--results FILE.parquet", "train")
+                          + " (or use FILE.jsonl)") from e
     return pa, pq
 
 
@@ -540,7 +541,7 @@ class RaySession:
         try:
             import ray
         except ImportError as e:
-            raise CorpusError("--engine ray needs Ray: pip install 'gestsync[train]'") from e
+            raise CorpusError(needs_extra("--engine ray", "train")) from e
         if not ray.is_initialized():
             _check_reachable(self.address)
             kwargs = ({"address": self.address} if self.address else
@@ -708,7 +709,11 @@ def run_cli(args: argparse.Namespace, options: dict[str, Any], suffixes: Iterabl
     check_options(job)
     results = Results(args.results)
     videos = expand_inputs(args.videos, suffixes)
+    if results.parquet:
+        _pyarrow()  # a missing optional part is named before any video, not at the end
     if args.engine == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise CorpusError(needs_extra("--engine ray", "train"))
         _check_reachable(args.address)
     results.open()
     try:

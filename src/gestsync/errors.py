@@ -5,6 +5,7 @@ it as one line and exits with status 2. Anything else is an internal error (stat
 """
 
 import contextlib
+import re
 import signal
 import threading
 from typing import Iterator
@@ -32,6 +33,61 @@ class DetectorError(GestsyncError):
 
 class UsageError(GestsyncError):
     """Bad command-line arguments."""
+
+
+# Every third-party module gestsync imports at run time, by the name it is imported as, and
+# the distribution that provides it (as pyproject.toml declares it). tests/test_packaging.py
+# checks both tables against the imports in src/gestsync and the package's metadata.
+CORE_PACKAGES = {
+    "av": "av", "cv2": "opencv-contrib-python", "matplotlib": "matplotlib",
+    "mediapipe": "mediapipe", "numpy": "numpy", "PIL": "pillow", "platformdirs": "platformdirs",
+    "scipy": "scipy", "silero_vad": "silero-vad", "torch": "torch", "tqdm": "tqdm"}
+# The optional parts: module -> (what needs it, the extra of pyproject.toml that installs it).
+EXTRA_PACKAGES = {"gradio": ("gestsync serve", "demo"), "ray": ("--engine ray", "train"),
+                  "pyarrow": ("Parquet (.parquet files)", "train")}
+
+
+def needs_extra(what: str, extra: str) -> str:
+    """The one line that says which extra an optional part needs."""
+    return f'{what} needs the {extra} extra: pip install "gestsync[{extra}]"'
+
+
+def missing_package(error: ImportError) -> GestsyncError | None:
+    """The usage error for an import that failed because one of our dependencies is missing
+    or broken (it names what to install), or None when the module is not one of ours."""
+    name = getattr(error, "name", None)
+    if not name:  # e.g. raised in another process: the name is only in the message
+        found = re.search(r"No module named '([^']+)'", str(error))
+        name = found.group(1) if found else ""
+    top = name.split(".")[0]
+    if top in EXTRA_PACKAGES:
+        return UsageError(needs_extra(*EXTRA_PACKAGES[top]))
+    if top in CORE_PACKAGES:
+        dist = CORE_PACKAGES[top]
+        return UsageError(f"{dist}, which gestsync needs, is missing or broken ({error}): "
+                          f'reinstall it with pip install --force-reinstall "{_requirement(dist)}", '
+                          "or reinstall gestsync")
+    return None
+
+
+def _requirement(dist: str) -> str:
+    """`dist` with the version gestsync's metadata asks for (e.g. mediapipe==0.10.21)."""
+    import importlib.metadata
+
+    try:
+        requires = importlib.metadata.requires("gestsync") or []
+    except importlib.metadata.PackageNotFoundError:
+        return dist
+    for line in requires:
+        spec = line.split(";")[0].strip()
+        found = re.match(r"[A-Za-z0-9._-]+", spec)
+        if ";" not in line and found and _normal(found.group()) == _normal(dist):
+            return spec.replace(" ", "")
+    return dist
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 class Terminated(KeyboardInterrupt):

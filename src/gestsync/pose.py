@@ -23,7 +23,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .errors import GestsyncError
+from .errors import GestsyncError, missing_package
 from .timebase import FPS
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ def _mediapipe():
     try:
         import mediapipe as mp
     except ImportError as e:
-        raise GestsyncError("mediapipe is not installed: run scripts/setup.sh "
-                            "(it installs mediapipe==0.10.21 with its models)") from e
+        raise missing_package(e) or GestsyncError(f"mediapipe cannot be imported ({e}): "
+                                                  'pip install "mediapipe==0.10.21"') from e
     return mp
 
 

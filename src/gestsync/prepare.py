@@ -23,6 +23,7 @@ the same split, whatever the other videos are. Both engines run `process_video` 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from . import crops, media, outputs, people, scan
-from .errors import GestsyncError
+from .errors import EXTRA_PACKAGES, GestsyncError, needs_extra
 from .scenes import CUT_THRESHOLD, SceneCuts
 from .timebase import FPS, VIDEO_SUFFIXES
 
@@ -321,7 +322,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise GestsyncError("--parquet needs pyarrow: pip install 'gestsync[train]'") from e
+        raise GestsyncError(needs_extra("--parquet", "train")) from e
     columns = list(dict.fromkeys(k for row in rows for k in row))  # video and clip fields
     with outputs.atomic_path(path) as tmp:
         pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
@@ -379,7 +380,7 @@ def run_ray(paths: Sequence[str], options: PrepareOptions, workers: int,
     try:
         import ray
     except ImportError as e:
-        raise GestsyncError("--engine ray needs Ray: pip install 'gestsync[train]'") from e
+        raise GestsyncError(needs_extra("--engine ray", "train")) from e
     started_here = not ray.is_initialized()
     if started_here:
         # "local": a new private Ray even when `ray start` left a cluster running on this host
@@ -419,6 +420,10 @@ def prepare(inputs: Sequence[str | os.PathLike], options: PrepareOptions, engine
         raise ValueError(f"--engine must be local or ray, got {engine!r}")
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
+    # a missing optional part is named before any video, not at the end
+    for wanted, module in ((options.parquet, "pyarrow"), (engine == "ray", "ray")):
+        if wanted and importlib.util.find_spec(module) is None:
+            raise GestsyncError(needs_extra(*EXTRA_PACKAGES[module]))
     started = time.perf_counter()
     paths = [str(p) for p in list_videos(inputs)]
     Path(options.out_dir, RECORDS).mkdir(parents=True, exist_ok=True)
