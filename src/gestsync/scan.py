@@ -317,7 +317,8 @@ def people_to_search(info: media.MediaInfo, progress: Progress | None = None, st
     if not tracks:
         raise PeopleError(
             f"no person with hands in view for {people.MIN_FRAMES / media.FPS:g} s in "
-            f"{info.path.name}: gestsync reads gestures, so the hands must be in the picture")
+            f"{info.path.name}: the body cue reads gestures, so the hands must be in the "
+            "picture; for face-only clips use `--cues face`, which reads the lips")
     return [([t], t) for t in tracks]
 
 
