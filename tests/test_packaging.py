@@ -204,3 +204,26 @@ def test_missing_package_maps_names_and_messages():
         "No module named 'mediapipe.tasks'")))
     assert "gestsync[demo]" in str(missing_package(ModuleNotFoundError("x", name="gradio")))
     assert missing_package(ModuleNotFoundError("No module named 'nothing_of_ours'")) is None
+
+
+# --------------------------------------------------------------- TensorFlow stays unloaded
+
+def test_mediapipe_loads_without_tensorflow_even_where_it_is_installed(tmp_path):
+    """A plain pip install has TensorFlow (the detector wheel declares it); mediapipe would
+    import it. A stand-in `tensorflow` package records any import of it."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import os\nopen(os.environ['TF_MARK'], 'a').write('x')\n")
+    mark = tmp_path / "imported"
+    code = ("import sys\n"
+            "from gestsync import pose\n"
+            "pose._mediapipe()\n"
+            "pose.PoseDetector(max_people=1, cache=pose.Path(sys.argv[1])).close()\n"
+            "assert 'tensorflow' not in sys.modules, sys.modules.get('tensorflow')\n"
+            "import tensorflow\n")  # hidden only while mediapipe loads: usable afterwards
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "fake"),
+                              "TF_MARK": str(mark)})
+    assert run.returncode == 0, run.stderr
+    assert mark.read_text() == "x"  # only the program's own import, after mediapipe's

