@@ -4,6 +4,7 @@ checks, on synthetic people."""
 import numpy as np
 import pytest
 
+from gestsync import people
 from gestsync.errors import PeopleError
 from gestsync.people import (Tracker, attach_poses, box_motion, comparable_people, crop_frame,
                              join_fragments, keep_tracks, keypoint_box, main_person,
@@ -159,6 +160,23 @@ def test_landmarks_go_to_the_box_they_lie_in():
     by_x = sorted(tracks, key=lambda t: t.boxes[0, 0])
     assert not by_x[0].posed.any() and by_x[1].posed.all()
     np.testing.assert_allclose(by_x[1].keypoints[:, 0, :2], np.stack(right)[:, 0, :2])
+
+
+def test_landmarks_stay_with_the_copy_that_continues_the_track():
+    """The landmarker sometimes adds a misplaced second copy of a person (arms elsewhere)
+    that fits the person's box better: the track keeps the landmarks that continue its own."""
+    real = [person(300, 150 + i, 60) for i in range(60)]
+    ghosts = []
+    for k in real:
+        ghost = k.copy()
+        ghost[13:23, :2] += (90, -120)  # elbows, wrists and hands somewhere else
+        ghosts.append(ghost)
+    boxes = [np.array([[*keypoint_box(g, FRAME), 0.9]], np.float32) for g in ghosts]
+    assert people.iou(boxes[5][:, :4], keypoint_box(real[5], FRAME)[None])[0, 0] > people.POSE_IOU
+    poses = frames_of(*[[r] if i == 0 else ([g, r] if i % 2 else [r, g])
+                        for i, (r, g) in enumerate(zip(real, ghosts))])
+    (t,) = attach_poses(track_people(boxes, FRAME), poses)
+    np.testing.assert_allclose(t.keypoints, np.stack(real))
 
 
 def test_landmarks_are_bridged_between_finds():

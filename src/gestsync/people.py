@@ -45,6 +45,11 @@ PART_OF = 0.9  # `distinct_boxes`: a box lying this much (share of its area) ins
 POSE_IOU = 0.3  # `attach_poses`: landmarks belong to a box when the box around them
 # overlaps it this much (the landmark box is smaller than the detector's: legs and the
 # top of the head are often unseen)
+# Among the landmark sets on one box, `attach_poses` prefers the one that continues the
+# track's last landmarks: the landmarker sometimes returns a second, misplaced copy of a
+# person (its arms elsewhere), which may fit the box better on some frames; taking it
+# then would read as the arms jumping back and forth.
+POSE_TIE_BREAK = 0.01  # weight of the overlap, which only decides between equal jumps
 
 # Boxes from keypoints.
 KEYPOINT_MIN_VISIBILITY = 0.3  # landmarks less visible than this do not shape the box
@@ -370,7 +375,8 @@ def track_people(boxes_per_frame: list[np.ndarray | None], frame_size: tuple[int
 def attach_poses(tracks: list[Track], poses_per_frame: list[np.ndarray], first_frame: int = 0
                  ) -> list[Track]:
     """Give each track the body landmarks found on its box (one person's each, by the
-    optimal assignment of landmark boxes to person boxes with IoU above POSE_IOU).
+    optimal assignment of landmark boxes to person boxes with IoU above POSE_IOU; among
+    those, the landmarks closest to the track's previous ones, `_jump`).
 
     poses_per_frame[i]: (P, 33, 4) landmarks of frame first_frame + i (pixels), P may be 0.
     Landmarks (visibility included) are interpolated across the frames without them
@@ -380,6 +386,7 @@ def attach_poses(tracks: list[Track], poses_per_frame: list[np.ndarray], first_f
     tracks, changed in place.
     """
     found = [dict() for _ in tracks]  # per track: row -> (33, 4) landmarks
+    last: list[tuple[int, np.ndarray] | None] = [None] * len(tracks)  # (frame, landmarks)
     for i, poses in enumerate(poses_per_frame):
         frame = first_frame + i
         live = [k for k, t in enumerate(tracks) if t.start <= frame < t.end]
@@ -387,11 +394,33 @@ def attach_poses(tracks: list[Track], poses_per_frame: list[np.ndarray], first_f
             continue
         pose_boxes = np.stack([keypoint_box(p, tracks[live[0]].frame_size) for p in poses])
         boxes = np.stack([tracks[k].boxes[frame - tracks[k].start] for k in live])
-        for r, c in _matches(iou(boxes, pose_boxes), POSE_IOU):
+        overlap = iou(boxes, pose_boxes)
+        jumps = np.array([[_jump(last[k], frame, pose, box) for pose in poses]
+                          for k, box in zip(live, boxes)])
+        # the box decides who may take a landmark set (IoU above POSE_IOU), continuity
+        # decides among those (smallest jump), the overlap only breaks ties
+        score = 1 - jumps + POSE_TIE_BREAK * overlap
+        for r, c in _matches(np.where(overlap > POSE_IOU, score, 0.0), 0.0):
             found[live[r]][frame - tracks[live[r]].start] = poses[c]
+            last[live[r]] = (frame, poses[c])
     for track, rows in zip(tracks, found):
         _set_keypoints(track, rows)
     return tracks
+
+
+def _jump(last: tuple[int, np.ndarray] | None, frame: int, pose: np.ndarray,
+          box: np.ndarray) -> float:
+    """How far landmarks `pose` lie from a track's last ones (`attach_poses`): the mean
+    distance of the joints seen in both, over the box's longer side, at most 1; 0 when
+    the last ones are more than MAX_GAP frames old or share no seen joint."""
+    if last is None or frame - last[0] > MAX_GAP + 1:
+        return 0.0
+    seen = (pose[:, 3] >= KEYPOINT_MIN_VISIBILITY) & (last[1][:, 3] >= KEYPOINT_MIN_VISIBILITY)
+    if not seen.any():
+        return 0.0
+    side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+    distance = np.linalg.norm(pose[seen, :2] - last[1][seen, :2], axis=1)
+    return min(float(distance.mean()) / side, 1.0)
 
 
 def _set_keypoints(track: Track, rows: dict[int, np.ndarray]) -> None:
