@@ -224,6 +224,22 @@ def test_person_pieces_split_where_the_person_changes():
     assert np.all(motion == 0)  # nobody moves; the jump between people is no motion
 
 
+def test_person_pieces_split_at_a_shot_cut_inside_a_track():
+    """The camera cuts to someone else at the same place: the box's track runs on, but
+    the landmarks jump; that jump must not read as motion."""
+    from gestsync import scan
+
+    track = _track(0, 60, 200)
+    track.keypoints[30:, :, 0] += 300.0  # after the cut: another body, elsewhere in the box
+    assert estimator.person_motion(scan.person_pieces([track], 60), 60).max() > 0
+    track.cuts = np.array([30])
+    pieces = scan.person_pieces([track], 60)
+    assert [(s, len(k)) for s, k, *_ in pieces] == [(0, 30), (30, 30)]
+    assert np.all(estimator.person_motion(pieces, 60) == 0)
+    assert list(track.sliced(slice(20, 60)).cuts) == [30]
+    assert not len(track.sliced(slice(0, 30)).cuts) and not len(track.sliced(slice(30, 60)).cuts)
+
+
 def test_calibration_report_holds_each_clip_out():
     """Trials whose agreement predicts being right: the held-out confidences rank them, and
     the curve fitted on every clip is printed for shipping."""

@@ -253,39 +253,41 @@ def test_pose_chunks_are_even_and_a_multiple_of_the_workers():
 
 @needs_samples
 def test_parallel_pose_finds_the_same_shot_cuts(monkeypatch):
-    """With pose processes, the frame hook (the shot-cut detector) still sees every frame
-    once, in order, in this process: the same scenes as one process finds."""
+    """With pose processes, each stretch measures the change at its first frame against the
+    frame before it: a cut right where a stretch begins is found, and the scenes are the
+    ones one process finds (and `SceneCuts` fed every frame)."""
     from gestsync import media, scan
     from gestsync.scenes import SceneCuts
 
-    monkeypatch.setattr(scan, "CHUNK_FRAMES", 64)  # 4 stretches of the 172-frame clip
+    monkeypatch.setattr(scan, "CHUNK_FRAMES", 52)  # stretches of 52: one begins at the cut
     pools = []
     real = scan._run_chunks
     monkeypatch.setattr(scan, "_run_chunks", lambda *a: pools.append(len(a[2])) or real(*a))
     info = media.probe(SAMPLES / "asd_sample_2.mp4")
-    alone, beside = SceneCuts(), SceneCuts()
-    one = scan.find_people(info, 2, on_frame=alone.feed, stride=4)
-    two = scan.find_people(info, 2, on_frame=beside.feed, stride=4, workers=2)
+    one = scan.find_people(info, 2, stride=4)
+    two = scan.find_people(info, 2, stride=4, workers=2)
     assert pools == [4]  # the second call ran in processes
-    assert len(one.poses) == len(two.poses) == info.num_frames
-    assert beside.spans(info.num_frames) == alone.spans(info.num_frames)
-    assert len(alone.spans(info.num_frames)) == 2  # the clip's two shots
+    assert len(one.poses) == len(two.poses) == len(two.changes) == info.num_frames
+    np.testing.assert_allclose(two.changes, one.changes, atol=1e-3)
+    np.testing.assert_array_equal(two.motion, one.motion)
+    streamed = SceneCuts()
+    for k, frame in enumerate(media.iter_frames(info, size=scan.pose_size(info))):
+        streamed.feed(k, frame)
+    assert two.scene_spans() == one.scene_spans() == streamed.spans(info.num_frames)
+    assert one.scene_spans() == [(0, 52), (52, info.num_frames)]  # the clip's two shots
 
 
-def test_a_pool_that_fails_late_does_not_feed_the_hook_twice(monkeypatch, tmp_path):
-    """The one-process fallback after a broken pool skips the hook when it already ran."""
+def test_a_pool_that_fails_falls_back_to_one_process(monkeypatch, tmp_path):
     import synth
     from concurrent.futures.process import BrokenProcessPool
 
     from gestsync import media, scan
 
-    def broken(task, args, chunks, workers, progress, total, meanwhile=None):
-        meanwhile()
+    def broken(task, args, chunks, workers, progress, total):
         raise BrokenProcessPool("gone")
 
     monkeypatch.setattr(scan, "_run_chunks", broken)
     monkeypatch.setattr(scan, "_chunks", lambda frames, workers: [(0, 40), (40, frames - 40)])
     info = media.probe(synth.make_video(tmp_path / "clip.mp4", seconds=3.0, size=(160, 120)))
-    seen = []
-    found = scan.find_people(info, 1, on_frame=lambda k, frame: seen.append(k), workers=2)
-    assert seen == list(range(info.num_frames)) and len(found.poses) == info.num_frames
+    found = scan.find_people(info, 1, workers=2)
+    assert len(found.poses) == len(found.changes) == info.num_frames

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES, needs_samples
-from gestsync.scenes import CUT_THRESHOLD, MIN_SCENE_FRAMES, MinLengthMerge, SceneCuts, cut_spans
+from gestsync.scenes import (CUT_THRESHOLD, MIN_SCENE_FRAMES, MinLengthMerge, SceneCuts, cut_spans,
+                             cuts_of, hsv_change)
 
 
 def _flat(rgb, size=(48, 64)) -> np.ndarray:
@@ -46,6 +47,17 @@ def test_changes_closer_than_a_scene_merge_into_one_cut():
     assert _spans(montage) == [(0, 20), (20, 60), (60, 90)]
     # before the first cut, a change too close to the start is dropped, not merged
     assert _spans([red] * 5 + [blue] * 40) == [(0, 45)]
+
+
+def test_cuts_of_a_whole_sequence_are_the_streamed_ones():
+    """`cuts_of` (the people stage's per-frame changes) finds what `SceneCuts` finds."""
+    import cv2
+
+    red, blue, white = _flat((200, 40, 40)), _flat((30, 160, 220)), _flat((255, 255, 255))
+    frames = [red] * 20 + [blue] * 30 + [white] * 3 + [blue] * 40
+    hsv = [cv2.cvtColor(f, cv2.COLOR_RGB2HSV) for f in frames]
+    changes = [0.0] + [hsv_change(a, b) for a, b in zip(hsv[:-1], hsv[1:])]
+    assert cut_spans(cuts_of(changes), len(frames)) == _spans(frames) == [(0, 20), (20, 50), (50, 93)]
 
 
 def test_frames_must_come_in_order_and_options_are_checked():

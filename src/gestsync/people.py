@@ -87,6 +87,9 @@ class Track:
         frame_size: (width, height) of the original frame in pixels.
         posed: bool (T,) True where body landmarks were attached.
         motion: float32 (T,) motion inside the box (`box_motion`), or None.
+        cuts: int64 frames inside the track where a new shot begins (the camera cut but
+            the box stayed on someone at the same place); motion is not measured across
+            them (`scan.person_pieces`).
     """
 
     frames: np.ndarray
@@ -96,6 +99,7 @@ class Track:
     frame_size: tuple[int, int]
     posed: np.ndarray | None = None
     motion: np.ndarray | None = None
+    cuts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         if self.posed is None:
@@ -145,9 +149,11 @@ class Track:
 
     def sliced(self, rows: slice) -> Track:
         """The same person over rows `rows` of its frames."""
-        return Track(self.frames[rows], self.boxes[rows], self.keypoints[rows],
+        frames = self.frames[rows]
+        inside = (self.cuts > frames[0]) & (self.cuts <= frames[-1]) if len(frames) else []
+        return Track(frames, self.boxes[rows], self.keypoints[rows],
                      self.detected[rows], self.frame_size, self.posed[rows],
-                     None if self.motion is None else self.motion[rows])
+                     None if self.motion is None else self.motion[rows], self.cuts[inside])
 
 
 # ------------------------------------------------------------------------------ boxes

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import crops, media, outputs, people, scan
 from .errors import EXTRA_PACKAGES, GestsyncError, needs_extra
-from .scenes import CUT_THRESHOLD, SceneCuts
+from .scenes import CUT_THRESHOLD
 from .timebase import FPS, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -201,12 +201,10 @@ def _remove_stale(final: Path) -> None:
 def scan_video(info: media.MediaInfo, options: PrepareOptions
                ) -> tuple[scan.Findings, list[tuple[int, int]]]:
     """The people stage of `gestsync speaker`, with its options: one decode feeds the
-    shot-cut detector and the people finders (landmarks on every `pose_stride`-th frame).
+    people finders (landmarks on every `pose_stride`-th frame) and the shot-cut measure.
     Returns (what was found, scene spans)."""
-    cuts = SceneCuts(options.scene_threshold)
-    found = scan.find_people(info, options.max_people, on_frame=cuts.feed,
-                             stride=options.pose_stride)
-    return found, cuts.spans(info.num_frames)
+    found = scan.find_people(info, options.max_people, stride=options.pose_stride)
+    return found, found.scene_spans(options.scene_threshold)
 
 
 def write_clip(info: media.MediaInfo, track: people.Track, clip_id: str, stage: Path,

@@ -19,13 +19,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from . import media, people
+from . import media, people, scenes
 from .errors import PeopleError
 from .progress import Progress, no_progress, progress_hook  # noqa: F401 - used here and by callers
 from .pose import PoseDetector, native_logs_hidden  # noqa: F401 - also imported from here
 
 log = logging.getLogger(__name__)
-FrameHook = Callable[[int, np.ndarray], None]  # (frame index, uint8 H x W x 3 RGB)
 
 POSE_WIDTH = 640  # px: frames are decoded at this width for the finders (see README)
 DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second) when several
@@ -57,18 +56,24 @@ class Findings:
         motion: uint8 (T, rows, cols) mean absolute change of grey level of each
             MOTION_CELL square since the previous frame.
         cell: (x, y) original pixels per motion cell.
+        changes: float32 (T,) each frame's mean hue, saturation and value change since
+            the previous one (`scenes.hsv_change`; 0 on the clip's first frame), or None:
+            no shot cuts are known.
     """
 
     boxes: list[np.ndarray | None]
     poses: list[np.ndarray]
     motion: np.ndarray
     cell: tuple[float, float]
+    changes: np.ndarray | None = None
 
     @staticmethod
     def joined(parts: list[Findings]) -> Findings:
         """One Findings from those of consecutive stretches."""
+        changes = (None if any(p.changes is None for p in parts)
+                   else np.concatenate([p.changes for p in parts]))
         return Findings([b for p in parts for b in p.boxes], [q for p in parts for q in p.poses],
-                        np.concatenate([p.motion for p in parts]), parts[0].cell)
+                        np.concatenate([p.motion for p in parts]), parts[0].cell, changes)
 
     def counts(self) -> np.ndarray:
         """People of comparable size on each look of the detector (`people.comparable_people`
@@ -81,7 +86,7 @@ class Findings:
                max_gap: int = people.MAX_GAP) -> list[people.Track]:
         """The people of frames [start, end) (one scene): boxes linked into tracks,
         fragments of one person joined, short, small or rarely found tracks dropped, then
-        landmarks and box motion attached."""
+        landmarks, box motion and the shot cuts inside each track (`shot_cuts`) attached."""
         fragments = people.track_people(self.boxes[start:end], frame_size, min_frames=1,
                                         min_size=0, max_gap=max_gap, first_frame=start,
                                         num_frames=end - start)
@@ -89,9 +94,23 @@ class Findings:
         tracks = people.keep_tracks(people.join_fragments(fragments), min_frames, min_size,
                                     looked, start)
         people.attach_poses(tracks, self.poses[start:end], first_frame=start)
+        cuts = self.shot_cuts
         for track in tracks:
             track.motion = people.box_motion(track, self.motion, self.cell, self.background)
+            track.cuts = cuts[(cuts > track.start) & (cuts < track.end)]
         return tracks
+
+    def scene_spans(self, threshold: float = scenes.CUT_THRESHOLD) -> list[tuple[int, int]]:
+        """The shots as [start, end) frame spans covering the frames searched: the cuts
+        `scenes.SceneCuts` finds with this threshold (one span without `changes`)."""
+        cuts = [] if self.changes is None else scenes.cuts_of(self.changes, threshold)
+        return scenes.cut_spans(cuts, len(self.poses))
+
+    @functools.cached_property
+    def shot_cuts(self) -> np.ndarray:
+        """int64 frames where a new shot begins, as `scenes.SceneCuts` finds them with its
+        defaults (none without `changes`)."""
+        return np.array([] if self.changes is None else scenes.cuts_of(self.changes), np.int64)
 
     @functools.cached_property
     def background(self) -> np.ndarray:
@@ -100,17 +119,17 @@ class Findings:
 
 
 def find_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
-                on_frame: FrameHook | None = None, stride: int = 1, workers: int = 1,
-                detect_stride: int = DETECT_STRIDE) -> Findings:
-    """Everyone on the 25 fps frames: person boxes, pose landmarks, motion (`Findings`).
+                stride: int = 1, workers: int = 1, detect_stride: int = DETECT_STRIDE
+                ) -> Findings:
+    """Everyone on the 25 fps frames: person boxes, pose landmarks, motion and shot
+    changes (`Findings`).
 
-    Decodes the clip at `pose_size`; `on_frame(k, rgb)`, if given, also sees each decoded
-    frame in order (e.g. a shot-cut detector). The landmarker runs on every `stride`-th
-    frame (up to `max_people` each), the detector on every `detect_stride`-th. With `workers`
-    > 1, stretches of the clip (`_chunks`) are decoded and searched in parallel processes
+    Decodes the clip at `pose_size`. The landmarker runs on every `stride`-th frame (up to
+    `max_people` each), the detector on every `detect_stride`-th. With `workers` > 1,
+    stretches of the clip (`_chunks`) are decoded and searched in parallel processes
     (spawned: a script calling this must guard its top level with `if __name__ ==
-    "__main__":`; if it does not, this falls back to one process), while this process
-    decodes the frames once more for `on_frame`.
+    "__main__":`; if it does not, this falls back to one process); each also decodes the
+    frame before its stretch, so that changes at the stretch's first frame are measured.
     """
     if stride < 1 or not 1 <= detect_stride <= people.MAX_GAP + 1:
         raise ValueError(f"need a pose stride >= 1 and a detection stride in 1 .. "
@@ -118,29 +137,12 @@ def find_people(info: media.MediaInfo, max_people: int = 2, progress: Progress |
     progress = progress_hook(progress)
     chunks = _chunks(info.num_frames, workers)
     if workers > 1 and len(chunks) > 1:
-        fed = _FrameFeed(info, on_frame)
         parts = _in_processes(_find_span, (info, max_people, stride, detect_stride, 1), chunks,
-                              workers, progress, info.num_frames, fed)
+                              workers, progress, info.num_frames)
         if parts is not None:
             return Findings.joined(parts)
-        on_frame = None if fed.done else on_frame  # the pool broke after feeding the hook
     return _find_span(info, max_people, stride, detect_stride, None, 0, info.num_frames,
-                      progress, on_frame)
-
-
-class _FrameFeed:
-    """`on_frame` over every frame at pose size, in order, in this process (while the pose
-    processes work); `done` once it has run."""
-
-    def __init__(self, info: media.MediaInfo, on_frame: FrameHook | None):
-        self.info, self.on_frame, self.done = info, on_frame, False
-
-    def __call__(self) -> None:
-        if self.on_frame is None:
-            return
-        for k, frame in enumerate(media.iter_frames(self.info, size=pose_size(self.info))):
-            self.on_frame(k, frame)
-        self.done = True
+                      progress)
 
 
 CHUNK_FRAMES = 500  # 20 s per parallel task: detector start-up (~0.2 s) stays under 2%
@@ -170,8 +172,8 @@ def default_workers() -> int:
 
 
 def _find_span(info: media.MediaInfo, max_people: int, stride: int, detect_stride: int,
-               threads: int | None, start: int, count: int, progress: Progress = no_progress,
-               on_frame: FrameHook | None = None) -> Findings:
+               threads: int | None, start: int, count: int, progress: Progress = no_progress
+               ) -> Findings:
     """`Findings` of frames [start, start + count), one landmarker tracking through them;
     `threads`: torch threads of the person detector (None: torch's default)."""
     from .person_detector import PersonDetector  # lazy: torch loads only when people are sought
@@ -181,21 +183,30 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int, detect_strid
     scale = np.array([sx, sy, sx, 1], np.float32)
     skipped = np.zeros((0, 33, 4), np.float32)
     motion = _MotionMap(size)
+    changes, last_hsv = np.zeros(count, np.float32), None
     boxes: list[np.ndarray | None] = []
     poses = []
     detector = PersonDetector(threads=threads)
     with PoseDetector(max_people=max_people, max_width=None) as landmarker:
-        frames = media.iter_frames(info, size=size, start_frame=start, num_frames=count)
-        for i, frame in enumerate(frames):
+        before = min(start, 1)  # the frame before the stretch: what changed at its first
+        frames = media.iter_frames(info, size=size, start_frame=start - before,
+                                   num_frames=count + before)
+        for i, frame in enumerate(frames, start=-before):
             k = start + i
-            if on_frame is not None:
-                on_frame(k, frame)
+            if i < 0:
+                motion.prime(frame)
+                last_hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+                continue
             poses.append(landmarker.detect(frame, k) * scale if k % stride == 0 else skipped)
             boxes.append(detector.detect(frame) * np.array([sx, sy, sx, sy, 1], np.float32)
                          if k % detect_stride == 0 else None)
             motion.add(frame)
+            hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
+            changes[i] = 0.0 if last_hsv is None else scenes.hsv_change(last_hsv, hsv)
+            last_hsv = hsv
             progress("people", i + 1, count)
-    return Findings(boxes, poses, motion.array(), (sx * MOTION_CELL, sy * MOTION_CELL))
+    return Findings(boxes, poses, motion.array(), (sx * MOTION_CELL, sy * MOTION_CELL),
+                    changes[:len(poses)])
 
 
 class _MotionMap:
@@ -205,27 +216,34 @@ class _MotionMap:
         self.cells = (max(1, size[0] // MOTION_CELL), max(1, size[1] // MOTION_CELL))
         self.rows: list[np.ndarray] = []
         self._last: np.ndarray | None = None
+        self._primed = False  # `prime` saw the frame before the first
+
+    def _small(self, rgb: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return cv2.resize(grey, self.cells, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+    def prime(self, rgb: np.ndarray) -> None:
+        """The frame before the stretch: the first frame's change is measured against it."""
+        self._last, self._primed = self._small(rgb), True
 
     def add(self, rgb: np.ndarray) -> None:
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        small = cv2.resize(grey, self.cells, interpolation=cv2.INTER_AREA).astype(np.int16)
+        small = self._small(rgb)
         if self._last is not None:
             self.rows.append(np.abs(small - self._last).astype(np.uint8))
         self._last = small
 
     def array(self) -> np.ndarray:
-        """(frames, rows, cols) uint8; the first frame repeats the second's change."""
+        """(frames, rows, cols) uint8; unprimed, the first frame repeats the second's change."""
         if not self.rows:
             return np.zeros((int(self._last is not None),) + self.cells[::-1], np.uint8)
-        return np.stack(self.rows[:1] + self.rows)
+        return np.stack(self.rows if self._primed else self.rows[:1] + self.rows)
 
 
 def _in_processes(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
-                  progress: Progress, total: int, meanwhile: Callable[[], None] | None = None
-                  ) -> list | None:
+                  progress: Progress, total: int) -> list | None:
     """`_run_chunks`, or None (with a warning) when the process pool cannot start."""
     try:
-        return _run_chunks(task, args, chunks, workers, progress, total, meanwhile)
+        return _run_chunks(task, args, chunks, workers, progress, total)
     except BrokenProcessPool:
         log.warning("parallel pose detection failed to start (is the calling script's top "
                     "level guarded by `if __name__ == '__main__':`?); using one process")
@@ -233,10 +251,8 @@ def _in_processes(task: Callable, args: tuple, chunks: list[tuple[int, int]], wo
 
 
 def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], workers: int,
-                progress: Progress, total: int, meanwhile: Callable[[], None] | None = None
-                ) -> list:
-    """task(*args, start, count) for each chunk in a process pool, and `meanwhile()` in
-    this process while they run; results in chunk order."""
+                progress: Progress, total: int) -> list:
+    """task(*args, start, count) for each chunk in a process pool; results in chunk order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -245,8 +261,6 @@ def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], work
     done = 0
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=context) as pool:
         futures = {pool.submit(task, *args, start, count): (start, count) for start, count in chunks}
-        if meanwhile is not None:
-            meanwhile()
         for future in as_completed(futures):
             start, count = futures[future]
             results[start] = future.result()
@@ -335,8 +349,9 @@ def person_pieces(tracks: list[people.Track], num_frames: int
     the track's `landmark_share`) runs of a single track.
 
     Bigger tracks win where tracks overlap, so a clip cut between shots of one person each
-    gets each shot's person; a new run starts wherever the chosen track changes, so that
-    nothing downstream differentiates across a cut or a change of person.
+    gets each shot's person; a new run starts wherever the chosen track changes or its shot
+    does (`Track.cuts`: a box held across a cut may be someone else, or the same person
+    seen anew), so that nothing downstream differentiates across a cut or a change of person.
     """
     owner = np.full(num_frames, -1)
     for i, track in sorted(enumerate(tracks), key=lambda it: -it[1].size):
@@ -345,6 +360,8 @@ def person_pieces(tracks: list[people.Track], num_frames: int
         owner[free] = i
     pieces = []
     changes = np.flatnonzero(np.diff(owner) != 0) + 1
+    cuts = [c for i, t in enumerate(tracks) for c in t.cuts if c < num_frames and owner[c] == i]
+    changes = np.union1d(changes, np.asarray(cuts, np.int64)).astype(np.int64)
     for start, stop in zip(np.r_[0, changes], np.r_[changes, num_frames]):
         if owner[start] >= 0:
             track = tracks[owner[start]]

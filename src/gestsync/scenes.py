@@ -111,6 +111,14 @@ class SceneCuts:
         return cut_spans(self._cuts, end)
 
 
+def cuts_of(changes, threshold: float = CUT_THRESHOLD,
+            min_scene_frames: int = MIN_SCENE_FRAMES) -> list[int]:
+    """The cuts `SceneCuts` finds from a whole sequence of per-frame `hsv_change` values
+    (frame k's change since frame k - 1)."""
+    merge = MinLengthMerge(min_scene_frames)
+    return [c for k, change in enumerate(changes) for c in merge.step(k, change >= threshold)]
+
+
 def cut_spans(cuts: list[int], num_frames: int) -> list[tuple[int, int]]:
     """[start, end) spans between sorted cut frames (a cut starts a new scene)."""
     inner = sorted({int(c) for c in cuts if 0 < c < num_frames})

@@ -19,7 +19,7 @@ from . import face, media, outputs, people, scan, scoring, speaker_scores, vad
 from .errors import MediaError, PeopleError
 from .models import AUTO, Loaded, open_model
 from .results import SceneSpeakers, SpeakerResult, TrackSpeaker, describe_shares, frame_shares  # noqa: F401
-from .scenes import CUT_THRESHOLD, SceneCuts
+from .scenes import CUT_THRESHOLD
 
 DEFAULT_MAX_PEOPLE = 4  # people tracked per frame (pose cost grows with it)
 DEFAULT_CONTEXT_FRAMES = 50  # --per-frame window: 2 s around each frame
@@ -86,8 +86,8 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
         cues: "body" (default), "face+body" (whose lips move with the sound, too) or
             "face" (lips; the body where a face is not found); see `face`.
         precision: the model's arithmetic, "fp32" (default) or "bf16" (as `find_offset`).
-        workers: pose-detection processes (as `find_offset`; the shot cuts are found in
-            this process meanwhile).
+        workers: pose-detection processes (as `find_offset`; each also measures the shot
+            changes of its stretch, so the clip is decoded once).
         progress: hook called as progress(stage, completed, total); None: no progress.
     Raises:
         GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can
@@ -123,11 +123,9 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
                        workers: int = 1
                        ) -> tuple[list[tuple[int, int]], list[list[people.Track]]]:
     """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
-    cuts = SceneCuts(options.scene_threshold)
     progress("people", 0, info.num_frames)
-    found = scan.find_people(info, options.max_people, progress, on_frame=cuts.feed,
-                             workers=workers)
-    spans = cuts.spans(info.num_frames)
+    found = scan.find_people(info, options.max_people, progress, workers=workers)
+    spans = found.scene_spans(options.scene_threshold)
     longest = max(end - start for start, end in spans)
     if longest < options.min_track_frames:
         raise MediaError(
