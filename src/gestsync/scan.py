@@ -100,17 +100,20 @@ class Findings:
             track.cuts = cuts[(cuts > track.start) & (cuts < track.end)]
         return tracks
 
+    def cuts(self, threshold: float = scenes.CUT_THRESHOLD) -> np.ndarray:
+        """int64 frames where a new shot begins: the cuts `scenes.SceneCuts` finds with this
+        threshold (none without `changes`)."""
+        return np.array([] if self.changes is None else scenes.cuts_of(self.changes, threshold),
+                        np.int64)
+
     def scene_spans(self, threshold: float = scenes.CUT_THRESHOLD) -> list[tuple[int, int]]:
-        """The shots as [start, end) frame spans covering the frames searched: the cuts
-        `scenes.SceneCuts` finds with this threshold (one span without `changes`)."""
-        cuts = [] if self.changes is None else scenes.cuts_of(self.changes, threshold)
-        return scenes.cut_spans(cuts, len(self.poses))
+        """The shots as [start, end) frame spans covering the frames searched (`cuts`)."""
+        return scenes.cut_spans(self.cuts(threshold).tolist(), len(self.poses))
 
     @functools.cached_property
     def shot_cuts(self) -> np.ndarray:
-        """int64 frames where a new shot begins, as `scenes.SceneCuts` finds them with its
-        defaults (none without `changes`)."""
-        return np.array([] if self.changes is None else scenes.cuts_of(self.changes), np.int64)
+        """`cuts` at the default threshold, which `tracks` attaches to each track."""
+        return self.cuts()
 
     @functools.cached_property
     def background(self) -> np.ndarray:
