@@ -1,4 +1,7 @@
-"""The Python API as documented: `progress=None` defaults and what `dir(gestsync)` lists."""
+"""The Python API as documented: its names, a light import, `progress=None` defaults."""
+
+import subprocess
+import sys
 
 import pytest
 
@@ -7,11 +10,26 @@ import synth
 from gestsync.errors import GestsyncError
 
 
-def test_dir_lists_the_public_api():
-    names = dir(gestsync)
-    assert set(gestsync.__all__) <= set(names)
-    for name in gestsync.__all__:
-        assert getattr(gestsync, name) is not None
+def test_each_public_name_is_its_home_modules_object():
+    """The lazy names resolve to what their modules define; dir() lists them; a typo fails."""
+    from gestsync import audio, checkpoint, errors, results, speaker, sync, syncer
+
+    homes = {"GestsyncError": errors, "OffsetResult": results, "SpeakerResult": results,
+             "Syncer": syncer, "find_offset": sync, "find_speakers": speaker,
+             "load_model": checkpoint, "log_mel": audio}
+    assert sorted(gestsync.__all__) == sorted(homes)
+    for name, module in homes.items():
+        assert getattr(gestsync, name) is getattr(module, name), name
+    assert set(gestsync.__all__) <= set(dir(gestsync))
+    with pytest.raises(AttributeError, match="no attribute 'find_offsets'"):
+        gestsync.find_offsets
+
+
+def test_import_is_light():
+    """`import gestsync` loads neither torch nor mediapipe (the names above load on use)."""
+    code = "import sys, gestsync; print(sorted({'torch', 'mediapipe', 'cv2'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
 
 
 @pytest.mark.parametrize("api", ["find_offset", "find_speakers"])

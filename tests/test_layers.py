@@ -1,28 +1,34 @@
 """The package's stages, checked from its imports: no cycles, nothing importing upward.
 
 Each module belongs to one stage; a module may import from its own stage and the stages
-before it, never after (README, "How it works"). Imports inside functions count too.
+before it, never after. The stages are read from the README's table ("How it works"), so
+that table is their only copy. Imports inside functions count too.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gestsync"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "gestsync"
+ENTRY_POINTS = {"__main__", "__init__"}  # apps too, left out of the README's table
 
-STAGES = {
-    "basics": {"timebase", "errors", "progress", "results", "calibration", "bootstrap",
-               "outputs", "arguments", "samples", "pipeline"},
-    "media": {"media", "audio", "plots", "render"},
-    "decisions": {"offset", "speaker_scores", "vad"},
-    "people": {"pose", "person_detector", "people", "scenes", "scan", "crops"},
-    "cues": {"estimator", "face", "model", "keypoint_model", "checkpoint", "variants",
-             "scoring", "models"},
-    "jobs": {"sync", "speaker", "syncer"},
-    "apps": {"cli", "app", "evaluate", "evaluate_speaker", "prepare", "train", "corpus",
-             "__main__", "__init__"},
-}
+
+def _readme_stages() -> dict[str, set[str]]:
+    """The README's table of stages (`| stage: what | `module`, ... |`): the one source."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| stage | modules |"):].split("\n\n")[0]
+    stages = {}
+    for row in table.splitlines()[2:]:
+        what, modules = row.strip("|").split(" | ")
+        stages[what.split(":")[0].strip()] = set(re.findall(r"`(\w+)`", modules))
+    return stages
+
+
+STAGES = _readme_stages()
+STAGES["apps"] |= ENTRY_POINTS
 ORDER = list(STAGES)
 
 
@@ -55,8 +61,15 @@ def _graph() -> dict[str, set[str]]:
 
 def test_every_module_has_a_stage():
     staged = set().union(*STAGES.values())
-    assert set(_graph()) - staged == set(), "add the new module to a stage in STAGES"
-    assert staged - set(_graph()) == set(), "a module in STAGES no longer exists"
+    assert set(_graph()) - staged == set(), "add the new module to a stage in the README's table"
+    assert staged - set(_graph()) == set(), "a module in the README's table no longer exists"
+
+
+def test_the_readme_table_is_read_whole():
+    """Every stage in order, each module in one stage only."""
+    assert ORDER == ["basics", "media", "decisions", "people", "cues", "jobs", "apps"]
+    listed = [m for modules in STAGES.values() for m in modules]
+    assert len(listed) == len(set(listed)), "a module is in two stages"
 
 
 def test_nothing_imports_a_later_stage():

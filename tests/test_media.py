@@ -49,10 +49,6 @@ def shown_indices(info: media.MediaInfo, **kw) -> list[int]:
 # ----------------------------------------------------------------------------- probe/read
 
 
-def test_constants():
-    assert (FPS, SAMPLE_RATE, SAMPLES_PER_FRAME) == (25, 16000, 640)
-
-
 @pytest.mark.parametrize("suffix,vcodec,acodec", COMBOS)
 def test_formats_map_30fps_to_grid_and_click(tmp_path, suffix, vcodec, acodec):
     need(vcodec, acodec)

@@ -1,5 +1,6 @@
 """The crop pipeline (a producer thread feeding a bounded queue) and --precision."""
 
+import queue
 import threading
 import time
 
@@ -30,9 +31,30 @@ def test_prefetched_yields_every_item_in_order():
     assert _wait_until(lambda: not _prefetch_threads())
 
 
-def test_the_queue_is_bounded():
-    """A slow consumer: the producer gets at most `depth` items ahead (+1 in its hands)."""
-    made = []
+class _CountingQueue(queue.Queue):
+    """A queue that counts the puts it refused because it was full."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.refused = 0
+
+    def put(self, item, block=True, timeout=None):
+        try:
+            super().put(item, block, timeout)
+        except queue.Full:
+            self.refused += 1
+            raise
+
+
+def test_the_queue_is_bounded(monkeypatch):
+    """A slow consumer: the producer gets at most `depth` items ahead (+1 in its hands).
+
+    No sleep: once the queue has refused the producer a slot, the producer is holding its
+    6th item, and it cannot make a 7th before the consumer frees a slot."""
+    made, made_queues = [], []
+    monkeypatch.setattr(pipeline, "_POLL_S", 0.01)
+    monkeypatch.setattr(pipeline.queue, "Queue",
+                        lambda maxsize: made_queues.append(_CountingQueue(maxsize)) or made_queues[-1])
 
     def producer():
         for i in range(1000):
@@ -41,12 +63,14 @@ def test_the_queue_is_bounded():
 
     stream = pipeline.prefetched(producer(), depth=4)
     assert next(stream) == 0
-    assert _wait_until(lambda: len(made) >= 6)  # 1 taken, 4 queued, 1 waiting to be put
-    time.sleep(0.3)  # the producer is blocked: nothing more is made
-    assert len(made) == 6
+    [slots] = made_queues
+    assert _wait_until(lambda: slots.refused >= 1)  # the producer found the queue full
+    assert len(made) == 6 and slots.qsize() == 4  # 1 taken, 4 queued, 1 waiting to be put
+    assert next(stream) == 1  # a slot frees: the held item goes in, one more is made
+    assert _wait_until(lambda: len(made) == 7)
     stream.close()
     assert _wait_until(lambda: not _prefetch_threads())
-    assert len(made) <= 7
+    assert len(made) <= 8
 
 
 def test_a_producer_error_is_raised_as_is_and_nothing_hangs():
