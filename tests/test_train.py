@@ -156,6 +156,30 @@ def test_too_few_clips_and_bad_options(data, tmp_path):
         tiny(data, tmp_path / "x", variant="depth")
 
 
+def test_a_checkpoint_that_does_not_fit_gets_our_error(data, tmp_path, capsys):
+    """--init and --resume weights go through check_state_dict: the keys that do not fit
+    are named in one line (exit 2), not torch's RuntimeError."""
+    from gestsync.checkpoint import checkpoint_payload
+    from gestsync.cli import main
+    from gestsync.errors import CheckpointError
+    from gestsync.train import build, load_state
+
+    wider = KeypointSyncModel(KeypointModelConfig(**{**TINY, "hidden": 2 * TINY["hidden"]}))
+    torch.save(checkpoint_payload(wider), tmp_path / "wider.pth")
+    config = tiny(data, tmp_path / "run", init=str(tmp_path / "wider.pth"))
+    with pytest.raises(CheckpointError, match=r"does not fit the GestSync keypoint model .* wrongly shaped keys"):
+        build(config, torch.device("cpu"))
+    model = build(replace(config, init=None), torch.device("cpu"))
+    optimizer = torch.optim.AdamW(model.parameters())
+    with pytest.raises(CheckpointError, match=r"wider\.pth does not fit .* wrongly shaped keys"):
+        load_state(tmp_path / "wider.pth", model, optimizer, torch.amp.GradScaler("cpu", enabled=False))
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "cli"), "--steps", "2", "--quiet",
+            "--init", str(tmp_path / "wider.pth")] + [f"--model={k}={v}" for k, v in TINY.items()]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gestsync: error: ") and "wrongly shaped keys" in err and "\n" not in err, err
+
+
 def test_cli_train_and_sync_checkpoint_options(data, tmp_path):
     from gestsync.cli import main
 

@@ -69,10 +69,18 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device | None =
     device = resolve_device(device)
     state, config = split_checkpoint(read_checkpoint(path, device), path)
     model = build_model(config, path)
+    load_weights(model, state, path)
+    return model.to(device).eval()
+
+
+def load_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
+                 path: str | os.PathLike[str] = "<checkpoint>") -> None:
+    """`state` (wrapper prefixes removed) into `model`, strictly; CheckpointError naming
+    the missing, unexpected and wrongly shaped keys when it does not fit. Every
+    checkpoint load goes through here (inference and training)."""
     state = remap_keys(state)
     check_state_dict(model, state, path)
     model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
 
 
 def read_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -35,10 +35,10 @@ from torch.nn import functional as F
 
 from .audio import WINDOW_FRAMES, log_mel, mel_windows
 from .timebase import SAMPLES_PER_FRAME
-from .checkpoint import checkpoint_payload, read_checkpoint, remap_keys, resolve_device, split_checkpoint
+from .checkpoint import checkpoint_payload, load_weights, read_checkpoint, resolve_device, split_checkpoint
 from . import variants
 from .errors import GestsyncError
-from .keypoint_model import KeypointModelConfig, keypoint_features
+from .keypoint_model import KeypointModelConfig
 from .model import ModelConfig
 from .outputs import atomic_path
 from .prepare import read_manifest, read_wav
@@ -119,11 +119,8 @@ class ClipWindows(torch.utils.data.Dataset):
         return self._picture(row, starts), self._sound(row, starts)
 
     def _picture(self, row: dict, starts: list[int]) -> torch.Tensor:
-        if variants.named(self.config.variant).reads_keypoints:
-            with np.load(row["keypoints"], allow_pickle=False) as z:
-                feats = keypoint_features(z["keypoints"], z["crop_boxes"])
-            return torch.from_numpy(np.stack([feats[s:s + WINDOW_FRAMES] for s in starts]))
-        frames = _decode(row["video"], starts[0], starts[-1] + WINDOW_FRAMES)
+        variant = variants.named(self.config.variant)
+        frames = variant.prepared_picture(row, starts[0], starts[-1] + WINDOW_FRAMES)
         return torch.from_numpy(np.stack([frames[s - starts[0]:s - starts[0] + WINDOW_FRAMES] for s in starts]))
 
     @staticmethod
@@ -141,22 +138,6 @@ class ClipWindows(torch.utils.data.Dataset):
 
 def _rng(*seed: int) -> np.random.Generator:
     return np.random.default_rng([abs(int(s)) for s in seed])
-
-
-def _decode(path: str, first: int, stop: int) -> np.ndarray:
-    """uint8 frames [first, stop) of a prepared clip (25 fps, numbered from 0)."""
-    import av
-
-    out = []
-    with av.open(path) as c:
-        for i, frame in enumerate(c.decode(video=0)):
-            if i >= stop:
-                break
-            if i >= first:
-                out.append(frame.to_ndarray(format="rgb24"))
-    if len(out) != stop - first:
-        raise GestsyncError(f"{path} has fewer frames than its manifest row says: re-run gestsync prepare")
-    return np.stack(out)
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +216,9 @@ def build(config: TrainConfig, device: torch.device) -> nn.Module:
         state, init_config = split_checkpoint(read_checkpoint(config.init), config.init)
         if init_config.variant != model_config.variant:
             raise GestsyncError(f"--init {config.init} holds a {init_config.variant} model: use --variant {init_config.variant}")
-        model.load_state_dict(remap_keys(state), strict=True)
+        load_weights(model, state, config.init)
     return model.to(device)
+
 
 
 # ---------------------------------------------------------------------------- runtime
@@ -312,7 +294,7 @@ def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     """Restore weights, optimizer and scaler from our checkpoint; returns its step."""
     obj = read_checkpoint(path, "cpu")
     state, _ = split_checkpoint(obj, path)
-    _core(model).load_state_dict(remap_keys(state), strict=True)
+    load_weights(_core(model), state, path)
     optimizer.load_state_dict(obj["optimizer"])
     scaler.load_state_dict(obj.get("scaler", {}))
     return int(obj["global_step"])
@@ -357,11 +339,7 @@ def offset_accuracy(core: nn.Module, rows: list[dict], variant: str) -> float:
     hits = 0
     for row in rows:
         n = min(row["num_frames"], OFFSET_FRAMES)
-        if variants.named(variant).reads_keypoints:
-            with np.load(row["keypoints"], allow_pickle=False) as z:
-                video = core.embed_video_clip(keypoint_features(z["keypoints"][:n], z["crop_boxes"][:n]))
-        else:
-            video = core.embed_video_clip(_decode(row["video"], 0, n))
+        video = core.embed_video_clip(variants.named(variant).prepared_picture(row, 0, n))
         sound = core.embed_audio_clip(log_mel(read_wav(row["audio"])[:n * SAMPLES_PER_FRAME]).to(core.device))
         evidence = shifted_cosines(video, sound, lags, scale, n)
         hits += abs(best_lag(lags, lag_scores(evidence, (0, n)))) <= OFFSET_TOLERANCE

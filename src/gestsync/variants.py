@@ -6,7 +6,7 @@
 
 Everything that depends on the variant asks here (`of(model)` or `named(name)`): loading,
 feeding the picture side for `sync`, `speaker` and `eval` (`scoring.Network` scores what it
-gives), and training. Nothing else compares variant names.
+gives), and for training (`prepared_picture`). Nothing else compares variant names.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
+from .errors import GestsyncError
 from .keypoint_model import KEYPOINT_VARIANT, KeypointModelConfig, KeypointSyncModel
 from .model import GestSyncModel, ModelConfig
 
@@ -62,6 +65,34 @@ class Variant:
         crops = streamed_crops(info, track, start_frame=track.start, num_frames=track.length)
         return model.embed_video_clip(crops, progress=lambda step, done, _:
                                       progress("model (picture)", done, track.length))
+
+
+    def prepared_picture(self, row: dict, first: int, stop: int) -> np.ndarray:
+        """The picture side's input over frames [first, stop) of a prepared clip (a row of
+        `prepare.read_manifest`), for training: uint8 `T x 270 x 480 x 3` masked crops
+        (rgb), or float32 `T x 85` features of its pose keypoints (keypoint)."""
+        if self.reads_keypoints:
+            from .keypoint_model import keypoint_features
+
+            with np.load(row["keypoints"], allow_pickle=False) as z:
+                return keypoint_features(z["keypoints"], z["crop_boxes"])[first:stop]
+        return _decoded_frames(row["video"], first, stop)
+
+
+def _decoded_frames(path: str, first: int, stop: int) -> np.ndarray:
+    """uint8 frames [first, stop) of a prepared clip (25 fps, numbered from 0)."""
+    import av
+
+    out = []
+    with av.open(path) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i >= stop:
+                break
+            if i >= first:
+                out.append(frame.to_ndarray(format="rgb24"))
+    if len(out) != stop - first:
+        raise GestsyncError(f"{path} has fewer frames than its manifest row says: re-run gestsync prepare")
+    return np.stack(out)
 
 
 VARIANTS = {
