@@ -158,6 +158,29 @@ def test_a_syncer_loads_its_model_once(server, home, published_bytes, capsys, mo
         syncer.find_speakers(clip, progress=None)
 
 
+def test_a_loaded_model_refuses_another_precision_or_device(home, published_bytes, tmp_path):
+    """`Syncer(m).find_offset(v, precision="bf16")` once ran in fp32 without a word."""
+    from gestsync import Syncer
+    from gestsync.errors import PeopleError, UsageError
+
+    path = tmp_path / "rgb.pth"
+    path.write_bytes(published_bytes)
+    clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
+    fp32, bf16 = Syncer(path, device="cpu"), Syncer(path, device="cpu", precision="bf16")
+    with pytest.raises(UsageError, match=r"precision 'bf16' was asked of a model loaded in fp32: "
+                                         r"choose it when loading the model: Syncer\(model, "):
+        fp32.find_offset(clip, precision="bf16", progress=None)
+    with pytest.raises(UsageError, match=r"device 'meta' was asked of a model loaded on cpu"):
+        bf16.find_speakers(clip, device="meta", progress=None)
+    with pytest.raises(UsageError, match="unknown precision 'fp8'"):
+        fp32.find_offset(clip, precision="fp8", progress=None)
+    for syncer, options in ((bf16, {"precision": "bf16"}), (bf16, {}), (fp32, {"device": "cpu"}),
+                            (Syncer("builtin"), {"precision": "bf16", "device": "meta"})):
+        with pytest.raises(PeopleError, match="no person"):  # accepted: on to the people stage
+            syncer.find_offset(clip, progress=None, **options)
+    assert bf16.model.net.precision == "bf16"
+
+
 def test_an_interrupted_download_resumes(capsys, server, home, published_bytes):
     url = _serve(server, "/cut.pth", published_bytes, drop=DROP_AFTER)
     code, _, err = _download(capsys, url)

@@ -1,8 +1,9 @@
 """Known GestSync models: a verified local cache, `gestsync models`, and `--model` resolution.
 
 Models live in `<cache>/models/<name>.pth` with `<name>.json` beside them (source URL, size,
-SHA-256, date). `<cache>` is `$GESTSYNC_HOME`, else `$GESTSYNC_CACHE` (where the pose bundles
-go too), else the platform's user cache folder (~/.cache/gestsync on Linux).
+SHA-256, date). `<cache>` is `$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else the platform's
+user cache folder (~/.cache/gestsync on Linux): the root of `pose.cache_dir` too (the pose
+bundles and the person detector's weights go there).
 
 Nothing is downloaded except by `download` (`gestsync models download NAME`). A download goes
 to `<name>.pth.part` (resumed with an HTTP Range request when it stopped half-way), is checked
@@ -65,7 +66,8 @@ class DownloadError(GestsyncError):
 # ----------------------------------------------------------------------------- the cache
 
 def cache_root() -> Path:
-    """`$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else the user cache folder."""
+    """`$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else the user cache folder (as
+    `pose.cache_dir`, not imported here: it would load OpenCV for `gestsync models`)."""
     root = os.environ.get("GESTSYNC_HOME") or os.environ.get("GESTSYNC_CACHE")
     if root:
         return Path(root).expanduser()
@@ -198,11 +200,35 @@ class Loaded:
 def open_model(model: str | os.PathLike | Loaded | None = AUTO,
                checkpoint: str | os.PathLike | None = None, device: str | None = None,
                precision: str = "fp32") -> Loaded:
-    """`model` resolved (`resolve`) and loaded; one already `Loaded` is used as it is."""
+    """`model` resolved (`resolve`) and loaded. One already `Loaded` is used as it is: its
+    device and precision were chosen when it was loaded, so asking for others is refused
+    (UsageError), never silently dropped."""
     if isinstance(model, Loaded):
+        _check_as_loaded(model, device, precision)
         return model
     choice = resolve(model, checkpoint)
     return Loaded(choice, load(choice, device, precision))
+
+
+def _check_as_loaded(loaded: Loaded, device: str | None, precision: str) -> None:
+    """UsageError when `device` or `precision` differs from what `loaded` was loaded with.
+
+    fp32 is also the default of `find_offset` and `find_speakers`, so asking for it is
+    taken as not asking: a model loaded in bf16 stays in bf16."""
+    check_precision(precision)
+    net = loaded.net
+    if net is None:  # the built-in estimator: no network to place or lower
+        return
+    fix = "choose it when loading the model: Syncer(model, device=..., precision=...)"
+    has = getattr(net, "precision", "fp32")
+    if precision not in ("fp32", has):
+        raise UsageError(f"precision {precision!r} was asked of a model loaded in {has}: {fix}")
+    if device is not None:
+        from .checkpoint import resolve_device
+
+        asked, on = resolve_device(device), net.device
+        if asked.type != on.type or asked.index not in (None, on.index):
+            raise UsageError(f"device {device!r} was asked of a model loaded on {on}: {fix}")
 
 
 def hint_for_uncertain() -> str | None:
@@ -400,7 +426,7 @@ def _check_structure(part: Path, url: str) -> None:
 
 
 def _install(part: Path, final: Path, meta: dict[str, Any]) -> None:
-    """The model renamed into place, then its record written beside it (`read_record`
+    """The model renamed into place, then its record written beside it (`record`
     treats a model without one as put there by hand)."""
     os.replace(part, final)
     write_json_atomic(final.with_suffix(".json"), meta, indent=2)
