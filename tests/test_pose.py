@@ -1,6 +1,7 @@
 """Face mask geometry, bundle building, and the detectors on a few real frames."""
 
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gestsync import pose
+from gestsync import person_detector, pose
 from gestsync.pose import (CHIN_MARGIN, FACE_OVAL, NO_FACE_BAND, FaceMasker, PoseDetector,
                            bundle_path, head_box, mask_face)
 from conftest import SAMPLES
@@ -106,10 +107,19 @@ def test_bundle_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path))
-    assert pose.cache_dir() == tmp_path
+    """One cache root for the bundles, the person detector and the models."""
+    from gestsync import models
+
+    monkeypatch.setenv("GESTSYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert pose.cache_dir() == models.cache_root() == tmp_path / "home"
+    assert person_detector.cache_path().parent == tmp_path / "home"
+    monkeypatch.delenv("GESTSYNC_HOME")
+    assert pose.cache_dir() == models.cache_root() == tmp_path / "cache"
     monkeypatch.delenv("GESTSYNC_CACHE")
-    assert pose.cache_dir() == Path(os.path.expanduser("~")) / ".cache" / "gestsync"
+    if sys.platform.startswith("linux"):
+        assert pose.cache_dir() == models.cache_root() == tmp_path / "xdg" / "gestsync"
 
 
 # ---------------------------------------------------------------------- real detectors
@@ -180,10 +190,9 @@ def test_detectors_keep_mediapipe_set_up_lines_off_stderr(cache):
     """MediaPipe's C++ start-up warnings (some from its own threads, after the constructor
     returns) must not reach the terminal, whoever creates the detectors."""
     import subprocess
-    import sys
 
     run = subprocess.run([sys.executable, "-c", QUIET_SCRIPT], capture_output=True, text=True,
-                         env={**os.environ, "GESTSYNC_CACHE": str(cache)}, timeout=300)
+                         env={**os.environ, "GESTSYNC_HOME": str(cache)}, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout == "done\n"
     assert run.stderr == ""

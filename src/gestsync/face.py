@@ -224,13 +224,13 @@ class _Mesh:
         return pts * scale + origin
 
     def _faces(self, image: np.ndarray):
-        from .scan import native_logs_hidden
+        from .pose import native_logs_hidden, projection_warned
 
-        if not self._fresh:
+        if not self._fresh and projection_warned():
             return self._mesh.process(image).multi_face_landmarks
         self._fresh = False
-        with native_logs_hidden():
-            return self._mesh.process(image).multi_face_landmarks
+        with native_logs_hidden():  # set-up lines, then until MediaPipe's warning on
+            return self._mesh.process(image).multi_face_landmarks  # projecting landmarks
 
     def close(self) -> None:
         from .scan import native_logs_hidden

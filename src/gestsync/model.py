@@ -42,7 +42,7 @@ TEMPORAL_CONTEXT = TEMPORAL_KERNEL - 1  # 4: a clip of T frames gives T - 4 conv
 AUDIO_BATCH = 64  # sound windows per pass of `embed_audio_clip`: 256 held 230 MB more at the
 # peak (the first conv's output is 0.5 MB a window) and ran no faster on 2 cores
 VARIANTS = ("rgb",)  # what `ModelConfig` describes; the keypoint variant has its own config
-# (keypoint_model.KeypointModelConfig), and checkpoint._BUILDERS maps every variant to its network
+# (keypoint_model.KeypointModelConfig), and variants.VARIANTS maps every variant to its network
 
 # progress(step, completed, total): total is None when the clip length is not known up front
 # A clip: float 3 x T x H x W in [0, 1], uint8 T x H x W x 3, or an iterable of uint8 H x W x 3 frames

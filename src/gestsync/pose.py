@@ -14,7 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
+import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,28 +79,73 @@ BUNDLES: dict[str, tuple[_Model, ...]] = {
 }
 
 
+# MediaPipe's chatter, dropped: info and warning lines of absl (`W0000 ...`) and of TFLite
+# (`INFO: Created TensorFlow Lite XNNPACK delegate`), and absl's note on where they go
+_CHATTER = re.compile(r"^(?:[IW]\d{4} |INFO: |WARNING: )")
+# Logged once per process (whichever graph projects landmarks first), not at set-up
+PROJECTION_WARNING = "landmark_projection_calculator.cc"
+_held_lock = threading.Lock()
+_held: dict = {"depth": 0, "saved": -1, "file": None, "pid": 0, "projection_warned": False}
+
+
 @contextlib.contextmanager
 def native_logs_hidden() -> Iterator[None]:
-    """Silence C++ log lines (MediaPipe/TFLite start-up chatter) written to fd 2.
+    """Hold back what is written to fd 2 within; then pass on all but MediaPipe's chatter.
 
-    Python's own sys.stderr is flushed first; errors raised inside still propagate. The
-    detectors below use it for their set-up, so their callers need not.
+    MediaPipe logs through absl, which reads no environment variable (GLOG_minloglevel
+    has no effect), so only fd 2 can be filtered. Its error lines (E..., F...) and
+    anything else written meanwhile (Python's own, another thread's) still reach stderr,
+    after the block. Threads may nest it: fd 2 comes back when the last one leaves. The
+    detectors below use it, so their callers need not.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
+    with _held_lock:
+        if _held["depth"] == 0:
+            sys.stderr.flush()
+            if _held["pid"] != os.getpid():  # not a file shared with a forked parent
+                _held.update(file=tempfile.TemporaryFile(), pid=os.getpid())
+            _held["saved"] = os.dup(2)
+            os.dup2(_held["file"].fileno(), 2)
+        _held["depth"] += 1
     try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
+        yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _held_lock:
+            _held["depth"] -= 1
+            if _held["depth"] == 0:
+                os.dup2(_held["saved"], 2)
+                os.close(_held["saved"])
+                _pass_on(_held["file"])
+
+
+def _pass_on(held) -> None:
+    """Write the held lines but MediaPipe's chatter to fd 2; note the projection warning."""
+    held.seek(0)
+    text = held.read().decode(errors="replace")
+    held.seek(0)
+    held.truncate()
+    lines = text.splitlines(keepends=True)
+    _held["projection_warned"] |= any(PROJECTION_WARNING in line for line in lines)
+    kept = "".join(line for line in lines if not _CHATTER.match(line)).encode()
+    while kept:
+        kept = kept[os.write(2, kept):]
+
+
+def projection_warned() -> bool:
+    """Whether MediaPipe has logged (and we dropped) its once-per-process warning on
+    projecting landmarks: until then, detection calls hold fd 2 back."""
+    return _held["projection_warned"]
 
 
 def cache_dir() -> Path:
-    """Folder for built bundles: `$GESTSYNC_CACHE` or `~/.cache/gestsync`."""
-    root = os.environ.get("GESTSYNC_CACHE") or Path.home() / ".cache" / "gestsync"
-    return Path(root)
+    """Folder for built bundles (and the person detector's weights): the model cache's
+    root (`models.cache_root`, which `test_pose` holds equal to this): `$GESTSYNC_HOME`,
+    else `$GESTSYNC_CACHE`, else the user cache folder (~/.cache/gestsync on Linux)."""
+    root = os.environ.get("GESTSYNC_HOME") or os.environ.get("GESTSYNC_CACHE")
+    if root:
+        return Path(root).expanduser()
+    import platformdirs
+
+    return platformdirs.user_cache_path("gestsync")
 
 
 @contextlib.contextmanager
@@ -213,9 +261,11 @@ class _VideoTask:
     _warm = False
 
     def _detect(self, rgb: np.ndarray, frame_index: int):
-        """The Tasks result for one frame; the first call's set-up log lines are hidden."""
+        """The Tasks result for one frame. fd 2 is held back (`native_logs_hidden`) on the
+        first call (set-up lines) and until MediaPipe has logged its warning on the first
+        landmarks it projects (`projection_warned`), which comes on any later frame."""
         image, ms = _mp_image(rgb), self._check_time(frame_index)
-        if self._warm:
+        if self._warm and projection_warned():
             return self._landmarker.detect_for_video(image, ms)
         with native_logs_hidden():
             result = self._landmarker.detect_for_video(image, ms)
@@ -365,16 +415,11 @@ class FaceMasker:
         oval = faces[0].landmark
         return y0 + max(oval[i].y for i in FACE_OVAL) * scale
 
-    _projection_warned = False  # MediaPipe warns once per process when a face is found in a
-    # non-square image (the head box is square; whole crops are not)
-
     def _faces(self, image: np.ndarray):
-        if image.shape[0] == image.shape[1] or FaceMasker._projection_warned:
+        if projection_warned():
             return self._mesh.process(image).multi_face_landmarks
-        with native_logs_hidden():
-            faces = self._mesh.process(image).multi_face_landmarks
-        FaceMasker._projection_warned = bool(faces)
-        return faces
+        with native_logs_hidden():  # until MediaPipe's warning on projecting landmarks
+            return self._mesh.process(image).multi_face_landmarks
 
     def mask(self, crop_rgb: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
         """`crop_rgb` (uint8 H x W x 3) -> uint8 270 x 480 x 3 model input, face hidden.
