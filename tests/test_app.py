@@ -280,10 +280,13 @@ def _screenshot(b, name: str) -> Path:
 
 
 def _open_and_upload(b, url: str, video: Path) -> None:
+    """Open the page and upload `video`; return once the page holds it (its player shows)."""
     b.get(url)
     upload = _wait_for(b, lambda: _css(b, "#video-in input[type=file]"), "the upload field", 30)
     upload[0].send_keys(str(video))
-    _wait_for(b, lambda: _css(b, "#video-in video"), "the uploaded video preview", 30)
+    _wait_for(b, lambda: [v for v in _css(b, "#video-in video")
+                          if video.stem in (v.get_attribute("src") or "")],
+              "the uploaded video preview", 30)
 
 
 def _run_and_read(b, pattern: str) -> tuple[str, set[str]]:
@@ -357,10 +360,7 @@ def test_bad_file_shows_the_cli_message(browser, server, tmp_path, capsys):
     fake.write_text("this is not a video\n" * 50)
     message = _cli_message(capsys, "sync", str(fake), "--quiet", "--out", str(tmp_path / "o"))
     assert "notes.mp4" in message
-    browser.get(server)
-    _wait_for(browser, lambda: _css(browser, "#video-in input[type=file]"), "the upload field", 30)
-    _css(browser, "#video-in input[type=file]")[0].send_keys(str(fake))
-    time.sleep(1.5)  # the upload is tiny; the preview cannot play it, so nothing to wait for
+    _open_and_upload(browser, server, fake)  # the player is shown, though it cannot play it
     text, _ = _run_and_read(browser, "Error")
     _screenshot(browser, "bad_file")
     assert text == f"Error: {message}"

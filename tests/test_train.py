@@ -173,8 +173,8 @@ def test_a_checkpoint_that_does_not_fit_gets_our_error(data, tmp_path, capsys):
     optimizer = torch.optim.AdamW(model.parameters())
     with pytest.raises(CheckpointError, match=r"wider\.pth does not fit .* wrongly shaped keys"):
         load_state(tmp_path / "wider.pth", model, optimizer, torch.amp.GradScaler("cpu", enabled=False))
-    argv = ["train", "--data", str(data), "--out", str(tmp_path / "cli"), "--steps", "2", "--quiet",
-            "--init", str(tmp_path / "wider.pth")] + [f"--model={k}={v}" for k, v in TINY.items()]
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "cli"), "--steps", "2", "--batch-size", "2",
+            "--quiet", "--init", str(tmp_path / "wider.pth")] + [f"--model={k}={v}" for k, v in TINY.items()]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("gestsync: error: ") and "wrongly shaped keys" in err and "\n" not in err, err

@@ -119,10 +119,13 @@ def native_logs_hidden() -> Iterator[None]:
 
 def _pass_on(held) -> None:
     """Write the held lines but MediaPipe's chatter to fd 2; note the projection warning."""
-    held.seek(0)
-    text = held.read().decode(errors="replace")
-    held.seek(0)
-    held.truncate()
+    fd = held.fileno()
+    size = os.lseek(fd, 0, os.SEEK_CUR)  # fd 2 wrote through the same open file
+    if not size:
+        return
+    text = os.pread(fd, size, 0).decode(errors="replace")
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
     lines = text.splitlines(keepends=True)
     _held["projection_warned"] |= any(PROJECTION_WARNING in line for line in lines)
     kept = "".join(line for line in lines if not _CHATTER.match(line)).encode()
