@@ -308,6 +308,28 @@ def test_summary_says_why_no_corrected_video_was_written():
     assert _summary_line(result).endswith("confidence 0.20 (uncertain: +7 or -17 or +30)")
 
 
+def test_segments_with_no_sure_one_say_what_would_help():
+    """Measured on the samples (docs/accuracy.md#confidence): the body alone never makes a
+    sure segment, the lips do, and longer segments are sure more often."""
+    from gestsync import sync
+    from gestsync.cli import _summary_line
+
+    segment = {"start_seconds": 0.0, "end_seconds": 5.0, "offset_frames": 3, "confidence": 0.4,
+               "sure": False, "competing_offsets": [-9]}
+    result = sync.OffsetResult(
+        video="a.mp4", offset_frames=3, offset_seconds=0.12, confidence=0.4, uncertain=True,
+        bootstrap_agreement=0.5, method="builtin", num_frames=250, duration_seconds=10.0,
+        scored_frames=(0, 250), candidates=[3], scores=[1.0], segments=[segment, segment],
+        drift={"drifting": None, "frames_per_minute": None})
+    line = _summary_line(result, video_wanted=False)
+    assert "0.0-5.0 s: +3 frames, confidence 0.40 (uncertain: +3 or -9)" in line
+    assert line.endswith("drift: unknown (fewer than two sure segments); the gestures alone are "
+                         "never sure: try --cues face+body (the lips' motion too)")
+    result.cues = {"face": {"frames": 200, "weight": 0.9}, "body": {"frames": 250, "weight": 0.1}}
+    assert _summary_line(result).endswith("longer segments are sure more often: try --segments "
+                                          "10 or longer")
+
+
 def test_eval_shifts_may_start_with_a_minus_sign(capsys, tmp_path):
     from gestsync.cli import build_parser
 
@@ -390,7 +412,7 @@ def test_sure_answers_of_shifted_copies_imply_one_original_offset(tmp_path):
     from gestsync import media
     from gestsync.sync import find_offset
 
-    clip = SAMPLES / CONSISTENCY_CLIP
+    clip = SAMPLES / "clone95__Speech-to_lips__obama.mp4"  # 7.4 s; sure at all 41 shifts
     implied = {}
     for shift in (-13, 4, 17):
         copy = media.shift_audio_copy(clip, tmp_path / f"copy{shift:+d}.mp4", shift)

@@ -165,7 +165,10 @@ def test_segments_follow_a_drifting_offset(subwindow):
     rng = np.random.default_rng(3)
     frames = 3000  # 2 minutes, offset 0 then 10 frames
     ev = _planted_evidence(lambda t: 0 if t < 1500 else 10, frames, rng)
-    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, subwindow)
+    # a cue whose answers can be sure (the body's never are: docs/accuracy.md#confidence)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, subwindow,
+                                      offset.CONFIDENCE["face+body"])
+    assert all(s["sure"] for s in segments)
     assert [s["offset_frames"] for s in segments] == [0, 0, 10, 10]
     assert [s["start_seconds"] for s in segments] == [0, 30, 60, 90]
     d = offset.drift(segments)
@@ -175,10 +178,13 @@ def test_segments_follow_a_drifting_offset(subwindow):
 def test_steady_offset_is_not_drift_and_short_tail_joins_last_segment():
     rng = np.random.default_rng(4)
     ev = _planted_evidence(lambda t: -6, 1600, rng)  # 64 s: 30 s + 34 s (4 s tail joins)
-    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, None,
+                                      offset.CONFIDENCE["face+body"])
     assert [s["end_seconds"] for s in segments] == [30, 64]
     assert all(s["offset_frames"] == -6 for s in segments)
     assert offset.drift(segments)["drifting"] is False
+    body = offset.segment_offsets(ev, offset.candidate_lags(50), 750)  # the body's rule
+    assert not any(s["sure"] for s in body) and offset.drift(body)["drifting"] is None
     with pytest.raises(ValueError, match="--segments"):
         offset.segment_offsets(ev, offset.candidate_lags(50), 10)
 
@@ -296,12 +302,16 @@ def test_eval_report_gives_long_whole_clips_their_own_row():
     assert rows == {"whole": "0.50", "whole, clips of 20 s or more": "1.00"}
 
 
-def _two_lag_evidence(lags_by_stretch, seconds=24, seed=11):
-    """Estimator evidence of a clip whose sound follows the picture at one lag in each
-    2 s stretch, the lags taken in turn from `lags_by_stretch`."""
-    stretch = estimator.SUBWINDOW_FRAMES
-    return _planted_evidence(lambda t: lags_by_stretch[(t // stretch) % len(lags_by_stretch)],
-                             seconds * 25, np.random.default_rng(seed))
+def _two_lag_evidence(lags_in_turn, seconds=24, seed=11):
+    """Evidence over the +-50 candidates of a clip whose 2 s sub-windows support one lag
+    each, taken in turn from `lags_in_turn`, equally strongly (a bump 3 frames wide), in
+    noise: with two lags, two near-equal peaks."""
+    lags, sub = offset.candidate_lags(50), estimator.SUBWINDOW_FRAMES
+    evidence = 0.1 * np.random.default_rng(seed).standard_normal((len(lags), seconds * 25))
+    for i, start in enumerate(range(0, seconds * 25, sub)):
+        lag = lags_in_turn[i % len(lags_in_turn)]
+        evidence[:, start:start + sub] += np.exp(-0.5 * ((lags - lag) / 1.5) ** 2)[:, None]
+    return evidence
 
 
 def test_peak_margin_and_competing_lags_of_a_planted_curve():

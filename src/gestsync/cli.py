@@ -378,15 +378,25 @@ def _summary_line(result, video_wanted: bool = True, label: str | None = None) -
                      f"{seg['offset_frames']:+d} frames, confidence {seg['confidence']:.2f}"
                      f"{_doubt(seg)}")
         if d.get("drift"):
-            verdict = {None: "unknown (fewer than two confident segments)", True: "yes",
+            verdict = {None: "unknown (fewer than two sure segments)", True: "yes",
                        False: "no"}[d["drift"]["drifting"]]
             line += f"\n  drift: {verdict}"
+            if d["drift"]["drifting"] is None:
+                line += f"; {_segments_hint(d)}"
             if d["drift"]["frames_per_minute"] is not None:
                 line += f" ({d['drift']['frames_per_minute']:+.2f} frames per minute)"
         return line
     if "scenes" in d:
         return _speaker_summary(d, label)
     return f"{Path(d['video']).name}: done"
+
+
+def _segments_hint(d: dict) -> str:
+    """What makes more segments sure, as measured on the samples (docs/accuracy.md#confidence):
+    the lips (the body alone is never sure), else longer segments."""
+    if d.get("method") == "builtin" and "face" not in (d.get("cues") or {}):
+        return "the gestures alone are never sure: try --cues face+body (the lips' motion too)"
+    return "longer segments are sure more often: try --segments 10 or longer"
 
 
 def _doubt(d: dict) -> str:

@@ -289,8 +289,8 @@ def calibration_report(trials: list[Trial]) -> str:
            "| confidence | mean confidence | acc@2 | trials |", "|---|---|---|---|"]
     for row in calibration(check):
         out.append("| {confidence} | {mean_confidence:.2f} | {acc@2:.2f} | {trials} |".format(**row))
-    shown = "never (no confidence reached 95% right on the fit clips)" if sure_at is None \
-        else f"{sure_at:.3f}"
+    shown = (f"never (no confidence from which the answers of {SURE_MIN_CLIPS} fit clips or "
+             "more are right 95% of the time)") if sure_at is None else f"{sure_at:.3f}"
     out += ["", f"Sure at (the lowest confidence from which the fit clips' answers are right "
             f"95% of the time): {shown}", "",
             "| clips, context | sure answers right | sure answers (share of all) | trials |",
@@ -301,7 +301,7 @@ def calibration_report(trials: list[Trial]) -> str:
             if rows:
                 out.append(_sure_row(f"{name}, {context}", rows, sure_at))
     out += ["", f"CONFIDENCE coefficients = ({', '.join(f'{c:.4f}' for c in coefficients)}), "
-            f"sure_at = {shown}"]
+            f"sure_at = {'None' if sure_at is None else f'{sure_at:.3f}'}"]
     return "\n".join(out)
 
 

@@ -37,21 +37,27 @@ class ConfidenceRule:
     """
 
     coefficients: tuple[float, ...]
-    sure_at: float  # above 1: no answer of this cue is ever sure
+    sure_at: float | None  # None: no answer of this cue is ever sure
     source: str
 
     def sure(self, confidence: float) -> bool:
-        return bool(confidence >= self.sure_at)
+        return self.sure_at is not None and bool(confidence >= self.sure_at)
 
 
-# One rule per cue (`scoring.confidence_rule`). PROVISIONAL: refitted below.
+# One rule per cue (`scoring.confidence_rule`), from `gestsync eval --fit-calibration` on
+# the trials of each cue (docs/accuracy.md#confidence): the curve and `sure_at` fitted on
+# the fit clips, then checked on the check clips.
 CONFIDENCE = {
-    "body": ConfidenceRule((-3.3103, 0.1762, 0.8957), 0.5, "provisional"),
-    "face+body": ConfidenceRule((-2.2859, 0.8415, 1.0672), 0.5, "provisional"),
-    "face": ConfidenceRule((-2.2859, 0.8415, 1.0672), 0.5, "provisional"),
-    "model": ConfidenceRule((-3.3103, 0.1762, 0.8957), 0.5, "provisional"),
+    # No confidence of the body cue is right 95% of the time on two fit clips or more.
+    "body": ConfidenceRule((-3.2994, 0.3262, 0.9775, 0.0387), None,
+                           "2026-12-01 trials, --shifts=-20:20, 2 fit clips"),
+    "face+body": ConfidenceRule((-0.3819, 0.4812, 0.1746, 0.7208), 0.808,
+                                "2026-12-01 trials, --shifts=-20:20, 6 fit clips"),
+    "face": ConfidenceRule((-0.3819, 0.4812, 0.1746, 0.7208), 0.808, "PROVISIONAL"),
+    # No trials (no model weights offline): the confidence is the bootstrap agreement
+    # itself (uncalibrated), sure only when the resamples are unanimous (0.99 or more).
+    "model": ConfidenceRule((0.0, 1.0), 0.99, "not measured: no model weights offline"),
 }
-
 
 def candidate_lags(max_offset: int, grid: int = 1) -> np.ndarray:
     """Candidate offsets in frames: every `grid`-th integer in [-max_offset, max_offset]."""
