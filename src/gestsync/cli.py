@@ -163,8 +163,9 @@ def _add_eval_parser(sub) -> None:
     e.add_argument("--trials", metavar="PATH", help="report (and fit) from the trials of an "
                    "earlier --json-out instead of running the protocol again")
     e.add_argument("--fit-calibration", action="store_true",
-                   help="fit the confidence calibration leaving one clip out at a time, "
-                        "print the held-out reliability and the curve fitted on every clip")
+                   help="offset: fit the confidence curve and the confidence that makes an "
+                        "answer sure on the fit clips, and print how both hold on the check "
+                        "clips; speaker: fit the speaker calibration (docs/accuracy.md)")
     e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
                    help="offset: shifted copies (default); speaker: composite scenes "
                         "(see README, active speaker detection)")
