@@ -53,7 +53,8 @@ CONFIDENCE = {
                            "2026-12-01 trials, --shifts=-20:20, 2 fit clips"),
     "face+body": ConfidenceRule((-0.3819, 0.4812, 0.1746, 0.7208), 0.808,
                                 "2026-12-01 trials, --shifts=-20:20, 6 fit clips"),
-    "face": ConfidenceRule((-0.3819, 0.4812, 0.1746, 0.7208), 0.808, "PROVISIONAL"),
+    "face": ConfidenceRule((1.2346, 0.2390, -1.2694, 2.3704), 0.799,
+                           "2026-12-01 trials, --shifts=-20:20:4, 6 fit clips"),
     # No trials (no model weights offline): the confidence is the bootstrap agreement
     # itself (uncalibrated), sure only when the resamples are unanimous (0.99 or more).
     "model": ConfidenceRule((0.0, 1.0), 0.99, "not measured: no model weights offline"),
