@@ -294,14 +294,40 @@ def test_summary_says_why_no_corrected_video_was_written():
     result = sync.OffsetResult(
         video="a.mp4", offset_frames=7, offset_seconds=0.28, confidence=0.2, uncertain=True,
         bootstrap_agreement=0.3, method="builtin", num_frames=250, duration_seconds=10.0,
-        scored_frames=(0, 250), candidates=[7], scores=[1.0],
+        scored_frames=(0, 250), candidates=[7], scores=[1.0], sure_at=0.9,
         outputs={"json": "r/offset.json", "plot": "r/scores.png"})
     assert _summary_line(result) == ("a.mp4 [built-in estimator]: offset +7 frames (+0.28 s), confidence 0.20 "
-                                     "(uncertain); no corrected video written "
-                                     "(--always-write writes it anyway)")
+                                     "(uncertain); no corrected video written (a copy needs "
+                                     "confidence 0.90 with these cues; --always-write writes it anyway)")
     assert _summary_line(result, video_wanted=False).endswith("(uncertain)")  # --no-video
+    result.competing_offsets = [-17, 30]  # the lags that competed are named
+    assert _summary_line(result, video_wanted=False).endswith("(uncertain: +7 or -17 or +30)")
+    result.sure_at = None  # a cue whose answers are never sure enough
+    assert "no confidence of these cues was right 95% of the time" in _summary_line(result)
     result.outputs["synced_video"] = "r/a_synced.mp4"
-    assert _summary_line(result).endswith("confidence 0.20 (uncertain)")
+    assert _summary_line(result).endswith("confidence 0.20 (uncertain: +7 or -17 or +30)")
+
+
+def test_segments_with_no_sure_one_say_what_would_help():
+    """Measured on the samples (docs/accuracy.md#confidence): the body alone never makes a
+    sure segment, the lips do, and longer segments are sure more often."""
+    from gestsync import sync
+    from gestsync.cli import _summary_line
+
+    segment = {"start_seconds": 0.0, "end_seconds": 5.0, "offset_frames": 3, "confidence": 0.4,
+               "sure": False, "competing_offsets": [-9]}
+    result = sync.OffsetResult(
+        video="a.mp4", offset_frames=3, offset_seconds=0.12, confidence=0.4, uncertain=True,
+        bootstrap_agreement=0.5, method="builtin", num_frames=250, duration_seconds=10.0,
+        scored_frames=(0, 250), candidates=[3], scores=[1.0], segments=[segment, segment],
+        drift={"drifting": None, "frames_per_minute": None})
+    line = _summary_line(result, video_wanted=False)
+    assert "0.0-5.0 s: +3 frames, confidence 0.40 (uncertain: +3 or -9)" in line
+    assert line.endswith("drift: unknown (fewer than two sure segments); the gestures alone are "
+                         "never sure: try --cues face+body (the lips' motion too)")
+    result.cues = {"face": {"frames": 200, "weight": 0.9}, "body": {"frames": 250, "weight": 0.1}}
+    assert _summary_line(result).endswith("longer segments are sure more often: try --segments "
+                                          "10 or longer")
 
 
 def test_eval_shifts_may_start_with_a_minus_sign(capsys, tmp_path):
@@ -374,3 +400,24 @@ def test_a_sigterm_a_library_swallowed_still_stops_the_run(monkeypatch, capsys):
     assert code == 128 + signal.SIGTERM and "stopped (SIGTERM)" in err and "internal" not in err
     monkeypatch.setattr(cli, "build_parser", real)
     assert main(["models", "--json"]) == 0  # the next run starts with no stop recorded
+
+
+@pytest.mark.slow
+@needs_samples
+def test_sure_answers_of_shifted_copies_imply_one_original_offset(tmp_path):
+    """Copies of one clip with the sound moved by different amounts: every copy that gets a
+    corrected video (a sure answer) implies the same offset of the original, within 2
+    frames. The clip is one whose face+body answers are sure at most shifts
+    (docs/accuracy.md), so that the test compares answers rather than passing empty."""
+    from gestsync import media
+    from gestsync.sync import find_offset
+
+    clip = SAMPLES / "clone95__Speech-to_lips__obama.mp4"  # 7.4 s; sure at all 41 shifts
+    implied = {}
+    for shift in (-13, 4, 17):
+        copy = media.shift_audio_copy(clip, tmp_path / f"copy{shift:+d}.mp4", shift)
+        result = find_offset(copy, model="builtin", cues="face+body", out_dir=tmp_path / f"out{shift:+d}")
+        if "synced_video" in result.outputs:
+            implied[shift] = result.offset_frames - shift
+    assert len(implied) >= 2, implied
+    assert max(implied.values()) - min(implied.values()) <= 2, implied

@@ -165,7 +165,10 @@ def test_segments_follow_a_drifting_offset(subwindow):
     rng = np.random.default_rng(3)
     frames = 3000  # 2 minutes, offset 0 then 10 frames
     ev = _planted_evidence(lambda t: 0 if t < 1500 else 10, frames, rng)
-    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, subwindow)
+    # a cue whose answers can be sure (the body's never are: docs/accuracy.md#confidence)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, subwindow,
+                                      offset.CONFIDENCE["face+body"])
+    assert all(s["sure"] for s in segments)
     assert [s["offset_frames"] for s in segments] == [0, 0, 10, 10]
     assert [s["start_seconds"] for s in segments] == [0, 30, 60, 90]
     d = offset.drift(segments)
@@ -175,10 +178,13 @@ def test_segments_follow_a_drifting_offset(subwindow):
 def test_steady_offset_is_not_drift_and_short_tail_joins_last_segment():
     rng = np.random.default_rng(4)
     ev = _planted_evidence(lambda t: -6, 1600, rng)  # 64 s: 30 s + 34 s (4 s tail joins)
-    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750)
+    segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, None,
+                                      offset.CONFIDENCE["face+body"])
     assert [s["end_seconds"] for s in segments] == [30, 64]
     assert all(s["offset_frames"] == -6 for s in segments)
     assert offset.drift(segments)["drifting"] is False
+    body = offset.segment_offsets(ev, offset.candidate_lags(50), 750)  # the body's rule
+    assert not any(s["sure"] for s in body) and offset.drift(body)["drifting"] is None
     with pytest.raises(ValueError, match="--segments"):
         offset.segment_offsets(ev, offset.candidate_lags(50), 10)
 
@@ -240,23 +246,48 @@ def test_person_pieces_split_at_a_shot_cut_inside_a_track():
     assert not len(track.sliced(slice(0, 30)).cuts) and not len(track.sliced(slice(30, 60)).cuts)
 
 
-def test_calibration_report_holds_each_clip_out():
-    """Trials whose agreement predicts being right: the held-out confidences rank them, and
-    the curve fitted on every clip is printed for shipping."""
-    from gestsync.evaluate import Trial, calibration_report
+def _trials_of(clips, rng):
+    """Trials whose agreement predicts being right, for each of `clips`."""
+    from gestsync.evaluate import Trial
 
-    rng = np.random.default_rng(7)
     trials = []
-    for clip in ("a.mp4", "b.mp4", "c.mp4"):
+    for clip in clips:
         for i in range(60):
             right = i % 2 == 0
             agreement = float(np.clip(rng.normal(0.8 if right else 0.2, 0.1), 0.01, 0.99))
-            trials.append(Trial(clip, "visible", "5s", 0, 0 if right else 30, 0.0, agreement, 125))
-    report = calibration_report(trials)
-    assert "other 2 clips" in report and "Fitted on every clip: CALIBRATION = (" in report
+            trials.append(Trial(clip, "visible", "5s", 0, 0 if right else 30, 0.0, agreement, 125,
+                                margin=2.0 if right else 0.3))
+    return trials
+
+
+def test_calibration_report_fits_on_fit_clips_and_checks_on_the_others():
+    """The curve and the sure threshold come from the fit clips alone; the check clips'
+    reliability and how often their sure answers are right are reported."""
+    from gestsync.evaluate import calibration_report, fit_check_split
+
+    names = ["clone95__Speech-to_lips__obama.mp4", "himanshu8426__testvideos__immigration_video2.mp4",
+             "sync_sample_1.mp4", "sync_sample_2.mp4", "sync_sample_3.mp4"]
+    assert [fit_check_split(n) for n in names] == ["fit", "fit", "check", "check", "check"]
+    report = calibration_report(_trials_of(names, np.random.default_rng(7)))
+    assert "fitted on" in report and "CONFIDENCE coefficients = (" in report
     rows = [line for line in report.splitlines() if line.startswith("| [")]
     low, high = float(rows[0].split("|")[3]), float(rows[-1].split("|")[3])
-    assert low < 0.2 and high > 0.8  # acc@2 of the least and most confident bins
+    assert low < 0.2 and high > 0.8  # acc@2 of the least and most confident check bins
+    check_all = next(line for line in report.splitlines() if line.startswith("| check, all"))
+    assert float(check_all.split("|")[2]) >= 0.95  # sure answers right on the check clips
+
+
+def test_sure_threshold_is_the_lowest_confidence_that_keeps_95_percent_right():
+    from gestsync.evaluate import Trial, sure_threshold
+
+    def trial(confidence, right, clip="a.mp4"):
+        return Trial(clip, "visible", "whole", 0, 0 if right else 9, confidence, 0.5, 250)
+
+    trials = ([trial(0.9, True)] * 40 + [trial(0.8, True, "b.mp4")] * 19
+              + [trial(0.8, False)] + [trial(0.5, False)] * 30)
+    assert sure_threshold(trials) == 0.8  # 59 of 60 right at 0.8 or more; 59 of 90 at 0.5
+    assert sure_threshold([trial(0.9, False)] * 40) is None
+    assert sure_threshold([trial(0.9, True)] * 40) is None  # one clip alone promises nothing
 
 
 def test_eval_report_gives_long_whole_clips_their_own_row():
@@ -269,3 +300,71 @@ def test_eval_report_gives_long_whole_clips_their_own_row():
     rows = {line.split("|")[1].strip(): line.split("|")[4].strip()
             for line in text.splitlines() if line.startswith("| whole")}
     assert rows == {"whole": "0.50", "whole, clips of 20 s or more": "1.00"}
+
+
+def _two_lag_evidence(lags_in_turn, seconds=24, seed=11):
+    """Evidence over the +-50 candidates of a clip whose 2 s sub-windows support one lag
+    each, taken in turn from `lags_in_turn`, equally strongly (a bump 3 frames wide), in
+    noise: with two lags, two near-equal peaks."""
+    lags, sub = offset.candidate_lags(50), estimator.SUBWINDOW_FRAMES
+    evidence = 0.1 * np.random.default_rng(seed).standard_normal((len(lags), seconds * 25))
+    for i, start in enumerate(range(0, seconds * 25, sub)):
+        lag = lags_in_turn[i % len(lags_in_turn)]
+        evidence[:, start:start + sub] += np.exp(-0.5 * ((lags - lag) / 1.5) ** 2)[:, None]
+    return evidence
+
+
+def test_peak_margin_and_competing_lags_of_a_planted_curve():
+    lags = np.arange(-10, 11)
+    one_peak = np.exp(-0.5 * ((lags - 4) / 1.5) ** 2)
+    two_peaks = one_peak + 0.97 * np.exp(-0.5 * ((lags + 6) / 1.5) ** 2)
+    assert offset.peak_margin(lags, one_peak, 4) == offset.MAX_MARGIN  # no other peak
+    assert offset.peak_margin(lags, two_peaks, 4) < 0.1
+    picks = np.array([4] * 55 + [5] * 5 + [-6] * 30 + [-7] * 4 + [9] * 6)
+    assert offset.competing_lags(lags, picks, 4) == [4, -6]  # 9: under COMPETING_SHARE
+    assert offset.competing_lags(lags, np.full(200, 3), 4) == [4]
+
+
+def test_near_equal_peaks_lower_the_confidence_of_every_cue():
+    """The same clip length and the same lag, once alone and once with a second lag as
+    strong: the bootstrap splits between them, the margin falls, and every cue's rule
+    gives less confidence and names both lags."""
+    lags = offset.candidate_lags(50)
+    span, sub = (0, 600), estimator.SUBWINDOW_FRAMES
+    alone = offset.span_details(_two_lag_evidence([-20]), span, lags, sub)
+    split = offset.span_details(_two_lag_evidence([-20, 15]), span, lags, sub)
+    assert alone.offset == -20 and alone.competing == [-20] and alone.agreement > 0.9
+    assert set(split.competing) == {-20, 15} and split.offset in (-20, 15)
+    assert split.agreement < 0.8 and split.margin < alone.margin
+    for cue, rule in offset.CONFIDENCE.items():
+        a = offset.calibrated_confidence(alone.agreement, 600, rule.coefficients, alone.margin)
+        b = offset.calibrated_confidence(split.agreement, 600, rule.coefficients, split.margin)
+        assert b < a, cue
+        assert not rule.sure(b), cue
+
+
+def test_two_near_equal_peaks_get_no_corrected_copy(tmp_path):
+    """End to end from the evidence: uncertain, the competing lags in the JSON and the
+    summary line, and no corrected copy by default (--always-write still writes one)."""
+    import json
+
+    import synth
+    from gestsync import media, sync
+    from gestsync.cli import _summary_line
+    from gestsync.progress import no_progress
+
+    clip = synth.make_video(tmp_path / "clip.mp4", seconds=24.0)
+    info = media.probe(clip)
+    evidence = _two_lag_evidence([-20, 15])[:, :info.num_frames]
+    lags = offset.candidate_lags(50)
+    result = sync._decide(info, evidence, lags, None, "builtin", estimator.SUBWINDOW_FRAMES)
+    assert result.uncertain and set([result.offset_frames] + result.competing_offsets) == {-20, 15}
+    sync._write_outputs(result, info, tmp_path / "out", True, False, no_progress)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["offset.json", "scores.png"]
+    saved = json.loads((tmp_path / "out" / "offset.json").read_text())
+    assert set([saved["offset_frames"]] + saved["competing_offsets"]) == {-20, 15}
+    line = _summary_line(result)
+    assert "(uncertain: " in line and ("-20 or +15" in line or "+15 or -20" in line)
+    assert "no corrected video written" in line
+    sync._write_outputs(result, info, tmp_path / "forced", True, True, no_progress)
+    assert (tmp_path / "forced" / "clip_synced.mp4").is_file()

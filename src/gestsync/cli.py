@@ -163,8 +163,9 @@ def _add_eval_parser(sub) -> None:
     e.add_argument("--trials", metavar="PATH", help="report (and fit) from the trials of an "
                    "earlier --json-out instead of running the protocol again")
     e.add_argument("--fit-calibration", action="store_true",
-                   help="fit the confidence calibration leaving one clip out at a time, "
-                        "print the held-out reliability and the curve fitted on every clip")
+                   help="offset: fit the confidence curve and the confidence that makes an "
+                        "answer sure on the fit clips, and print how both hold on the check "
+                        "clips; speaker: fit the speaker calibration (docs/accuracy.md)")
     e.add_argument("--protocol", choices=("offset", "speaker"), default="offset",
                    help="offset: shifted copies (default); speaker: composite scenes "
                         "(see README, active speaker detection)")
@@ -354,10 +355,10 @@ def _summary_line(result, video_wanted: bool = True, label: str | None = None) -
     name the model used (default: from the result's method)."""
     d = result.to_dict()
     if "offset_frames" in d:
-        note = " (uncertain)" if d.get("uncertain") else ""
+        note = _doubt(d)
         if (video_wanted and d["uncertain"] and d["offset_frames"]
                 and "synced_video" not in d["outputs"]):
-            note += "; no corrected video written (--always-write writes it anyway)"
+            note += f"; no corrected video written ({_copy_bar(d)}; --always-write writes it anyway)"
         line = (f"{Path(d['video']).name} [{label or _method_label(d)}]: offset "
                 f"{d['offset_frames']:+d} frames "
                 f"({d['offset_seconds']:+.2f} s), confidence {d['confidence']:.2f}{note}")
@@ -375,17 +376,45 @@ def _summary_line(result, video_wanted: bool = True, label: str | None = None) -
                          for p in d["people"] if p["track"] != d["person"]["track"]))
         for seg in d.get("segments") or []:
             line += (f"\n  {seg['start_seconds']:7.1f}-{seg['end_seconds']:.1f} s: "
-                     f"{seg['offset_frames']:+d} frames, confidence {seg['confidence']:.2f}")
+                     f"{seg['offset_frames']:+d} frames, confidence {seg['confidence']:.2f}"
+                     f"{_doubt(seg)}")
         if d.get("drift"):
-            verdict = {None: "unknown (fewer than two confident segments)", True: "yes",
+            verdict = {None: "unknown (fewer than two sure segments)", True: "yes",
                        False: "no"}[d["drift"]["drifting"]]
             line += f"\n  drift: {verdict}"
+            if d["drift"]["drifting"] is None:
+                line += f"; {_segments_hint(d)}"
             if d["drift"]["frames_per_minute"] is not None:
                 line += f" ({d['drift']['frames_per_minute']:+.2f} frames per minute)"
         return line
     if "scenes" in d:
         return _speaker_summary(d, label)
     return f"{Path(d['video']).name}: done"
+
+
+def _segments_hint(d: dict) -> str:
+    """What makes more segments sure, as measured on the samples (docs/accuracy.md#confidence):
+    the lips (the body alone is never sure), else longer segments."""
+    if d.get("method") == "builtin" and "face" not in (d.get("cues") or {}):
+        return "the gestures alone are never sure: try --cues face+body (the lips' motion too)"
+    return "longer segments are sure more often: try --segments 10 or longer"
+
+
+def _doubt(d: dict) -> str:
+    """' (uncertain)' for an answer (or segment) that is not sure, with the offsets that
+    competed: ' (uncertain: -46 or -17)'."""
+    if not d.get("uncertain", not d.get("sure", True)):
+        return ""
+    rivals = [d["offset_frames"]] + (d.get("competing_offsets") or [])
+    return f" (uncertain: {' or '.join(f'{r:+d}' for r in rivals)})" if len(rivals) > 1 \
+        else " (uncertain)"
+
+
+def _copy_bar(d: dict) -> str:
+    """Why an uncertain answer gets no copy: the confidence its cues need."""
+    if d.get("sure_at") is None:
+        return "no confidence of these cues was right 95% of the time on held-out clips"
+    return f"a copy needs confidence {d['sure_at']:.2f} with these cues"
 
 
 def _process(args, videos: list[Path]) -> int:

@@ -25,6 +25,7 @@ from .samples import FACE_ONLY, fit_check_split, single_speaker_clips  # noqa: F
 from .sync import POSE_STRIDE
 
 TOLERANCES = (0, 1, 2, 5)
+AGREE = offset.AGREE_FRAMES  # an answer within this many frames of the truth is right
 CONTEXTS = {"5s": 125, "10s": 250, "whole": None}
 HANDS_WELL_VISIBLE = 0.8  # share of the person's frames with a hand in view
 FACE_WELL_VISIBLE = 0.8  # share of the clip's frames where the face mesh found the face
@@ -44,6 +45,12 @@ class Trial:
     cues: str = "body"  # the cues scored (`face.CUES`)
     face: str = ""  # with a face cue: "face-only crop", "visible" (a face on
     # FACE_WELL_VISIBLE of the frames or more) or "partly"
+    scores: list | None = None  # each candidate lag's score (None: not scored)
+    picks: list | None = None  # how many bootstrap resamples picked each candidate lag
+    margin: float = offset.MAX_MARGIN  # `offset.peak_margin`
+    competing: list | None = None  # `offset.competing_lags` (the answer first)
+    face_share: float | None = None  # the person's frames with the face in view, as the
+    # pose sees it (`face.face_share`: what the hint of an uncertain body answer reads)
 
     @property
     def error(self) -> int:
@@ -61,7 +68,7 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
     cue = scoring.for_run(net, cues)
     score = cue.offset_scorer(info, tracks, person, progress)
-    tag = {"cues": cues}
+    tag = {"cues": cues, "face_share": round(face.face_share(person.keypoints[person.posed]), 3)}
     if score.face_seen is not None:
         tag["face"] = "face-only crop" if face_only else (
             "visible" if score.face_seen.mean() >= FACE_WELL_VISIBLE else "partly")
@@ -87,18 +94,18 @@ def _windows(clip, hands, name, context, shift, evidence, lags, subwindow, tag=N
         return []
     length = context or frames
     tag = tag or {}
-    coefficients = _coefficients(tag.get("cues", "body"))
+    rule = offset.CONFIDENCE[tag.get("cues", "body")]
     trials = []
     for start in range(0, frames - length + 1, length):
-        best, agreement, confidence, _ = offset.span_answer(evidence, (start, start + length), lags,
-                                                            subwindow, coefficients)
-        trials.append(Trial(clip, hands, name, shift, best, confidence, agreement, length, **tag))
+        span = (start, start + length)
+        a = offset.span_details(evidence, span, lags, subwindow, rule)
+        trials.append(Trial(clip, hands, name, shift, a.offset, a.confidence, a.agreement, length,
+                            **tag, scores=[None if not np.isfinite(v) else round(float(v), 5)
+                                           for v in a.scores],
+                            picks=np.bincount(np.searchsorted(lags, a.picks),
+                                              minlength=len(lags)).tolist(),
+                            margin=a.margin, competing=a.competing))
     return trials
-
-
-def _coefficients(cues: str) -> tuple[float, float, float]:
-    """The offset confidence calibration of `cues`."""
-    return offset.CALIBRATION if cues == "body" else face.CALIBRATION
 
 
 def summarise(trials: list[Trial]) -> dict:
@@ -226,18 +233,34 @@ def run_eval(args) -> int:
 
 
 def _read_trials(path: Path) -> tuple[list[Trial], dict[str, float]]:
-    """Trials (and clip durations) from an earlier --json-out file, their confidence
-    recomputed with the current calibration."""
+    """Trials (and clip durations) from an earlier --json-out file, their peak margin,
+    competing lags and confidence recomputed with the current rules (the file may predate
+    them; one without scores and picks keeps its margin and competing lags unknown)."""
     trials, durations = [], {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
         durations[row["clip"]] = row.pop("clip_seconds")
         row.pop("error")
-        # confidence as the current calibration gives it (the file may predate it)
-        row["confidence"] = offset.calibrated_confidence(
-            row["agreement"], row["scored_frames"], _coefficients(row.get("cues", "body")))
-        trials.append(Trial(**row))
+        trial = Trial(**row)
+        if trial.scores is not None and trial.picks is not None:
+            trial = _rescored(trial)
+        trials.append(_with_confidence(trial, offset.CONFIDENCE[trial.cues].coefficients))
     return trials, durations
+
+
+def _rescored(trial: Trial) -> Trial:
+    """`trial` with its peak margin and competing lags from its stored scores and picks."""
+    half = len(trial.scores) // 2
+    lags = np.arange(-half, half + 1)
+    scores = np.array([np.nan if v is None else v for v in trial.scores])
+    picks = np.repeat(lags, trial.picks)
+    return replace(trial, margin=offset.peak_margin(lags, scores, trial.predicted),
+                   competing=offset.competing_lags(lags, picks, trial.predicted))
+
+
+def _with_confidence(trial: Trial, coefficients) -> Trial:
+    return replace(trial, confidence=offset.calibrated_confidence(
+        trial.agreement, trial.scored_frames, coefficients, trial.margin))
 
 
 def _face_only_names(samples: Path) -> set[str]:
@@ -248,27 +271,74 @@ def _face_only_names(samples: Path) -> set[str]:
 
 
 def calibration_report(trials: list[Trial]) -> str:
-    """Fit the calibration leaving one clip out at a time, show the reliability of the
-    held-out confidences (how it holds on clips it never saw), and give the curve fitted
-    on every clip (the one to ship)."""
-    held_out = []
-    for clip in sorted({t.clip for t in trials}):
-        coefficients = _fit_calibration([t for t in trials if t.clip != clip])
-        held_out += [replace(t, confidence=offset.calibrated_confidence(t.agreement, t.scored_frames, coefficients))
-                     for t in trials if t.clip == clip]
-    out = ["### Calibration fit", "Each clip's confidences from the curve fitted on the other "
-           f"{len({t.clip for t in trials}) - 1} clips (leave one clip out):",
+    """Fit the confidence curve and the confidence that makes an answer sure on the fit
+    clips (`fit_check_split`), then show how both hold on the check clips, which the fit
+    never saw: the reliability per confidence bin, and how often the sure answers are right
+    and how many answers are sure (all contexts, and per context)."""
+    fit = [t for t in trials if fit_check_split(t.clip) == "fit"]
+    check = [t for t in trials if fit_check_split(t.clip) == "check"]
+    if not fit or not check:
+        return "### Calibration fit\nNeeds trials of both fit and check clips (`fit_check_split`)."
+    coefficients = _fit_calibration(fit)
+    fit = [_with_confidence(t, coefficients) for t in fit]
+    check = [_with_confidence(t, coefficients) for t in check]
+    sure_at = sure_threshold(fit)
+    out = [f"### Calibration fit: fitted on {len({t.clip for t in fit})} fit clips, checked on "
+           f"{len({t.clip for t in check})} check clips",
+           "Check clips' confidences from the curve fitted on the fit clips:",
            "| confidence | mean confidence | acc@2 | trials |", "|---|---|---|---|"]
-    for row in calibration(held_out):
+    for row in calibration(check):
         out.append("| {confidence} | {mean_confidence:.2f} | {acc@2:.2f} | {trials} |".format(**row))
-    everything = _fit_calibration(trials)
-    out += ["", f"Fitted on every clip: CALIBRATION = ({', '.join(f'{c:.4f}' for c in everything)})"]
+    shown = (f"never (no confidence from which the answers of {SURE_MIN_CLIPS} fit clips or "
+             "more are right 95% of the time)") if sure_at is None else f"{sure_at:.3f}"
+    out += ["", f"Sure at (the lowest confidence from which the fit clips' answers are right "
+            f"95% of the time): {shown}", "",
+            "| clips, context | sure answers right | sure answers (share of all) | trials |",
+            "|---|---|---|---|"]
+    for name, part in (("fit", fit), ("check", check)):
+        for context in (*CONTEXTS, "all"):
+            rows = [t for t in part if context in ("all", t.context)]
+            if rows:
+                out.append(_sure_row(f"{name}, {context}", rows, sure_at))
+    out += ["", f"CONFIDENCE coefficients = ({', '.join(f'{c:.4f}' for c in coefficients)}), "
+            f"sure_at = {'None' if sure_at is None else f'{sure_at:.3f}'}"]
     return "\n".join(out)
 
 
-def _fit_calibration(trials: list[Trial]) -> tuple[float, float, float]:
+def _sure_row(label: str, trials: list[Trial], sure_at: float | None) -> str:
+    sure = [t for t in trials if sure_at is not None and t.confidence >= sure_at]
+    right = f"{np.mean([abs(t.error) <= 2 for t in sure]):.2f}" if sure else "-"
+    return f"| {label} | {right} | {len(sure)} ({len(sure) / len(trials):.2f}) | {len(trials)} |"
+
+
+SURE_RIGHT = 0.95  # a sure answer must be right this often
+SURE_MIN_TRIALS = 20  # ... over at least this many answers at or above the threshold
+SURE_MIN_CLIPS = 2  # ... from at least this many clips (one clip's answers at every shift
+# are nearly one answer: a promise needs more than one clip behind it)
+
+
+def sure_threshold(trials: list[Trial]) -> float | None:
+    """The lowest confidence t such that the answers at t or above, and at every higher
+    threshold with SURE_MIN_TRIALS answers or more, are right SURE_RIGHT of the time, and
+    the answers at t or above come from SURE_MIN_CLIPS clips or more; None when there is
+    no such t."""
+    ranked = sorted(trials, key=lambda t: -t.confidence)
+    right = np.cumsum([abs(t.error) <= AGREE for t in ranked]) / np.arange(1, len(ranked) + 1)
+    found, clips = None, set()
+    for i, t in enumerate(ranked):
+        clips.add(t.clip)
+        if i + 1 >= SURE_MIN_TRIALS and right[i] < SURE_RIGHT:
+            break
+        if (i + 1 >= SURE_MIN_TRIALS and len(clips) >= SURE_MIN_CLIPS
+                and (i + 1 == len(ranked) or ranked[i + 1].confidence < t.confidence)):
+            found = t.confidence
+    return found
+
+
+def _fit_calibration(trials: list[Trial]) -> tuple[float, ...]:
     return offset.fit_calibration([t.agreement for t in trials], [t.scored_frames for t in trials],
-                                  [abs(t.error) <= offset.AGREE_FRAMES for t in trials])
+                                  [t.margin for t in trials],
+                                  [abs(t.error) <= AGREE for t in trials])
 
 
 def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:

@@ -8,8 +8,9 @@ import numpy as np
 
 
 def plot_offset_scores(path: Path, lags: np.ndarray, scores: np.ndarray, offset: int,
-                       confidence: float, title: str) -> None:
-    """Score against candidate offset, the chosen one marked; saved as PNG at `path`."""
+                       confidence: float, title: str, competing: list[int] = ()) -> None:
+    """Score against candidate offset, the chosen one marked (and the offsets that
+    competed with it, grey); saved as PNG at `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,6 +19,9 @@ def plot_offset_scores(path: Path, lags: np.ndarray, scores: np.ndarray, offset:
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
     ax.plot(lags, scores, color="tab:blue", lw=1.5, marker="." if len(lags) < 60 else None)
     ax.axvline(offset, color="tab:red", ls="--", lw=1)
+    for i, rival in enumerate(competing):
+        ax.axvline(rival, color="grey", ls=":", lw=1,
+                   label="competed: " + ", ".join(f"{r:+d}" for r in competing) if i == 0 else None)
     best = scores[np.flatnonzero(lags == offset)[0]]
     ax.plot([offset], [best], "o", color="tab:red",
             label=f"offset {offset:+d} frames ({offset / 25:+.2f} s), confidence {confidence:.2f}")

@@ -17,7 +17,9 @@ class OffsetResult:
     model's convention): delay the picture, or advance the sound, by that much to fix it.
     confidence: calibrated probability that the answer is right within 2 frames, from
     `bootstrap_agreement` (the share of block-bootstrap resamples of the clip that agree
-    with it within 2 frames) and the scored length (see README); `uncertain` below 0.5.
+    with it within 2 frames), the scored length and `peak_margin`, with the curve of the
+    cues used (`offset.CONFIDENCE`); `uncertain` below `sure_at`, the confidence at which
+    that cue's answers were right 95% of the time on held-out clips (docs/accuracy.md).
     """
 
     video: str
@@ -44,6 +46,13 @@ class OffsetResult:
     # An uncertain body answer for a person whose face was in view on most frames:
     # "face+body" (absent otherwise).
     suggested_cues: str | None = None
+    # How far the answer's score stands above the best other peak, in standard deviations
+    # of the scores (`offset.peak_margin`; near 0: near-equal peaks).
+    peak_margin: float | None = None
+    # Other offsets that the bootstrap resamples picked often (`offset.competing_lags`),
+    # most picked first; empty when nothing competed with the answer.
+    competing_offsets: list[int] = field(default_factory=list)
+    sure_at: float | None = None  # the confidence that a corrected copy needs (see above)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN scores become None; `cues` and `suggested_cues` only when

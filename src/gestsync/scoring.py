@@ -175,9 +175,16 @@ class WithFace:
         return face.cue_summary(self.cues if seen.any() else "body", seen, len(seen))
 
 
-def calibration_of(used: dict | None) -> tuple[float, float, float]:
-    """The offset confidence curve of the cues that carried an answer (`used`)."""
-    return face.CALIBRATION if used and "face" in used else offset.CALIBRATION
+def confidence_rule(cue, used: dict | None) -> offset.ConfidenceRule:
+    """The offset confidence rule (`offset.CONFIDENCE`) of a run's cue and the cues that
+    carried its answer (`used`): "model" for a trained network (with or without the face),
+    the face cue's where a face was seen, else the body's."""
+    body = cue.body if isinstance(cue, WithFace) else cue
+    if isinstance(body, Network):
+        return offset.CONFIDENCE["model"]
+    if isinstance(cue, WithFace) and used and "face" in used:
+        return offset.CONFIDENCE[cue.cues]
+    return offset.CONFIDENCE["body"]
 
 
 def shifted_cosines(video: torch.Tensor, sound: torch.Tensor, lags: np.ndarray, scale: float,

@@ -81,7 +81,7 @@ def find_offset(video: str | os.PathLike, *,
         evidence = scorer(audio, info.num_frames, lags)
         used = cue.used(scorer.face_seen)
         result = _decide(info, evidence, lags, context_frames, loaded.choice.method, cue.subwindow,
-                         scoring.calibration_of(used))
+                         scoring.confidence_rule(cue, used))
         result.cues = used
         answers.append((result, evidence, person_summary(index, person)))
     result, evidence = _most_confident(answers)
@@ -90,7 +90,7 @@ def find_offset(video: str | os.PathLike, *,
     if segment_seconds is not None:
         result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
                                                  cue.subwindow,
-                                                 scoring.calibration_of(result.cues))
+                                                 scoring.confidence_rule(cue, result.cues))
         result.drift = offset.drift(result.segments)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
@@ -130,17 +130,19 @@ def _face_suggestion(person: people.Track) -> str | None:
 
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
             context_frames: int | None, method: str, subwindow: int | None,
-            coefficients: tuple[float, float, float] = offset.CALIBRATION) -> OffsetResult:
+            rule: offset.ConfidenceRule = offset.CONFIDENCE["body"]) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
-    best, agreement, confidence, scores = offset.span_answer(evidence, span, lags, subwindow,
-                                                             coefficients)
+    answer = offset.span_details(evidence, span, lags, subwindow, rule)
     return OffsetResult(
-        video=str(info.path), offset_frames=best, offset_seconds=best / media.FPS,
-        confidence=round(confidence, 3), uncertain=confidence < offset.UNCERTAIN_BELOW,
-        bootstrap_agreement=round(agreement, 3),
+        video=str(info.path), offset_frames=answer.offset,
+        offset_seconds=answer.offset / media.FPS, confidence=round(answer.confidence, 3),
+        uncertain=not rule.sure(answer.confidence),
+        bootstrap_agreement=round(answer.agreement, 3),
         method=method, num_frames=info.num_frames, duration_seconds=round(info.duration, 3),
         scored_frames=span, candidates=[int(x) for x in lags],
-        scores=[None if not np.isfinite(s) else round(float(s), 6) for s in scores])
+        scores=[None if not np.isfinite(s) else round(float(s), 6) for s in answer.scores],
+        peak_margin=round(answer.margin, 3), competing_offsets=answer.competing[1:],
+        sure_at=rule.sure_at)
 
 
 def _plot_title(result: OffsetResult, info: media.MediaInfo) -> str:
@@ -156,8 +158,8 @@ def _write_outputs(result: OffsetResult, info: media.MediaInfo, out_dir: Path,
                    write_video: bool, always_write: bool, progress: scan.Progress) -> None:
     """offset.json, scores.png and (when needed) the corrected video, all or nothing."""
     names = {"json": "offset.json", "plot": "scores.png"}
-    # No corrected copy for an offset of 0 (nothing to correct) or an uncertain answer (it
-    # would apply a guess), unless asked for.
+    # No corrected copy for an offset of 0 (nothing to correct) or an answer that is not
+    # sure (`offset.ConfidenceRule`: it would apply a guess), unless asked for.
     if write_video and (always_write or (result.offset_frames != 0 and not result.uncertain)):
         names["synced_video"] = f"{info.path.stem}_synced{media.output_suffix(info)}"
     result.outputs = {k: str(out_dir / v) for k, v in names.items()}
@@ -168,5 +170,6 @@ def _write_outputs(result: OffsetResult, info: media.MediaInfo, out_dir: Path,
             progress("writing", 1, 1)
         scores = np.array([np.nan if s is None else s for s in result.scores])
         plots.plot_offset_scores(stage / names["plot"], np.array(result.candidates), scores,
-                                 result.offset_frames, result.confidence, _plot_title(result, info))
+                                 result.offset_frames, result.confidence, _plot_title(result, info),
+                                 result.competing_offsets)
         outputs.write_json(stage / names["json"], result.to_dict())
