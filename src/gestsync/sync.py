@@ -49,7 +49,7 @@ def find_offset(video: str | os.PathLike, *,
         segment_seconds: also report the offset of every stretch of this length and
             whether it drifts along the clip.
         pose_stride: run the pose detector on every k-th frame (faster, coarser).
-        workers: pose-detection processes (see `scan.detect_poses`; > 1 needs the calling
+        workers: pose-detection processes (see `scan.find_people`; > 1 needs the calling
             script's top level guarded by `if __name__ == "__main__":`).
         cues: "body" (default: gestures, face masked, as in the paper), "face+body" (the
             lips' motion too, where the face is visible) or "face" (lips only; the body
