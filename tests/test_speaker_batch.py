@@ -74,3 +74,100 @@ def test_a_clip_that_ends_early_or_is_too_short_is_an_error(net):
         list(net.embed_video_clips(({"a": f} for f in _frames(26, 1)), {"a": 30}))
     with pytest.raises(ValueError, match="no length"):
         list(net.embed_video_clips(iter([{"b": _frames(1, 1)[0]}]), {"a": 30}))
+
+
+class _FakeNet(GestSyncModel):
+    """The model's bookkeeping with a free network: a frame's conv output is its mean
+    pixel, a window's embedding the mean of its 21 outputs."""
+
+    def video_features(self, frames: torch.Tensor) -> torch.Tensor:
+        means = frames.mean(dim=(1, 3, 4))  # B x T
+        return means.unfold(1, 5, 1).mean(-1)[:, None].expand(-1, 512, -1)
+
+    def embeddings_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return features.mean(dim=2).repeat(1, 2)
+
+
+def test_memory_does_not_grow_with_the_clips():
+    """Three people over 600 frames: every window's embedding comes out within two blocks, a
+    head batch and a window of the frame that completes it, so what waits inside is bounded
+    by those counts (here 104 frames), not by the clip's length."""
+    net, chunk, batch = _FakeNet().eval(), 32, 16
+    frame = np.zeros((270, 480, 3), np.uint8)
+    lengths, read = {"a": 600, "b": 450, "c": 300}, [0]
+    starts = {"a": 0, "b": 60, "c": 250}
+
+    def frames():
+        for t in range(600):
+            read[0] = t + 1
+            yield {k: frame for k, n in lengths.items() if starts[k] <= t < starts[k] + n}
+
+    lag = 0
+    for key, first, rows in net.embed_video_clips(frames(), lengths, chunk, batch):
+        last_frame = starts[key] + first + len(rows) - 1 + 24
+        lag = max(lag, read[0] - 1 - last_frame)
+    assert 0 < lag <= 2 * chunk + batch + 24
+
+
+def _tracks(info):
+    """Four people boxes on asd_sample_1 (1280 x 720, 273 frames): three tracks that overlap
+    and start apart, a fourth after a gap no track covers."""
+    from gestsync.people import Track
+
+    def track(start, end, box):
+        n = end - start
+        return Track(frames=np.arange(start, end), boxes=np.tile(np.float32(box), (n, 1)),
+                     keypoints=np.zeros((n, 33, 4), np.float32), detected=np.ones(n, bool),
+                     frame_size=(info.width, info.height))
+
+    return [track(0, 160, (80, 90, 560, 720)), track(40, 110, (700, 60, 1180, 720)),
+            track(100, 170, (400, 100, 900, 700)), track(215, 260, (650, 80, 1200, 720))]
+
+
+@needs_samples
+def test_scene_crops_are_each_tracks_crops():
+    """One decode for the scene: every track's crops, uint8 for uint8, as `masked_crops` makes
+    them for the track alone (the face mesh's tracking state included)."""
+    from gestsync import crops, media
+
+    info = media.probe(SAMPLES / "asd_sample_1.mp4")
+    tracks = _tracks(info)
+    assert crops.covered_spans(tracks) == [(0, 170), (215, 260)]
+    got = {i: [] for i in range(len(tracks))}
+    steps = 0
+    for present in crops.streamed_scene_crops(info, tracks):
+        steps += 1
+        for i, crop in present.items():
+            got[i].append(crop)
+    assert steps == 170 + 45
+    for i, track in enumerate(tracks):
+        alone = list(crops.masked_crops(info, track, track.start, track.length))
+        assert len(got[i]) == len(alone) == track.length
+        assert all(np.array_equal(a, b) for a, b in zip(got[i], alone)), i
+
+
+@needs_samples
+def test_scene_evidence_equals_one_track_at_a_time(net):
+    """`speaker --model`'s evidence with the scene's people in shared decodes, sound and
+    batches equals, to the last bit (fp32), the evidence of each track scored alone: its own
+    crops, its own stretch of sound, `circular_evidence` of the whole embeddings at once."""
+    from gestsync import media, scoring, speaker_scores
+    from gestsync.audio import log_mel
+    from gestsync.crops import masked_crops
+    from gestsync.progress import no_progress
+
+    info = media.probe(SAMPLES / "asd_sample_1.mp4")
+    audio = media.read_audio(info)
+    tracks = _tracks(info)
+    cue = scoring.Network(net)
+    together = cue.scene_evidence(info, audio, tracks, no_progress)
+    normalize = torch.nn.functional.normalize
+    for track, got in zip(tracks, together):
+        video = net.embed_video_clip(masked_crops(info, track, track.start, track.length))
+        span = audio[track.start * 640:track.end * 640]
+        sound = net.embed_audio_clip(log_mel(span))
+        scored = speaker_scores.circular_evidence(normalize(video, dim=1).numpy(),
+                                                  normalize(sound, dim=1).numpy(), cue.scale)
+        alone = np.full((scored.shape[0], track.length), np.nan)
+        alone[:, 12:12 + scored.shape[1]] = scored
+        assert np.array_equal(got, alone, equal_nan=True)
