@@ -171,3 +171,26 @@ def test_scene_evidence_equals_one_track_at_a_time(net):
         alone = np.full((scored.shape[0], track.length), np.nan)
         alone[:, 12:12 + scored.shape[1]] = scored
         assert np.array_equal(got, alone, equal_nan=True)
+
+
+def test_a_scenes_sound_is_embedded_once_for_all_its_people(net):
+    """The tracks of a stretch share one array of sound embeddings (nothing per track but
+    its first window), and each track reads its own sound's numbers from it."""
+    from gestsync import scoring
+    from gestsync.audio import log_mel
+    from gestsync.people import Track
+
+    g = np.random.default_rng(0)
+    audio = (0.1 * g.standard_normal(200 * 640)).astype(np.float32)
+    info = type("Info", (), {"width": 1280, "height": 720})()
+    tracks = [Track(frames=np.arange(a, b), boxes=np.zeros((b - a, 4), np.float32),
+                    keypoints=np.zeros((b - a, 33, 4), np.float32), detected=np.ones(b - a, bool),
+                    frame_size=(info.width, info.height))
+              for a, b in [(0, 120), (30, 90), (100, 160), (170, 200)]]
+    sounds = scoring.Network(net).track_sounds(audio, tracks, lambda *a: None)
+    assert sounds[0].stretch is sounds[1].stretch is sounds[2].stretch
+    assert sounds[3].stretch is not sounds[0].stretch  # another stretch: frames 170-199
+    for track, sound in zip(tracks, sounds):
+        own = net.embed_audio_clip(log_mel(audio[track.start * 640:track.end * 640]))
+        own = torch.nn.functional.normalize(own, dim=1).numpy().astype(np.float64)
+        assert np.array_equal(sound.rows(np.arange(len(own))), own)
