@@ -194,3 +194,38 @@ def test_a_scenes_sound_is_embedded_once_for_all_its_people(net):
         own = net.embed_audio_clip(log_mel(audio[track.start * 640:track.end * 640]))
         own = torch.nn.functional.normalize(own, dim=1).numpy().astype(np.float64)
         assert np.array_equal(sound.rows(np.arange(len(own))), own)
+
+
+def test_keypoint_model_evidence_equals_one_track_at_a_time():
+    """Our keypoint variant reads no pictures, but shares the scene's sound and the streamed
+    evidence: the same numbers as each track scored alone (fp32)."""
+    from gestsync import scoring, speaker_scores
+    from gestsync.audio import log_mel
+    from gestsync.crops import crop_boxes
+    from gestsync.keypoint_model import KeypointModelConfig, KeypointSyncModel, keypoint_features
+    from gestsync.people import Track
+
+    torch.manual_seed(0)
+    model = KeypointSyncModel(KeypointModelConfig()).eval()
+    g = np.random.default_rng(1)
+    audio = (0.1 * g.standard_normal(300 * 640)).astype(np.float32)
+
+    def track(a, b):
+        points = g.uniform(0, 600, (b - a, 33, 4)).astype(np.float32)
+        points[..., 3] = 1.0
+        boxes = np.tile(np.float32([100, 50, 500, 650]), (b - a, 1))
+        return Track(frames=np.arange(a, b), boxes=boxes, keypoints=points,
+                     detected=np.ones(b - a, bool), frame_size=(1280, 720))
+
+    tracks = [track(0, 280), track(20, 200), track(150, 300)]
+    cue = scoring.Network(model)
+    together = cue.scene_evidence(None, audio, tracks, lambda *a: None)
+    normalize = torch.nn.functional.normalize
+    for t, got in zip(tracks, together):
+        video = model.embed_video_clip(keypoint_features(t.keypoints, crop_boxes(t)))
+        sound = model.embed_audio_clip(log_mel(audio[t.start * 640:t.end * 640]))
+        scored = speaker_scores.circular_evidence(normalize(video, dim=1).numpy(),
+                                                  normalize(sound, dim=1).numpy(), cue.scale)
+        alone = np.full((scored.shape[0], t.length), np.nan)
+        alone[:, 12:12 + scored.shape[1]] = scored
+        assert np.array_equal(got, alone, equal_nan=True)

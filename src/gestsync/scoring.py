@@ -29,6 +29,8 @@ from .progress import Progress, no_progress
 
 Score = Callable[[np.ndarray, int, np.ndarray], np.ndarray]  # (audio, frames, lags) -> L x frames
 MODEL_WINDOW = 25  # frames per model window; its speaker score belongs to its centre frame
+FIRST_SOUND_BATCH = 256  # sound windows embedded for a track's first one: the first batch of
+# either network's `embed_audio_clip` (64 and 256 windows), as the track alone gets it
 
 
 @dataclass
@@ -127,8 +129,8 @@ class Network(_BodyCue):
         """Each track's sound windows as its own stretch of sound gives them, from one
         embedding per stretch of the scene that tracks cover. A track's windows are the
         stretch's from its start on, but for its first: its log-mel's first frame is padded
-        at the track's start, so that window is embedded anew (with the next one: a batch
-        of one window gives other numbers)."""
+        at the track's start, so that window is embedded anew, in the first batch that the
+        track alone would get (the numbers depend on the batch's size)."""
         out = {}
         for start, end in crops.covered_spans(scene):
             sound = self.normalised_sound(audio, start, end, progress).numpy()
@@ -136,7 +138,7 @@ class Network(_BodyCue):
                 if start <= track.start < end:
                     first = (sound[track.start - start] if track.start == start else
                              self.normalised_sound(audio, track.start, track.start + min(
-                                 track.length, MODEL_WINDOW + 1)).numpy()[0])
+                                 track.length, FIRST_SOUND_BATCH + MODEL_WINDOW - 1)).numpy()[0])
                     out[i] = _TrackSound(sound, track.start - start, first)
         return [out[i] for i in range(len(scene))]
 
