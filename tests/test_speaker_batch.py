@@ -124,6 +124,7 @@ def _tracks(info):
             track(100, 170, (400, 100, 900, 700)), track(215, 260, (650, 80, 1200, 720))]
 
 
+@pytest.mark.slow
 @needs_samples
 def test_scene_crops_are_each_tracks_crops():
     """One decode for the scene: every track's crops, uint8 for uint8, as `masked_crops` makes
@@ -146,6 +147,7 @@ def test_scene_crops_are_each_tracks_crops():
         assert all(np.array_equal(a, b) for a, b in zip(got[i], alone)), i
 
 
+@pytest.mark.slow
 @needs_samples
 def test_scene_evidence_equals_one_track_at_a_time(net):
     """`speaker --model`'s evidence with the scene's people in shared decodes, sound and
