@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_sync_model.py [--source CLIP] [--seconds S] [--checkpoint PTH]
     .venv/bin/python benchmarks/bench_sync_model.py --seconds 60 --skip-stages   # peak RSS, longer clip
     .venv/bin/python benchmarks/bench_sync_model.py --seconds 60 --compare       # before / after
+    .venv/bin/python benchmarks/bench_sync_model.py --ratios --seconds 30       # speaker / sync
 
 `--compare` runs whole commands one after another, each in a child process (wall, CPU of
 it and its pose processes, peak RSS of the largest): `sync --model` as before this
@@ -13,6 +14,13 @@ same length), before, now in fp32 and in bf16 (`--runs` picks some). With `--bef
 "before" runs are the code of DIR instead (e.g. `mkdir /tmp/base && git archive f49f7e8 src |
 tar -x -C /tmp/base`, then `--before-src /tmp/base/src`), and `sync-bf16-before`,
 `speaker-bf16-before` run that code with `--precision bf16`.
+
+`--ratios` (issue 26) times, in one run, `sync` on one person against `speaker` on two and
+four people of the same length (default 30 s), whole commands in child processes: `--model`
+in fp32 and bf16 (random weights unless --checkpoint), the built-in estimator, and 4 people
+in bf16 (`--ratio-runs speaker4-fp32` adds fp32); then it prints each ratio of wall and CPU
+times. The clips (`ratio_clips`) are 720p with one sound: the middle 640 x 720 of two
+single-speaker samples side by side, the left one alone, and four samples in a 2 x 2 grid.
 
 1. End to end: the command itself (`gestsync sync CLIP --checkpoint ... --json --quiet`,
    writing offset.json, scores.png and the corrected copy) in a child process: wall and
@@ -69,14 +77,15 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def end_to_end(clip: Path, checkpoint: Path, out: Path, command: str = "sync",
+def end_to_end(clip: Path, checkpoint: Path | str, out: Path, command: str = "sync",
                extra: tuple[str, ...] = (), sequential: bool = False,
                source: Path | None = None) -> dict[str, Any]:
-    """Run the command in a child process (the package from `source` if given); its wall,
-    CPU (user + sys, its pose processes included) and peak RSS (of the largest process)."""
+    """Run the command in a child process (the package from `source` if given; checkpoint
+    "builtin": the built-in estimator); its wall, CPU (user + sys, its pose processes
+    included) and peak RSS (of the largest process)."""
     head = ["-c", SEQUENTIAL] if sequential and source is None else ["-m", "gestsync"]
     env = {**os.environ, "PYTHONPATH": str(source)} if sequential and source else None
-    cmd = [sys.executable, *head, command, str(clip), "--checkpoint", str(checkpoint),
+    cmd = [sys.executable, *head, command, str(clip), "--model", str(checkpoint),
            "--out", str(out), "--json", "--quiet", "--device", "cpu", *extra]  # fmt: skip
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         wall = time.perf_counter()
@@ -122,6 +131,66 @@ def compare(clip: Path, two_people: Path, checkpoint: Path, work: Path, runs: li
               flush=True)  # fmt: skip
 
 
+# --ratios: (run, clip, command, model, precision); clips: one person (the left half of the
+# two-people composite alone), two people side by side, four in a 2 x 2 grid
+RATIO_RUNS = {
+    "sync-fp32": ("one", "sync", "model", "fp32"),
+    "speaker-fp32": ("two", "speaker", "model", "fp32"),
+    "sync-bf16": ("one", "sync", "model", "bf16"),
+    "speaker-bf16": ("two", "speaker", "model", "bf16"),
+    "sync-builtin": ("one", "sync", "builtin", None),
+    "speaker-builtin": ("two", "speaker", "builtin", None),
+    "speaker4-bf16": ("four", "speaker", "model", "bf16"),
+    "speaker4-fp32": ("four", "speaker", "model", "fp32"),
+}
+RATIOS = (  # (what, run, against it, the issue's ceiling)
+    ("2 people / 1, --model fp32", "speaker-fp32", "sync-fp32", 2.0),
+    ("2 people / 1, --model bf16", "speaker-bf16", "sync-bf16", 2.0),
+    ("2 people / 1, built-in", "speaker-builtin", "sync-builtin", 1.6),
+    ("4 people / 1, --model bf16", "speaker4-bf16", "sync-bf16", 4.0),
+    ("4 people / 1, --model fp32", "speaker4-fp32", "sync-fp32", 4.0),
+)
+DEFAULT_RATIO_RUNS = [name for name in RATIO_RUNS if name != "speaker4-fp32"]
+
+
+def ratio_clips(work: Path, seconds: float) -> dict[str, Path]:
+    """The clips of --ratios (`bench_speaker.make_clip`), 720p, one sound (sync_sample_2's):
+    "two" the middle 640 x 720 of sync_sample_2 and of VisualVoice's noisy_restaurant side
+    by side, "one" its left half alone, "four" four single-speaker samples in a 2 x 2 grid."""
+    from bench_speaker import FOUR, make_clip
+
+    pair = [SAMPLES / "sync_sample_2.mp4", SAMPLES / "facebookresearch__VisualVoice__noisy_restaurant.mp4"]
+    return {"one": make_clip(pair, work / "one.mp4", seconds, "half"),
+            "two": make_clip(pair, work / "two.mp4", seconds, "halves"),
+            "four": make_clip([SAMPLES / f for f in FOUR], work / "four.mp4", seconds, "grid")}
+
+
+def ratios(clips: dict[str, Path], checkpoint: Path, work: Path, runs: list[str]) -> None:
+    """The whole commands of `runs` one after another (child processes), then each ratio of
+    wall (and CPU) times whose two runs were made, with the load average around them."""
+    duration = media.probe(clips["one"]).num_frames / media.FPS
+    print(f"  {'run':<16} {'clip':<5} {'wall s':>7} {'CPU s':>7} {'RTF wall':>9} {'RTF CPU':>8} "
+          f"{'peak MB':>8} {'load before/after':>18}  answer")
+    done = {}
+    for name in runs:
+        clip, command, model, precision = RATIO_RUNS[name]
+        extra = ("--precision", precision) if precision else ()
+        load = os.getloadavg()[0]
+        r = end_to_end(clips[clip], checkpoint if model == "model" else "builtin", work / name,
+                       command, extra)
+        done[name] = r
+        answer = (f"offset {r['result']['offset_frames']}" if command == "sync"
+                  else f"{len(r['result']['tracks'])} tracks")
+        print(f"  {name:<16} {clip:<5} {r['wall']:7.1f} {r['cpu']:7.1f} {r['wall'] / duration:9.3f} "
+              f"{r['cpu'] / duration:8.3f} {r['peak_mb']:8.0f} {load:8.1f} / {os.getloadavg()[0]:<7.1f}  {answer}",
+              flush=True)  # fmt: skip
+    print(f"\n  {'ratio':<28} {'wall':>6} {'CPU':>6}  ceiling (issue 26)")
+    for what, run, base, ceiling in RATIOS:
+        if run in done and base in done:
+            a, b = done[run], done[base]
+            print(f"  {what:<28} {a['wall'] / b['wall']:6.2f} {a['cpu'] / b['cpu']:6.2f}  {ceiling:.1f}")
+
+
 def per_stage(clip: Path, checkpoint: Path, out: Path) -> tuple[dict, int]:
     """`find_offset(clip, model=checkpoint)` in this process, timed stage by stage through
     its progress hook (`stage_times`), after loading the model once (`Syncer`)."""
@@ -152,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="before/after, fp32/bf16, sync and speaker: whole commands only")
     ap.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
                     help="with --compare: which runs (default all)")
+    ap.add_argument("--ratios", action="store_true",
+                    help="speaker against sync in one run (issue 26): whole commands on a 720p "
+                    "two-people composite, one of its halves and a 2 x 2 grid, then the ratios")
+    ap.add_argument("--ratio-runs", nargs="+", choices=list(RATIO_RUNS), default=DEFAULT_RATIO_RUNS,
+                    help="with --ratios: which runs (default all but speaker4-fp32)")
     ap.add_argument("--before-src", type=Path, help="with --compare: the package folder (holding "
                     "gestsync/) of the code to compare against (default: this code, pipeline off)")
     args = ap.parse_args(argv)
@@ -163,6 +237,14 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
+        if args.ratios:
+            clips = ratio_clips(work, args.seconds or 30.0)
+            info = media.probe(clips["two"])
+            print(f"clips: {info.num_frames} frames at 25 fps, two people {info.width}x{info.height}")
+            ratios(clips, args.checkpoint or random_published_checkpoint(work / "model_rgb.pth"),
+                   work, args.ratio_runs)
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+            return 0
         clip = args.source
         if args.seconds:
             from bench_sync import make_long_clip

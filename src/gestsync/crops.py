@@ -140,6 +140,46 @@ def masked_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 
                           num_frames, masker)
 
 
+def scene_crops(info: media.MediaInfo, tracks: list[people.Track]) -> Iterator[dict[int, np.ndarray]]:
+    """The model's input for every person of a scene from one decode: for each frame that
+    some track covers, in order, {track index: its masked crop}, the crops of `masked_crops`
+    (one FaceMasker per track, open while the track lasts). Frames no track covers are
+    skipped (decoding resumes at the next track's start)."""
+    squares = [smooth_squares(t.boxes) for t in tracks]
+    maskers: dict[int, FaceMasker] = {}
+    try:
+        for start, end in covered_spans(tracks):
+            for k, frame in enumerate(media.iter_frames(info, start_frame=start,
+                                                        num_frames=end - start), start):
+                on = [i for i, t in enumerate(tracks) if t.start <= k < t.end]
+                for i in set(maskers) - set(on):
+                    maskers.pop(i).close()
+                for i in set(on) - set(maskers):
+                    maskers[i] = FaceMasker()
+                yield {i: mask_square(cut_square(frame, squares[i][k - tracks[i].start]), maskers[i])
+                       for i in on}
+    finally:
+        for masker in maskers.values():
+            masker.close()
+
+
+def covered_spans(tracks: list[people.Track]) -> list[tuple[int, int]]:
+    """The frames that some track covers as disjoint (start, end) spans, in order."""
+    spans: list[list[int]] = []
+    for start, end in sorted((t.start, t.end) for t in tracks):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return [(a, b) for a, b in spans]
+
+
+def streamed_scene_crops(info: media.MediaInfo, tracks: list[people.Track]
+                         ) -> Iterator[dict[int, np.ndarray]]:
+    """`scene_crops` made in a background thread (as `streamed_crops`)."""
+    return pipeline.prefetched(scene_crops(info, tracks))
+
+
 def streamed_crops(info: media.MediaInfo, track: people.Track, start_frame: int = 0,
                    num_frames: int | None = None) -> Iterator[np.ndarray]:
     """`masked_crops` made in a background thread (decode and face mesh on one core while

@@ -440,6 +440,93 @@ class GestSyncModel(nn.Module):
             raise ValueError(f"the clip has fewer than {need} frames: need at least one window")
         return self.embed_clip_features(features, batch)
 
+    def embed_video_clips(self, frames: Iterable[dict[Any, Any]], lengths: dict[Any, int],
+                          chunk: int = 32, batch: int = 128, progress: Progress | None = None
+                          ) -> Iterator[tuple[Any, int, torch.Tensor]]:
+        """`embed_video_clip` of clips that run side by side (the people of a scene): their
+        frames go through the network together, each clip's numbers as it alone gets them.
+
+        A pass of the conv stack takes one block of `chunk` + 4 frames of every clip under way
+        as one batch (it waits until each has one: at most `chunk` frames); a pass of the
+        transformer head takes `batch` windows of every clip that has them. A clip's last,
+        shorter block and head batch run alone, at the sizes `embed_video_clip` gives them
+        (oneDNN picks its kernels by shape: at 12 frames a block, 2 clips in one batch gave
+        other numbers than each alone; at 36, 1-4 clips gave the same). Memory does not grow
+        with the clips' lengths: nothing is held for a window once it is yielded.
+
+        Args:
+            frames: one dict per time step, {clip key: uint8 270 x 480 x 3 RGB frame} of the
+                clips on it; each clip's frames come on consecutive steps.
+            lengths: {clip key: its frame count, at least one window}.
+            chunk, batch: as `embed_video_clip`, per clip.
+            progress: called as `progress("video features", steps read, None)`.
+        Yields:
+            (key, s, float32 n x embed_dim on the CPU): the embeddings of the clip's windows
+            s .. s + n - 1 (row i: frames s + i .. s + i + 24), in order, as soon as computed.
+        """
+        _require_eval(self)
+        if chunk < 1 or batch < 1:
+            raise ValueError(f"chunk and batch must be at least 1, got {chunk} and {batch}")
+        short = [k for k, n in lengths.items() if n < self.config.window_frames]
+        if short:
+            raise ValueError(f"clips {short} have fewer than {self.config.window_frames} frames: "
+                             "need at least one window")
+        clips = {k: _ClipStream(n, chunk) for k, n in lengths.items()}
+        for step, present in enumerate(frames, start=1):
+            for key, frame in present.items():
+                if key not in clips:
+                    raise ValueError(f"frames of clip {key!r}, which has no length")
+                if clips[key].block is not None and clips[key].fills_block():
+                    yield from self._clips_step(clips, batch)  # its next block came first
+                clips[key].add(frame)
+            under_way = [c for c in clips.values() if c.read and not c.convolved]
+            if any(c.block is not None and c.last for c in under_way) or \
+                    (under_way and all(c.block is not None for c in under_way)):
+                yield from self._clips_step(clips, batch)
+            if progress is not None:
+                progress("video features", step, None)
+        missing = {k: f"{c.read} of {c.length}" for k, c in clips.items() if c.read < c.length}
+        if missing:
+            raise ValueError(f"clips ended early (frames read): {missing}")
+        yield from self._clips_step(clips, batch)
+
+    def _clips_step(self, clips: dict[Any, _ClipStream], batch: int
+                    ) -> Iterator[tuple[Any, int, torch.Tensor]]:
+        """`embed_video_clips`: the conv stack on every waiting block (one batch per block
+        length), then the head on every ready batch of windows."""
+        waiting = [c for c in clips.values() if c.block is not None]
+        full = [c for c in waiting if len(c.block) == c.chunk + TEMPORAL_CONTEXT]
+        groups = ([full] if full else []) + [[c] for c in waiting if c not in full]
+        for group in groups:  # a shorter, last block alone: its numbers depend on the batch
+            blocks = _uint8_to_float(torch.stack([c.block for c in group]))
+            with torch.inference_mode(), self._lowered():
+                out = self.video_features(blocks).float().cpu()  # B x 512 x n
+            del blocks
+            for clip, rows in zip(group, out):
+                clip.convolved_block(rows.T)
+            _trim_heap()
+        ready, last = [], []
+        for key, clip in clips.items():
+            for first, windows in clip.head_batches(self.config.tokens_per_window, batch):
+                (ready if len(windows) == batch else last).append((key, first, windows))
+        if ready:
+            yield from self._heads(ready)
+        for item in last:
+            yield from self._heads([item])
+
+    def _heads(self, items: list[tuple[Any, int, torch.Tensor]]) -> Iterator[tuple[Any, int, torch.Tensor]]:
+        """The transformer head on the windows of `items` (key, s, n x 512 x tokens) in one
+        pass; yields (key, s, n x embed_dim)."""
+        windows = items[0][2] if len(items) == 1 else \
+            torch.cat([w.transpose(1, 2) for _, _, w in items]).transpose(1, 2)
+        out = torch.empty(windows.shape[0], self.config.embed_dim)  # an ordinary tensor
+        with torch.inference_mode(), self._lowered():
+            out[:] = self.embeddings_from_features(windows).float().cpu()
+        start = 0
+        for key, first, w in items:
+            yield key, first, out[start:start + len(w)]
+            start += len(w)
+
     # ---- audio ----------------------------------------------------------------------------
 
     def embed_audio(self, mel_windows: torch.Tensor) -> torch.Tensor:
@@ -483,6 +570,52 @@ class GestSyncModel(nn.Module):
     def forward(self, windows: torch.Tensor, mel_windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(video `B x 1024`, audio `B' x 1024`) embeddings; see `embed_video`, `embed_audio`."""
         return self.embed_video(windows), self.embed_audio(mel_windows)
+
+
+class _ClipStream:
+    """One clip of `GestSyncModel.embed_video_clips`: its frames waiting for the conv stack
+    (as `_stream_chunks` cuts them) and its conv outputs waiting for the head."""
+
+    def __init__(self, length: int, chunk: int) -> None:
+        self.length, self.chunk = length, chunk
+        self.frames: list[torch.Tensor] = []
+        self.read = 0  # frames read
+        self.block: torch.Tensor | None = None  # uint8 n x H x W x 3 for the conv stack
+        self.last = False  # the block is the clip's last
+        self.convolved = False  # every conv output computed
+        self.features = torch.empty(0, D_MODEL)  # conv outputs from window `next_window` on
+        self.next_window = 0
+
+    def add(self, frame: Any) -> None:
+        if self.read == self.length:
+            raise ValueError(f"a clip of {self.length} frames got more")
+        if self.block is not None and self.fills_block():
+            raise RuntimeError("a clip's block was not convolved before its next one")
+        self.frames.append(_check_frame(frame, self.read))
+        self.read += 1
+        if len(self.frames) == self.chunk + TEMPORAL_CONTEXT or self.read == self.length:
+            self.block, self.last = torch.stack(self.frames), self.read == self.length
+            self.frames = self.frames[self.chunk:]
+
+    def fills_block(self) -> bool:
+        """Whether the next frame completes a block."""
+        return len(self.frames) + 1 == self.chunk + TEMPORAL_CONTEXT or self.read + 1 == self.length
+
+    def convolved_block(self, features: torch.Tensor) -> None:
+        """Take the conv outputs (n x 512) of the waiting block."""
+        self.features = torch.cat([self.features, features])
+        self.convolved, self.block = self.last, None
+
+    def head_batches(self, tokens: int, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """(s, windows s .. s + n - 1 as n x 512 x tokens) ready for the head: `batch` of
+        them, or the rest once every conv output is in (as `embed_clip_features` cuts them)."""
+        windows = self.length - tokens - TEMPORAL_CONTEXT + 1
+        while self.next_window < windows:
+            n = min(batch, windows - self.next_window)
+            if len(self.features) < n + tokens - 1 or (n < batch and not self.convolved):
+                return
+            yield self.next_window, self.features.unfold(0, tokens, 1)[:n]
+            self.features, self.next_window = self.features[n:], self.next_window + n
 
 
 # ---- input checks and clip chunking ----------------------------------------------------------
@@ -591,9 +724,11 @@ def _check_frame(frame: Any, index: int) -> torch.Tensor:
 
 
 def _uint8_to_float(block: torch.Tensor) -> torch.Tensor:
-    """uint8 `n x H x W x 3` -> float32 `1 x 3 x n x H x W` in [0, 1] (pixel / 255).
+    """uint8 `n x H x W x 3` (or `B x n x H x W x 3`) -> float32 `1 (B) x 3 x n x H x W` in
+    [0, 1] (pixel / 255).
 
     The result keeps the frames' memory layout, which is channels-last with the standard
     strides (unsqueezing after the permute would not be), as `video_features` wants it.
     """
-    return block.unsqueeze(0).permute(0, 4, 1, 2, 3).to(torch.float32).div_(255.0)
+    block = block.unsqueeze(0) if block.ndim == 4 else block
+    return block.permute(0, 4, 1, 2, 3).to(torch.float32).div_(255.0)

@@ -23,12 +23,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import estimator, face, media, offset, people, scan, speaker_scores, variants
+from . import crops, estimator, face, media, offset, people, scan, speaker_scores, variants
 from .audio import log_mel
 from .progress import Progress, no_progress
 
 Score = Callable[[np.ndarray, int, np.ndarray], np.ndarray]  # (audio, frames, lags) -> L x frames
 MODEL_WINDOW = 25  # frames per model window; its speaker score belongs to its centre frame
+FIRST_SOUND_BATCH = 256  # sound windows embedded for a track's first one: the first batch of
+# either network's `embed_audio_clip` (64 and 256 windows), as the track alone gets it
 
 
 @dataclass
@@ -106,33 +108,81 @@ class Network(_BodyCue):
     def speaker_evidence(self, info, audio, scenes, progress):
         total, done, out = sum(len(s) for s in scenes), 0, []
         for scene in scenes:
-            out.append([])
-            for track in scene:
-                out[-1].append(self.track_evidence(info, audio, track, progress))
-                done += 1
-                progress("model (people)", done, total)
+            out.append(self.scene_evidence(info, audio, scene, progress) if scene else [])
+            done += len(scene)
+            progress("model (people)", done, total)
         return out, None
 
-    def track_evidence(self, info, audio, track: people.Track, progress) -> np.ndarray:
-        """(1 + S) x track.length: the scaled cosine at zero lag and against circularly
-        shifted sound, each window's score on its centre frame."""
-        video, sound = self.track_embeddings(info, audio, track, progress)
-        scored = speaker_scores.circular_evidence(video.numpy(), sound.numpy(), self.scale)
-        out = np.full((scored.shape[0], track.length), np.nan)
-        centre = MODEL_WINDOW // 2
-        out[:, centre:centre + scored.shape[1]] = scored
+    def scene_evidence(self, info, audio, scene: list[people.Track], progress) -> list[np.ndarray]:
+        """Each track's (1 + S) x track.length evidence: `speaker_scores.circular_evidence`
+        of its L2-normalised picture and sound window embeddings (the scaled cosine at zero
+        lag and against circularly shifted sound), each window's score on its centre frame.
+        The picture windows of all tracks come from one decode and shared batches
+        (`variants.scene_video`) and are scored as they come: no track holds its embeddings."""
+        sounds = self.track_sounds(audio, scene, progress)
+        evidence = [_StreamedEvidence(t.length, sound, self.scale) for t, sound in zip(scene, sounds)]
+        for i, first, video in self.variant.scene_video(self.net, info, scene, progress):
+            evidence[i].add(first, video)
+        return [e.out for e in evidence]
+
+    def track_sounds(self, audio, scene: list[people.Track], progress) -> list[_TrackSound]:
+        """Each track's sound windows as its own stretch of sound gives them, from one
+        embedding per stretch of the scene that tracks cover. A track's windows are the
+        stretch's from its start on, but for its first: its log-mel's first frame is padded
+        at the track's start, so that window is embedded anew, in the first batch that the
+        track alone would get (the numbers depend on the batch's size)."""
+        out = {}
+        for start, end in crops.covered_spans(scene):
+            sound = self.normalised_sound(audio, start, end, progress).numpy()
+            for i, track in enumerate(scene):
+                if start <= track.start < end:
+                    first = (sound[track.start - start] if track.start == start else
+                             self.normalised_sound(audio, track.start, track.start + min(
+                                 track.length, FIRST_SOUND_BATCH + MODEL_WINDOW - 1)).numpy()[0])
+                    out[i] = _TrackSound(sound, track.start - start, first)
+        return [out[i] for i in range(len(scene))]
+
+    def normalised_sound(self, audio, start: int, end: int, progress=no_progress) -> torch.Tensor:
+        """L2-normalised window embeddings of the sound of frames start .. end - 1 (in place:
+        an hour of sound holds 368 MB of them, once)."""
+        sound = self.sound(audio[start * media.SAMPLES_PER_FRAME:end * media.SAMPLES_PER_FRAME], progress)
+        with torch.inference_mode():  # `sound` is an inference tensor
+            return torch.nn.functional.normalize(sound, dim=1, out=sound)
+
+
+class _TrackSound:
+    """A track's normalised sound window embeddings: rows of its stretch's from `offset`
+    on, the first replaced by `first`."""
+
+    def __init__(self, stretch: np.ndarray, offset: int, first: np.ndarray) -> None:
+        self.stretch, self.offset, self.first = stretch, offset, first
+
+    def rows(self, windows: np.ndarray) -> np.ndarray:
+        """float64 len(windows) x D: the embeddings of the track's windows `windows`."""
+        out = self.stretch[self.offset + windows].astype(np.float64)
+        out[windows == 0] = self.first
         return out
 
-    def track_embeddings(self, info, audio, track: people.Track, progress
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """L2-normalised W x D picture and sound embeddings over the track's own frames:
-        row s is the window of frames track.start + s .. + 24."""
-        video = self.variant.track_video(self.net, info, track, progress)
-        span = audio[track.start * media.SAMPLES_PER_FRAME:track.end * media.SAMPLES_PER_FRAME]
-        sound = self.sound(span)
-        rows = min(len(video), len(sound))
-        return (torch.nn.functional.normalize(video[:rows], dim=1),
-                torch.nn.functional.normalize(sound[:rows], dim=1))
+
+class _StreamedEvidence:
+    """One track's `speaker_scores.circular_evidence`, filled as its picture windows come:
+    each entry is its own sum (numbers as when all windows are at hand), each window's
+    score on its centre frame; NaN where no window is centred."""
+
+    def __init__(self, length: int, sound: _TrackSound, scale: float) -> None:
+        self.windows = length - MODEL_WINDOW + 1
+        self.shifts = np.concatenate([[0], speaker_scores.null_shifts(self.windows)])
+        self.out = np.full((len(self.shifts), length), np.nan)
+        self.sound, self.scale = sound, scale
+
+    def add(self, first: int, video: torch.Tensor) -> None:
+        """Score the picture embeddings (n x D) of windows first .. first + n - 1."""
+        picture = torch.nn.functional.normalize(video, dim=1).numpy().astype(np.float64)
+        windows = np.arange(first, first + len(picture))
+        frames = slice(MODEL_WINDOW // 2 + first, MODEL_WINDOW // 2 + first + len(picture))
+        for row, shift in enumerate(self.shifts):
+            shifted = self.sound.rows((windows + shift) % self.windows)
+            self.out[row, frames] = self.scale * (picture * shifted).sum(1)
 
 
 class WithFace:

@@ -49,22 +49,27 @@ class Variant:
         return model.embed_video_clip(streamed_crops(info, person), progress=lambda step, done, _:
                                       progress("model (picture)", done, info.num_frames))
 
-    def track_video(self, model, info, track, progress):
-        """The picture side over a track's own frames (`gestsync speaker`): row s the
-        window of frames track.start + s .. + 24."""
+    def scene_video(self, model, info, tracks, progress):
+        """The picture side of a scene's tracks (`gestsync speaker`): yields (track index,
+        first window s, rows) until every track's windows have come, row i the window of
+        frames track.start + s + i .. + 24, each as the track alone would give it. One decode
+        of the scene feeds every track's crops; their windows share the network's batches
+        (`model.embed_video_clips`)."""
         if self.reads_keypoints:
             from .crops import crop_boxes
             from .keypoint_model import keypoint_features
 
             progress("model (keypoints)", 0, 1)
-            video = model.embed_video_clip(keypoint_features(track.keypoints, crop_boxes(track)))
+            for i, track in enumerate(tracks):
+                yield i, 0, model.embed_video_clip(keypoint_features(track.keypoints, crop_boxes(track)))
             progress("model (keypoints)", 1, 1)
-            return video
-        from .crops import streamed_crops
+            return
+        from .crops import covered_spans, streamed_scene_crops
 
-        crops = streamed_crops(info, track, start_frame=track.start, num_frames=track.length)
-        return model.embed_video_clip(crops, progress=lambda step, done, _:
-                                      progress("model (picture)", done, track.length))
+        frames = sum(end - start for start, end in covered_spans(tracks))
+        yield from model.embed_video_clips(
+            streamed_scene_crops(info, tracks), {i: t.length for i, t in enumerate(tracks)},
+            progress=lambda step, done, _: progress("model (picture)", done, frames))
 
 
     def prepared_picture(self, row: dict, first: int, stop: int) -> np.ndarray:
