@@ -1,7 +1,7 @@
 """`find_speakers`: who is speaking, scene by scene and frame by frame, from gestures alone.
 
 Stages: one decode of the clip feeds both the shot-cut detector (`scenes`) and the pose
-detector (`scan.detect_poses`); people are tracked within each scene; each track is
+detector (`scan.find_people`); people are tracked within each scene; each track is
 scored against the scene's sound at zero lag by the run's cue (`scoring`: the built-in
 estimator or a model, with the face if asked); voice activity (`vad`) says where nobody
 speaks; `speaker_scores` decides.
