@@ -58,15 +58,6 @@ FACE_VISIBLE_SHARE = 0.5  # the hint of an uncertain body answer (`face_share`):
 # towards the camera on at least this share of the person's frames
 HINT_MIN_HEAD = 48  # pixels: a head box smaller than this is too small for the face mesh
 
-# Offset confidence with a face cue: the same model as `offset.CALIBRATION` (sigmoid of
-# a + b * logit(bootstrap agreement) + c * log(scored seconds)), fitted on the face+body
-# trials of the offset protocol; held-out reliability (leave one clip out) in
-# docs/accuracy.md. Used for `--cues face` too.
-CALIBRATION = (-2.2859, 0.8415, 1.0672)
-CALIBRATION_SOURCE = ("gestsync eval --cues face+body --shifts=-20:20:4 --fit-calibration on "
-                      "../shared/samples, 2026-11-29: 17 clips (9 talking-head crops), "
-                      "every clip; leave-one-clip-out reliability checked")
-
 
 def check_cues(cues: str) -> str:
     """`cues` if it is one of CUES, else GestsyncError naming the choices."""
