@@ -206,6 +206,17 @@ def test_speaker_video_keeps_timing_and_sound(tmp_path):
         assert rgb[20:100, 20:24, 1].mean() > 150  # the green speaker box is drawn
 
 
+def test_a_low_score_on_the_named_speaker_says_why():
+    from gestsync.render import speaker_label
+
+    assert speaker_label("#1 +0.12 (z +1.4)", 0.12, True) == "SPEAKING #1 +0.12 (z +1.4)"
+    assert speaker_label("#8 -0.06 (z -0.5)", -0.06, True) == (
+        "SPEAKING now #8 -0.06 (z -0.5) over the whole track")
+    assert speaker_label("#0 -0.20 (z -1.2)", -0.2, False) == (
+        "SPEAKING #0 -0.20 (z -1.2), best of low scores")
+    assert speaker_label("#2 n/a", None, False) == "SPEAKING #2 n/a"
+
+
 # ------------------------------------------------------------------------ real samples
 
 TRUTH = json.loads((Path(__file__).parent / "data" / "speakers_truth.json").read_text())

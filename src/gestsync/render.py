@@ -34,6 +34,18 @@ def _labels(result: SpeakerResult) -> dict[int, str]:
     return out
 
 
+def speaker_label(label: str, score: float | None, per_frame: bool) -> str:
+    """The named speaker's label. Its numbers are the whole track's, so a score of 0 or
+    less on the speaker says why: with per-frame decisions the person speaks at this
+    moment (the track as a whole scored low); otherwise the scene's people all scored low
+    and this one least so."""
+    if score is None or score > 0:
+        return f"SPEAKING {label}"
+    if per_frame:
+        return f"SPEAKING now {label} over the whole track"
+    return f"SPEAKING {label}, best of low scores"
+
+
 def draw(rgb: np.ndarray, k: int, result: SpeakerResult, labels: dict[int, str]) -> None:
     """Draw, in place on upright uint8 RGB `rgb`, the boxes of 25 fps frame k."""
     h = rgb.shape[0]
@@ -47,7 +59,7 @@ def draw(rgb: np.ndarray, k: int, result: SpeakerResult, labels: dict[int, str])
         speaking = t.id == speaker
         colour = SPEAKER_RGB if speaking else OTHER_RGB
         cv2.rectangle(rgb, (x0, y0), (x1, y1), colour, width * (3 if speaking else 1))
-        text = ("SPEAKING " if speaking else "") + labels[t.id]
+        text = speaker_label(labels[t.id], t.score, result.per_frame) if speaking else labels[t.id]
         (tw, th), base = cv2.getTextSize(text, FONT, scale, width)
         ty = max(y0, th + base + 2)
         cv2.rectangle(rgb, (x0, ty - th - base - 2), (x0 + tw + 4, ty), colour, -1)
