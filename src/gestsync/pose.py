@@ -11,6 +11,7 @@ requires, into a cache folder keyed by the mediapipe version.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -103,6 +104,7 @@ def native_logs_hidden() -> Iterator[None]:
             sys.stderr.flush()
             if _held["pid"] != os.getpid():  # not a file shared with a forked parent
                 _held.update(file=tempfile.TemporaryFile(), pid=os.getpid())
+                atexit.register(_held["file"].close)  # no ResourceWarning at exit
             _held["saved"] = os.dup(2)
             os.dup2(_held["file"].fileno(), 2)
         _held["depth"] += 1
