@@ -15,7 +15,7 @@ same length), before, now in fp32 and in bf16 (`--runs` picks some). With `--bef
 tar -x -C /tmp/base`, then `--before-src /tmp/base/src`), and `sync-bf16-before`,
 `speaker-bf16-before` run that code with `--precision bf16`.
 
-`--ratios` (issue 26) times, in one run, `sync` on one person against `speaker` on two and
+`--ratios` times, in one run, `sync` on one person against `speaker` on two and
 four people of the same length (default 30 s), whole commands in child processes: `--model`
 in fp32 and bf16 (random weights unless --checkpoint), the built-in estimator, and 4 people
 in bf16 (`--ratio-runs speaker4-fp32` adds fp32); then it prints each ratio of wall and CPU
@@ -184,7 +184,7 @@ def ratios(clips: dict[str, Path], checkpoint: Path, work: Path, runs: list[str]
         print(f"  {name:<16} {clip:<5} {r['wall']:7.1f} {r['cpu']:7.1f} {r['wall'] / duration:9.3f} "
               f"{r['cpu'] / duration:8.3f} {r['peak_mb']:8.0f} {load:8.1f} / {os.getloadavg()[0]:<7.1f}  {answer}",
               flush=True)  # fmt: skip
-    print(f"\n  {'ratio':<28} {'wall':>6} {'CPU':>6}  ceiling (issue 26)")
+    print(f"\n  {'ratio':<28} {'wall':>6} {'CPU':>6}  target (at most)")
     for what, run, base, ceiling in RATIOS:
         if run in done and base in done:
             a, b = done[run], done[base]
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
                     help="with --compare: which runs (default all)")
     ap.add_argument("--ratios", action="store_true",
-                    help="speaker against sync in one run (issue 26): whole commands on a 720p "
+                    help="speaker against sync in one run: whole commands on a 720p "
                     "two-people composite, one of its halves and a 2 x 2 grid, then the ratios")
     ap.add_argument("--ratio-runs", nargs="+", choices=list(RATIO_RUNS), default=DEFAULT_RATIO_RUNS,
                     help="with --ratios: which runs (default all but speaker4-fp32)")
