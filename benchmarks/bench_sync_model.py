@@ -143,7 +143,7 @@ RATIO_RUNS = {
     "speaker4-bf16": ("four", "speaker", "model", "bf16"),
     "speaker4-fp32": ("four", "speaker", "model", "fp32"),
 }
-RATIOS = (  # (what, run, against it, the ceiling)
+RATIOS = (  # (what, run, against it, the target ceiling)
     ("2 people / 1, --model fp32", "speaker-fp32", "sync-fp32", 2.0),
     ("2 people / 1, --model bf16", "speaker-bf16", "sync-bf16", 2.0),
     ("2 people / 1, built-in", "speaker-builtin", "sync-builtin", 1.6),
