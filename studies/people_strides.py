@@ -12,6 +12,7 @@ For each (landmark stride, detection stride) of the grid:
 Paired against the grid's first entry: trials right with it only / with the other only.
 
     python studies/people_strides.py --cache DIR [--grid 1x5 2x5 1x10 2x10] [--parts composites labelled]
+        [--workers 2]
 
 A second run reuses the cached people stages and their CPU seconds (`cpu.json`).
 """
@@ -81,8 +82,9 @@ def paired(base: list[es.SpeakerTrial], other: list[es.SpeakerTrial]
     return out
 
 
-def labelled(strides: tuple[int, int]) -> tuple[list[str], float]:
-    """The labelled samples' answers with these strides, and their people stages' CPU s."""
+def labelled(strides: tuple[int, int], workers: int = 1) -> tuple[list[str], float]:
+    """The labelled samples' answers with these strides and pose processes, and their
+    people stages' CPU s (this process's: with `workers` > 1, the main process's only)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from stage_times import timed_stages
 
@@ -94,7 +96,7 @@ def labelled(strides: tuple[int, int]) -> tuple[list[str], float]:
         if name == "about":
             continue
         result, timing = timed_stages(find_speakers, SAMPLES / name, model="builtin",
-                                      per_frame=True, write_video=False, workers=1)
+                                      per_frame=True, write_video=False, workers=workers)
         cpu += timing["stages"]["people"][1]
         lines += answers(result.to_dict())
     return lines, cpu
@@ -137,15 +139,18 @@ def main() -> None:
                     help="LANDMARKxDETECTION strides; the first is the reference")
     ap.add_argument("--parts", nargs="+", default=["composites", "labelled"],
                     choices=["composites", "labelled"])
+    ap.add_argument("--workers", type=int, default=1, help="pose processes for the labelled "
+                    "samples (2: the tracking restarts halfway, a change of no meaning that "
+                    "shows how much their answers move by chance)")
     args = ap.parse_args()
     grid = [tuple(int(v) for v in g.split("x")) for g in args.grid]
     if "composites" in args.parts:
         composites(args.samples, args.cache, grid)
     if "labelled" in args.parts:
         for strides in grid:
-            lines, cpu = labelled(strides)
-            print(f"\nLabelled samples, strides {strides[0]} x {strides[1]} (people stage "
-                  f"{cpu:.0f} CPU s):", flush=True)
+            lines, cpu = labelled(strides, args.workers)
+            print(f"\nLabelled samples, strides {strides[0]} x {strides[1]}, {args.workers} "
+                  f"pose process(es) (people stage {cpu:.0f} CPU s):", flush=True)
             print("\n".join(f"- {line}" for line in lines), flush=True)
 
 
