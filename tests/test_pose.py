@@ -106,7 +106,7 @@ def test_bundle_write_is_atomic(tmp_path, monkeypatch):
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no partial bundle
 
 
-def test_cache_dir_from_environment(monkeypatch, tmp_path):
+def test_cache_root_from_environment(monkeypatch, tmp_path):
     """One cache root for the bundles, the person detector and the weights cache."""
     from gestsync import weights
     from gestsync.outputs import cache_root

@@ -175,7 +175,7 @@ def resolve_checkpoint(folder: Path | None, name: str | None) -> Path | None:
 
 
 def default_model(cfg: ServeConfig):
-    """The server's default model (`--model`), a `models.ModelChoice`."""
+    """The server's default model (`--model`), a `weights.ModelChoice`."""
     from .weights import resolve
 
     return resolve(cfg.model)

@@ -19,7 +19,7 @@ from . import cues as cue_names
 from . import media, outputs, people, scan, scoring, speaker_scores, vad
 from .cues import Cues
 from .errors import MediaError, PeopleError, UsageError
-from .weights import AUTO, Loaded, ModelSpec, open_model
+from .weights import Loaded, ModelSpec, open_model
 from .results import SceneSpeakers, SpeakerResult, TrackSpeaker, describe_shares, frame_shares  # noqa: F401
 from .scenes import CUT_THRESHOLD
 
@@ -61,10 +61,10 @@ class SpeakerRequest:
             raise UsageError(f"--workers must be 1 or more, got {self.workers}")
 
     @classmethod
-    def of(cls, model=AUTO, checkpoint=None, device=None, precision="fp32",
-           **options) -> SpeakerRequest:
+    def of(cls, **options) -> SpeakerRequest:
         """The request of `find_speakers`' keyword arguments (the model's four as a `ModelSpec`)."""
-        return cls(ModelSpec(model, device, precision, checkpoint), **options)
+        spec, rest = ModelSpec.taken_from(options)
+        return cls(spec, **rest)
 
     @classmethod
     def from_args(cls, args, workers: int) -> SpeakerRequest:

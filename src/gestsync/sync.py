@@ -17,7 +17,7 @@ from . import face, media, offset, outputs, people, plots, scan, scoring
 from .cues import Cues
 from .errors import UsageError
 from .results import OffsetResult
-from .weights import AUTO, Loaded, ModelSpec, open_model
+from .weights import Loaded, ModelSpec, open_model
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
 # Pose on every 2nd frame (12.5 fps), interpolated between: the estimator keeps only
@@ -60,10 +60,10 @@ class SyncRequest:
             raise UsageError(f"--workers must be 1 or more, got {self.workers}")
 
     @classmethod
-    def of(cls, model=AUTO, checkpoint=None, device=None, precision="fp32",
-           **options) -> SyncRequest:
+    def of(cls, **options) -> SyncRequest:
         """The request of `find_offset`'s keyword arguments (the model's four as a `ModelSpec`)."""
-        return cls(ModelSpec(model, device, precision, checkpoint), **options)
+        spec, rest = ModelSpec.taken_from(options)
+        return cls(spec, **rest)
 
     @classmethod
     def from_args(cls, args, workers: int) -> SyncRequest:

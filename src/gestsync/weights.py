@@ -129,7 +129,7 @@ def method_label(method: str) -> str:
 
 def resolve(model: str | os.PathLike | None = AUTO,
             checkpoint: str | os.PathLike | None = None) -> ModelChoice:
-    """The model a run uses.
+    """The model a run uses (UsageError for a `model` that names none).
 
     Args:
         model: "auto" (or None): the published model if cached, else the built-in
@@ -138,7 +138,7 @@ def resolve(model: str | os.PathLike | None = AUTO,
     """
     if checkpoint is not None:
         if model not in (None, AUTO) and str(model) != str(checkpoint):
-            raise GestsyncError(f"both a model ({model}) and a checkpoint ({checkpoint}) were "
+            raise UsageError(f"both a model ({model}) and a checkpoint ({checkpoint}) were "
                                 "given: give one of them")
         model = checkpoint
     model = AUTO if model is None else model
@@ -150,11 +150,11 @@ def resolve(model: str | os.PathLike | None = AUTO,
     if isinstance(model, str) and model in KNOWN:
         path = cached(model)
         if path is None:
-            raise GestsyncError(f"model {model} is not in the cache ({model_path(model)}): run "
+            raise UsageError(f"model {model} is not in the cache ({model_path(model)}): run "
                                 f"`gestsync models download {model}`, or give --model PATH")
         return ModelChoice(model, path)
     if not Path(model).exists():
-        raise GestsyncError(f"--model {model}: no such file, and not one of {AUTO}, {BUILTIN}, "
+        raise UsageError(f"--model {model}: no such file, and not one of {AUTO}, {BUILTIN}, "
                             f"{', '.join(KNOWN)}: give one of these or the path of a model file")
     return ModelChoice(FILE_METHOD, Path(model))
 
@@ -179,6 +179,15 @@ class ModelSpec:
     @property
     def label(self) -> str:
         return self.model.label
+
+    @classmethod
+    def taken_from(cls, options: dict) -> tuple[ModelSpec, dict]:
+        """(the spec of the `model`, `checkpoint`, `device` and `precision` of keyword
+        arguments `options`, the other options)."""
+        rest = dict(options)
+        spec = cls(*(rest.pop(k, default) for k, default in (
+            ("model", AUTO), ("device", None), ("precision", "fp32"), ("checkpoint", None))))
+        return spec, rest
 
     @classmethod
     def from_args(cls, args) -> ModelSpec:
