@@ -196,7 +196,9 @@ The summary line gives each scene as START-END s: WHO (CONFIDENCE), e.g.
 #1 is person 1, as numbered in speakers.json and on the annotated video;
 CONFIDENCE is the calibrated chance that the answer is right ("alone in view"
 when one person is tracked: then the share of resamples in which their motion
-follows the sound). Instead of a person, why nobody was chosen: no speech,
+follows the sound). An unsure answer says why: another person came close
+(#2 (0.55, unsure: #2 or #1)), or with a face cue the body alone names someone
+else. Instead of a person, why nobody was chosen: no speech,
 off-screen voice (only with --allow-offscreen) or no person. With --per-frame,
 each person's share of the frames instead: #1 67%, #0 20%, nobody 13%."""
 SPEAKER_EXAMPLES = """\
@@ -243,7 +245,10 @@ def _add_workers_option(p: argparse.ArgumentParser) -> None:
 
 def _speaker_summary(d: dict, label: str | None = None) -> str:
     """`name [method]: <span>: <who> (<confidence>); ...`, who = #<track id> or why
-    nobody; with --per-frame the share of the scene's frames given to each person instead."""
+    nobody, and why an answer is unsure (`scene_doubt`); with --per-frame the share of the
+    scene's frames given to each person instead."""
+    from .results import scene_doubt
+
     parts = []
     for s in d["scenes"]:
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
@@ -256,7 +261,8 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
         if s["speaker"] is not None and len(s["track_ids"]) == 1:  # see decide_scene
             parts.append(span + f"{who} (alone in view; motion match {s['confidence']:.2f})")
             continue
-        parts.append(span + f"{who} ({s['confidence']:.2f})")
+        doubt = scene_doubt(s)
+        parts.append(span + f"{who} ({s['confidence']:.2f}{', ' + doubt if doubt else ''})")
     return f"{Path(d['video']).name} [{label or _method_label(d)}]: " + "; ".join(parts)
 
 
@@ -408,12 +414,10 @@ def _process(args, videos: list[Path]) -> int:
 def _suggest_model(result, hinted: bool) -> bool:
     """Once per run (not at all under --quiet: `hinted` then starts True): an uncertain
     built-in answer and no model cached -> how to get one."""
-    from .offset import UNCERTAIN_BELOW
     from .weights import BUILTIN, hint_for_uncertain
 
     d = result.to_dict()
-    unsure = d.get("uncertain") or any(s.get("confidence", 1) < UNCERTAIN_BELOW
-                                       for s in d.get("scenes") or [])
+    unsure = d.get("uncertain") or any(s.get("unsure") for s in d.get("scenes") or [])
     hint = None if hinted or d.get("method") != BUILTIN or not unsure else hint_for_uncertain()
     if hint:
         print(f"gestsync: {hint}", file=sys.stderr, flush=True)

@@ -4,9 +4,9 @@
 - `offset_scorer(info, tracks, person, progress)`: the picture side of one person, computed
   once; it returns score(audio, frames, lags) -> len(lags) x frames evidence (`offset`), so
   that `gestsync eval` scores many shifted sounds against one picture as `sync` scores one;
-- `speaker_evidence(info, audio, scenes, progress)`: per scene, per track, (1 + S) x T
-  evidence at zero lag and against circularly shifted sound (`speaker_scores`), and which
-  cues carried it (`used`),
+- `speaker_evidence(info, audio, scenes, progress)`: `SpeakerEvidence`, per scene, per
+  track, (1 + S) x T evidence at zero lag and against circularly shifted sound
+  (`speaker_scores`), which cues carried it, and with the face the body's alone,
 - `confidence_rule(used)`: the offset confidence rule of an answer (`offset.ConfidenceRule`),
 and says how its evidence is scored (`subwindow`, see `offset.block_totals`).
 
@@ -19,12 +19,12 @@ and says how its evidence is scored (`subwindow`, see `offset.block_totals`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from . import crops, estimator, face, media, offset, people, scan, speaker_scores, variants
+from . import estimator, face, media, offset, people, scan, speaker_scores, variants
 from .audio import log_mel
 from .cues import DEFAULT, Cues
 from .progress import Progress, no_progress
@@ -44,6 +44,15 @@ class OffsetScorer:
 
     def __call__(self, audio: np.ndarray, frames: int, lags: np.ndarray) -> np.ndarray:
         return self.score(audio, frames, lags)
+
+
+class SpeakerEvidence(NamedTuple):
+    """What a cue gives `find_speakers`."""
+
+    tracks: list[list[np.ndarray]]  # per scene, per track: (1 + S) x T evidence
+    used: dict | None = None  # which cues carried it (`WithFace.used`); None: the body
+    body_means: list[np.ndarray] | None = None  # a face cue's: per scene, the body cue
+    # alone's `speaker_scores.scene_means`, to tell whether the body names someone else
 
 
 def for_run(net, cues: Cues = DEFAULT):
@@ -70,6 +79,11 @@ class _BodyCue:
         """One track's speaker evidence (`speaker_evidence`) from its body's: as it is."""
         return body
 
+    def body_means(self, scene: list[np.ndarray]) -> None:
+        """What the body alone says of a scene's tracks (evidence `scene`), beside what
+        this cue says: nothing, this cue is the body's."""
+        return None
+
 
 class BodyMotion(_BodyCue):
     """The built-in estimator: the speed of hands, arms and head against speech energy."""
@@ -87,9 +101,9 @@ class BodyMotion(_BodyCue):
     def speaker_evidence(self, info: media.MediaInfo, audio: np.ndarray,
                          scenes: list[list[people.Track]], progress: Progress):
         speech = estimator.speech_signals(audio, info.num_frames)
-        return [[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end], t.motion,
-                                          t.landmark_share) for t in scene]
-                for scene in scenes], None
+        return SpeakerEvidence([[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end],
+                                                          t.motion, t.landmark_share)
+                                 for t in scene] for scene in scenes])
 
 
 class Network(_BodyCue):
@@ -123,7 +137,7 @@ class Network(_BodyCue):
             out.append(self.scene_evidence(info, audio, scene, progress) if scene else [])
             done += len(scene)
             progress("model (people)", done, total)
-        return out, None
+        return SpeakerEvidence(out)
 
     def scene_evidence(self, info, audio, scene: list[people.Track], progress) -> list[np.ndarray]:
         """Each track's (1 + S) x track.length evidence: `speaker_scores.circular_evidence`
@@ -144,7 +158,7 @@ class Network(_BodyCue):
         at the track's start, so that window is embedded anew, in the first batch that the
         track alone would get (the numbers depend on the batch's size)."""
         out = {}
-        for start, end in crops.covered_spans(scene):
+        for start, end in people.covered_spans(scene):
             sound = self.normalised_sound(audio, start, end, progress).numpy()
             for i, track in enumerate(scene):
                 if start <= track.start < end:
@@ -183,8 +197,7 @@ class _StreamedEvidence:
 
     def __init__(self, length: int, sound: _TrackSound, scale: float) -> None:
         self.windows = length - MODEL_WINDOW + 1
-        self.shifts = np.concatenate([[0], speaker_scores.null_shifts(self.windows)])
-        self.out = np.full((len(self.shifts), length), np.nan)
+        self.out = np.full((1 + len(speaker_scores.null_shifts(self.windows)), length), np.nan)
         self.sound, self.scale = sound, scale
 
     def add(self, first: int, video: torch.Tensor) -> None:
@@ -192,9 +205,8 @@ class _StreamedEvidence:
         picture = torch.nn.functional.normalize(video, dim=1).numpy().astype(np.float64)
         windows = np.arange(first, first + len(picture))
         frames = slice(MODEL_WINDOW // 2 + first, MODEL_WINDOW // 2 + first + len(picture))
-        for row, shift in enumerate(self.shifts):
-            shifted = self.sound.rows((windows + shift) % self.windows)
-            self.out[row, frames] = self.scale * (picture * shifted).sum(1)
+        self.out[:, frames] = speaker_scores.evidence_rows(picture, self.sound.rows, windows,
+                                                           self.windows, self.scale)
 
 
 class WithFace:
@@ -227,8 +239,10 @@ class WithFace:
         return evidence / max(float(spread), 1e-12)
 
     def speaker_evidence(self, info, audio, scenes, progress):
-        """As the body cue's, each track's mouth fused in (`track_evidence`)."""
-        evidence, _ = self.body.speaker_evidence(info, audio, scenes, progress)
+        """As the body cue's, each track's mouth fused in (`track_evidence`), and per
+        scene what the body alone says (`body_means`)."""
+        evidence = self.body.speaker_evidence(info, audio, scenes, progress).tracks
+        body_means = [self.body_means(ev) for ev in evidence]
         mouths = face.track_mouths(info, scenes, progress=progress)
         speech = estimator.speech_signals(audio, info.num_frames)
         out, seen_all = [], []
@@ -236,7 +250,8 @@ class WithFace:
             out.append([self.track_evidence(body, signals, seen, speech[:, track.start:track.end])
                         for track, body, (signals, seen) in zip(scene, scene_ev, scene_mouths)])
             seen_all += [seen for _, seen in scene_mouths]
-        return out, self.used(np.concatenate(seen_all) if seen_all else np.zeros(0, bool))
+        used = self.used(np.concatenate(seen_all) if seen_all else np.zeros(0, bool))
+        return SpeakerEvidence(out, used, body_means)
 
     def track_evidence(self, body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
                        speech: np.ndarray) -> np.ndarray:
@@ -246,6 +261,11 @@ class WithFace:
         if not seen.any():
             return body
         return self.cues.fuse(body, face.mouth_speaker_evidence(signals, seen, speech), seen)
+
+    def body_means(self, scene: list[np.ndarray]) -> np.ndarray:
+        """What the body alone says of a scene's tracks (their body evidence `scene`):
+        `speaker_scores.scene_means`, to tell whether it names another person."""
+        return speaker_scores.scene_means(scene) if scene else np.zeros((0, 1))
 
     def used(self, seen: np.ndarray | None) -> dict:
         """Which cues carried the answer and their weights (`Cues.summary`) over the
