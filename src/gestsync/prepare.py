@@ -304,19 +304,8 @@ def write_manifest(out_dir: str | os.PathLike, parquet: bool = False) -> Path:
     with outputs.atomic_path(out) as tmp, tmp.open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     if parquet:
-        _write_parquet(out.with_suffix(".parquet"), rows)
+        batch.write_parquet(out.with_suffix(".parquet"), rows)  # the corpus results' writer
     return out
-
-
-def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise GestsyncError(needs_extra("--parquet", "train")) from e
-    columns = list(dict.fromkeys(k for row in rows for k in row))  # video and clip fields
-    with outputs.atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
