@@ -47,8 +47,8 @@ def add_corpus_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("corpus runs (with --results; see docs/corpus.md)")
     g.add_argument("--results", metavar="PATH", help="write one row per video to PATH "
                    "(.jsonl or .parquet) and skip videos already there; VIDEO may then also "
-                   "be @LIST.txt (one path per line) or a prepare manifest.jsonl, and folders "
-                   "are searched recursively")
+                   "be a list (@LIST or LIST.txt: one path per line) or a prepare manifest.jsonl, "
+                   "and folders are searched recursively")
     g.add_argument("--write-videos", action="store_true", help="also write each video's "
                    "folder (json, plot, corrected or annotated video) under --out "
                    "(default results/) as <name>-<key>/; by default only FILE is written")
