@@ -309,6 +309,8 @@ def run_speakers(video: Path, out_dir: Path, model: str | Path,
 
 def speakers_summary(d: dict, most: int = 12) -> str:
     """One line per scene (markdown), from `SpeakerResult.to_dict()`."""
+    from .results import scene_doubt
+
     lines = [f"**{len(d['scenes'])} scene(s), {len({t['id'] for t in d['tracks']})} "
              f"person(s) tracked.** Method: {d['method']}."]
     for s in d["scenes"][:most]:
@@ -321,7 +323,9 @@ def speakers_summary(d: dict, most: int = 12) -> str:
             who = "per frame: " + describe_shares(s["frame_speakers"])
             lines.append(f"- scene {s['index'] + 1}, {span}: {who}")
             continue
-        lines.append(f"- scene {s['index'] + 1}, {span}: {who}, confidence {s['confidence']:.2f}")
+        doubt = scene_doubt(s)
+        lines.append(f"- scene {s['index'] + 1}, {span}: {who}, confidence {s['confidence']:.2f}"
+                     + (f" ({doubt})" if doubt else ""))
     if len(d["scenes"]) > most:
         lines.append(f"- ... {len(d['scenes']) - most} more in the JSON")
     return "\n".join(lines)

@@ -189,7 +189,9 @@ The summary line gives each scene as START-END s: WHO (CONFIDENCE), e.g.
 #1 is person 1, as numbered in speakers.json and on the annotated video;
 CONFIDENCE is the calibrated chance that the answer is right ("alone in view"
 when one person is tracked: then the share of resamples in which their motion
-follows the sound). Instead of a person, why nobody was chosen: no speech,
+follows the sound). An unsure answer says why: another person came close
+(#2 (0.55, unsure: #2 or #1)), or with a face cue the body alone names someone
+else. Instead of a person, why nobody was chosen: no speech,
 off-screen voice (only with --allow-offscreen) or no person. With --per-frame,
 each person's share of the frames instead: #1 67%, #0 20%, nobody 13%."""
 SPEAKER_EXAMPLES = """\
@@ -266,7 +268,10 @@ def _speaker_options(args, workers: int) -> dict:
 
 def _speaker_summary(d: dict, label: str | None = None) -> str:
     """`name [method]: <span>: <who> (<confidence>); ...`, who = #<track id> or why
-    nobody; with --per-frame the share of the scene's frames given to each person instead."""
+    nobody, and why an answer is unsure (`scene_doubt`); with --per-frame the share of the
+    scene's frames given to each person instead."""
+    from .results import scene_doubt
+
     parts = []
     for s in d["scenes"]:
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
@@ -279,7 +284,8 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
         if s["speaker"] is not None and len(s["track_ids"]) == 1:  # see decide_scene
             parts.append(span + f"{who} (alone in view; motion match {s['confidence']:.2f})")
             continue
-        parts.append(span + f"{who} ({s['confidence']:.2f})")
+        doubt = scene_doubt(s)
+        parts.append(span + f"{who} ({s['confidence']:.2f}{', ' + doubt if doubt else ''})")
     return f"{Path(d['video']).name} [{label or _method_label(d)}]: " + "; ".join(parts)
 
 
@@ -445,11 +451,9 @@ def _process(args, videos: list[Path]) -> int:
 def _suggest_model(result, hinted: bool) -> bool:
     """Once per run: an uncertain built-in answer and no model cached -> how to get one."""
     from .models import hint_for_uncertain
-    from .offset import UNCERTAIN_BELOW
 
     d = result.to_dict()
-    unsure = d.get("uncertain") or any(s.get("confidence", 1) < UNCERTAIN_BELOW
-                                       for s in d.get("scenes") or [])
+    unsure = d.get("uncertain") or any(s.get("unsure") for s in d.get("scenes") or [])
     hint = None if hinted or d.get("method") != "builtin" or not unsure else hint_for_uncertain()
     if hint:
         print(f"gestsync: {hint}", file=sys.stderr, flush=True)

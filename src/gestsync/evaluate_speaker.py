@@ -118,6 +118,9 @@ class SpeakerTrial:
     speech_frames: int
     frame_bins: dict  # {"forced"|"offscreen": [[frames, right] per RAW_BINS bin of raw
     # confidence]}
+    forced_unsure: bool = False  # the forced answer's `Decision.unsure`
+    disagree: bool | None = None  # with a face cue: the body alone names another person
+    forced_disagree: bool | None = None  # the same for the forced answer
 
     @property
     def correct(self) -> bool:
@@ -139,15 +142,18 @@ def composite_trials(group: list[ClipSignals], sound: ClipSignals, speaker: int 
 def _trial(group, sound, speaker, window, start, size, context, cues="body") -> SpeakerTrial:
     span = slice(start, start + size)
     heard = heard_signal(sound.speech[:, span])
-    evidence = [motion_evidence(c.motion[:, span], heard) for c in group]
+    evidence = body = [motion_evidence(c.motion[:, span], heard) for c in group]
+    body_means = None
     if cues != "body":
         evidence = [face.speaker_evidence(e, c.mouth[:, span], c.face_seen[span],
                                           sound.speech[:, span], cues)
-                    for e, c in zip(evidence, group)]
+                    for e, c in zip(body, group)]
+        body_means = speaker_scores.scene_means(body)
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
     decided = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
-                                                  allow) for allow in (False, True)}
+                                                  allow, body_means=body_means)
+               for allow in (False, True)}
     scene = {allow: d[0] for allow, d in decided.items()}
     scene_z = decided[False][2]  # per track, the same with either rule
     z = speaker_scores.frame_z(evidence, offsets, size, context)
@@ -163,7 +169,9 @@ def _trial(group, sound, speaker, window, start, size, context, cues="body") -> 
                         scene[True].speaker, int(np.nanargmax(scene_z)),
                         scene[True].raw_confidence, scene[False].raw_confidence, int(frames["offscreen"][0].sum()),
                         int(frames["offscreen"][1].sum()), int(frames["forced"][0].sum()),
-                        int(speech.sum()), bins)
+                        int(speech.sum()), bins, scene[False].unsure,
+                        *(None if body_means is None else scene[allow].body_names is not None
+                          for allow in (True, False)))
 
 
 def _binned(raw: np.ndarray, right: np.ndarray) -> list[list[int]]:
@@ -227,8 +235,31 @@ def report(trials: list[SpeakerTrial]) -> str:
                 part = [t for t in single if (t.speaker is not None) == own and t.window == w]
                 if part:
                     out.append(f"| {label} ({w}) | {_decided(part)} |")
-    return "\n".join(out + ["", "### Reliability: share right (answers) per calibrated confidence",
+    return "\n".join(out + ["", "### Sure and unsure answers (forced, `Decision.unsure`)",
+                            sure_table(trials),
+                            "", "### Reliability: share right (answers) per calibrated confidence",
                             reliability(trials)])
+
+
+def sure_table(trials: list[SpeakerTrial]) -> str:
+    """Markdown: per number of people and window, the share of forced scene answers that
+    are sure (no other person competed; with a face cue, the body alone agrees) and how
+    often sure and unsure answers are right."""
+    out = ["| people, scene | sure | right when sure | right when unsure | scenes |",
+           "|---|---|---|---|---|"]
+
+    def right(part):
+        return f"{np.mean([t.forced == t.speaker for t in part]):.2f}" if part else "-"
+
+    for n in sorted({t.people for t in trials if t.people > 1}):
+        for w in WINDOWS:
+            part = [t for t in trials if t.people == n and t.window == w]
+            sure = [t for t in part if not t.forced_unsure]
+            unsure = [t for t in part if t.forced_unsure]
+            if part:
+                out.append(f"| {n} ({w}) | {len(sure) / len(part):.2f} | {right(sure)} | "
+                           f"{right(unsure)} | {len(part)} |")
+    return "\n".join(out)
 
 
 LEVELS = {("scene", False): "scene, forced (2+ people)",
@@ -238,10 +269,11 @@ LEVELS = {("scene", False): "scene, forced (2+ people)",
 
 
 def calibration_data(trials: list[SpeakerTrial], level: str, allow: bool
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(raw confidence, people, right, weight) rows of one kind of decision: scenes with
-    speech, or per-frame bins (centre of each RAW_BINS bin, counts as weights). Forced
-    choice is measured with 2+ people (a lone person is not calibrated)."""
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(raw confidence, people, right, weight, disagree) rows of one kind of decision:
+    scenes with speech, or per-frame bins (centre of each RAW_BINS bin, counts as weights).
+    Forced choice is measured with 2+ people (a lone person is not calibrated). disagree
+    (scenes scored with a face cue, else None): the body alone named another person."""
     rows = []
     for t in trials:
         if not allow and t.people < 2:
@@ -249,24 +281,36 @@ def calibration_data(trials: list[SpeakerTrial], level: str, allow: bool
         if level == "scene":
             raw = t.confidence if allow else t.forced_confidence
             if raw is not None:
-                rows.append((raw, t.people, (t.predicted if allow else t.forced) == t.speaker, 1))
+                rows.append((raw, t.people, (t.predicted if allow else t.forced) == t.speaker, 1,
+                             t.disagree if allow else t.forced_disagree))
             continue
         for b, (n, right) in enumerate(t.frame_bins["offscreen" if allow else "forced"]):
             centre = (b + 0.5) / RAW_BINS
-            rows += [(centre, t.people, True, right), (centre, t.people, False, n - right)]
+            rows += [(centre, t.people, True, right, None), (centre, t.people, False, n - right, None)]
     rows = [r for r in rows if r[3] > 0]
-    return tuple(np.array(col, float) for col in zip(*rows)) if rows else (np.zeros(0),) * 4
+    if not rows:
+        return (np.zeros(0),) * 4 + (None,)
+    columns = [np.array(col, float) for col in list(zip(*rows))[:4]]
+    disagree = None if any(r[4] is None for r in rows) else np.array([r[4] for r in rows], float)
+    return (*columns, disagree)
+
+
+def _kinds(trials: list[SpeakerTrial]) -> list[tuple[str, bool]]:
+    """The decisions to calibrate: with a face cue, only the scenes' (`FACE_CALIBRATION`)."""
+    face_cue = any(t.disagree is not None for t in trials)
+    return [k for k in LEVELS if not face_cue or k[0] == "scene"]
 
 
 def fit_calibration(trials: list[SpeakerTrial]) -> dict:
-    """CALIBRATION coefficients for every kind of decision, fitted on `trials`."""
+    """CALIBRATION (FACE_CALIBRATION with a face cue) coefficients for every kind of
+    decision, fitted on `trials`."""
     from . import calibration
 
     fitted = {}
-    for level, allow in LEVELS:
-        raw, people, right, weight = calibration_data(trials, level, allow)
-        fitted[(level, allow)] = calibration.fit(
-            calibration.features(raw, np.log(people)), right, weight)
+    for level, allow in _kinds(trials):
+        raw, people, right, weight, disagree = calibration_data(trials, level, allow)
+        extra = [np.log(people)] + ([] if disagree is None else [disagree])
+        fitted[(level, allow)] = calibration.fit(calibration.features(raw, *extra), right, weight)
     return fitted
 
 
@@ -275,10 +319,10 @@ def reliability(trials: list[SpeakerTrial], coefficients: dict | None = None) ->
     edges = CONFIDENCE_BINS
     head = " | ".join(f"{lo:.1f}-{min(hi, 1):.1f}" for lo, hi in zip(edges, edges[1:]))
     out = [f"| answers | {head} | share right when >= 0.8 |", "|---|" + "---|" * len(edges)]
-    for (level, allow), name in LEVELS.items():
-        raw, people, right, weight = calibration_data(trials, level, allow)
+    for level, allow in _kinds(trials):
+        raw, people, right, weight, disagree = calibration_data(trials, level, allow)
         sure = speaker_scores.calibrated(raw, people, level, allow,
-                                         coefficients and coefficients[(level, allow)])
+                                         coefficients and coefficients[(level, allow)], disagree)
         which = np.digitize(sure, edges[1:-1])
         cells = []
         for b in range(len(edges) - 1):
@@ -286,7 +330,7 @@ def reliability(trials: list[SpeakerTrial], coefficients: dict | None = None) ->
             cells.append(f"{(weight * right)[which == b].sum() / n:.2f} ({n:.0f})" if n else "-")
         high = sure >= 0.8
         share = (weight * right)[high].sum() / weight[high].sum() if high.any() else float("nan")
-        out.append(f"| {name} | " + " | ".join(cells) + f" | {share:.2f} |")
+        out.append(f"| {LEVELS[(level, allow)]} | " + " | ".join(cells) + f" | {share:.2f} |")
     return "\n".join(out)
 
 
@@ -300,11 +344,12 @@ def calibration_report(trials: list[SpeakerTrial]) -> str:
 
     fitted = fit_calibration(only("fit"))
     everything = fit_calibration(trials)
+    name = "FACE_CALIBRATION" if any(t.disagree is not None for t in trials) else "CALIBRATION"
     lines = [f"    {key!r}: ({', '.join(f'{c:.4f}' for c in value)})," for key, value in everything.items()]
     return "\n".join([
         "### Calibration fit", f"Fitted on composites of fit clips only ({len(only('fit'))} "
         f"trials), reliability on composites of check clips only ({len(only('check'))} trials):",
-        reliability(only("check"), fitted), "", "Fitted on every composite: CALIBRATION = {",
+        reliability(only("check"), fitted), "", f"Fitted on every composite: {name} = {{",
         *lines, "}"])
 
 

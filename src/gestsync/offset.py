@@ -18,7 +18,6 @@ from . import bootstrap, calibration
 from .timebase import FPS
 
 AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
-UNCERTAIN_BELOW = 0.5  # a speaker scene's confidence under this: unsure (`cli._suggest_model`)
 PRODUCT_ROWS = 2048  # `shifted_products` multiplies this many rows at a time (8 MB of 1024-d embeddings)
 COMPETING_SHARE = 0.1  # another lag picked by this share of bootstrap resamples competed
 MAX_MARGIN = 5.0  # `peak_margin` cap (standard deviations): one clear peak

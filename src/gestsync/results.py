@@ -70,6 +70,8 @@ class SceneSpeakers:
 
     speaker: id of the speaking track, or None (reason says why: "no speech",
     "off-screen voice", "no person"). confidence: see README (bootstrap agreement).
+    unsure: another person competed (`competing`: ids named by at least 10% of the
+    bootstrap resamples) or, with a face cue, the body alone names another (`body_names`).
     frame_speakers / frame_confidence: per frame, with per_frame only.
     """
 
@@ -83,6 +85,9 @@ class SceneSpeakers:
     speaker: int | None
     confidence: float
     reason: str
+    unsure: bool = False
+    competing: list[int] = field(default_factory=list)
+    body_names: int | None = None
     frame_speakers: list[int | None] | None = None
     frame_confidence: list[float] | None = None
 
@@ -129,6 +134,19 @@ class SpeakerResult:
                     return s.frame_speakers[frame - s.start_frame]
                 return s.speaker
         return None
+
+
+def scene_doubt(scene: dict) -> str:
+    """Why a scene's answer (`SceneSpeakers.to_dict`) is unsure, '' when it is not:
+    'unsure: #2 or #1', 'unsure: the body alone names #1', or both."""
+    if not scene.get("unsure"):
+        return ""
+    parts = []
+    if scene.get("competing"):
+        parts.append(" or ".join(f"#{i}" for i in [scene["speaker"], *scene["competing"]]))
+    if scene.get("body_names") is not None:
+        parts.append(f"the body alone names #{scene['body_names']}")
+    return "unsure: " + "; ".join(parts)
 
 
 def frame_shares(frame_speakers: list[int | None]) -> list[tuple[int | None, float]]:

@@ -4,9 +4,9 @@
 - `offset_scorer(info, tracks, person, progress)`: the picture side of one person, computed
   once; it returns score(audio, frames, lags) -> len(lags) x frames evidence (`offset`), so
   that `gestsync eval` scores many shifted sounds against one picture as `sync` scores one;
-- `speaker_evidence(info, audio, scenes, progress)`: per scene, per track, (1 + S) x T
-  evidence at zero lag and against circularly shifted sound (`speaker_scores`), and which
-  cues carried it (`used`),
+- `speaker_evidence(info, audio, scenes, progress)`: `SpeakerEvidence`, per scene, per
+  track, (1 + S) x T evidence at zero lag and against circularly shifted sound
+  (`speaker_scores`), which cues carried it, and with the face the body's alone,
 and says how its evidence is scored (`subwindow`, see `offset.block_totals`).
 
 - `BodyMotion`: the built-in estimator, no weights (`estimator`).
@@ -18,12 +18,12 @@ and says how its evidence is scored (`subwindow`, see `offset.block_totals`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from . import crops, estimator, face, media, offset, people, scan, speaker_scores, variants
+from . import estimator, face, media, offset, people, scan, speaker_scores, variants
 from .audio import log_mel
 from .progress import Progress, no_progress
 
@@ -42,6 +42,15 @@ class OffsetScorer:
 
     def __call__(self, audio: np.ndarray, frames: int, lags: np.ndarray) -> np.ndarray:
         return self.score(audio, frames, lags)
+
+
+class SpeakerEvidence(NamedTuple):
+    """What a cue gives `find_speakers`."""
+
+    tracks: list[list[np.ndarray]]  # per scene, per track: (1 + S) x T evidence
+    used: dict | None = None  # which cues carried it (`WithFace.used`); None: the body
+    body_means: list[np.ndarray] | None = None  # a face cue's: per scene, the body cue
+    # alone's `speaker_scores.scene_means`, to tell whether the body names someone else
 
 
 def for_run(net, cues: str = face.DEFAULT_CUES):
@@ -76,9 +85,9 @@ class BodyMotion(_BodyCue):
     def speaker_evidence(self, info: media.MediaInfo, audio: np.ndarray,
                          scenes: list[list[people.Track]], progress: Progress):
         speech = estimator.speech_signals(audio, info.num_frames)
-        return [[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end], t.motion,
-                                          t.landmark_share) for t in scene]
-                for scene in scenes], None
+        return SpeakerEvidence([[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end],
+                                                          t.motion, t.landmark_share)
+                                 for t in scene] for scene in scenes])
 
 
 class Network(_BodyCue):
@@ -111,7 +120,7 @@ class Network(_BodyCue):
             out.append(self.scene_evidence(info, audio, scene, progress) if scene else [])
             done += len(scene)
             progress("model (people)", done, total)
-        return out, None
+        return SpeakerEvidence(out)
 
     def scene_evidence(self, info, audio, scene: list[people.Track], progress) -> list[np.ndarray]:
         """Each track's (1 + S) x track.length evidence: `speaker_scores.circular_evidence`
@@ -132,7 +141,7 @@ class Network(_BodyCue):
         at the track's start, so that window is embedded anew, in the first batch that the
         track alone would get (the numbers depend on the batch's size)."""
         out = {}
-        for start, end in crops.covered_spans(scene):
+        for start, end in people.covered_spans(scene):
             sound = self.normalised_sound(audio, start, end, progress).numpy()
             for i, track in enumerate(scene):
                 if start <= track.start < end:
@@ -171,8 +180,7 @@ class _StreamedEvidence:
 
     def __init__(self, length: int, sound: _TrackSound, scale: float) -> None:
         self.windows = length - MODEL_WINDOW + 1
-        self.shifts = np.concatenate([[0], speaker_scores.null_shifts(self.windows)])
-        self.out = np.full((len(self.shifts), length), np.nan)
+        self.out = np.full((1 + len(speaker_scores.null_shifts(self.windows)), length), np.nan)
         self.sound, self.scale = sound, scale
 
     def add(self, first: int, video: torch.Tensor) -> None:
@@ -180,9 +188,8 @@ class _StreamedEvidence:
         picture = torch.nn.functional.normalize(video, dim=1).numpy().astype(np.float64)
         windows = np.arange(first, first + len(picture))
         frames = slice(MODEL_WINDOW // 2 + first, MODEL_WINDOW // 2 + first + len(picture))
-        for row, shift in enumerate(self.shifts):
-            shifted = self.sound.rows((windows + shift) % self.windows)
-            self.out[row, frames] = self.scale * (picture * shifted).sum(1)
+        self.out[:, frames] = speaker_scores.evidence_rows(picture, self.sound.rows, windows,
+                                                           self.windows, self.scale)
 
 
 class WithFace:
@@ -205,7 +212,8 @@ class WithFace:
 
     def speaker_evidence(self, info, audio, scenes, progress):
         """As the body cue's, each track's mouth fused in (`face.speaker_evidence`)."""
-        evidence, _ = self.body.speaker_evidence(info, audio, scenes, progress)
+        evidence = self.body.speaker_evidence(info, audio, scenes, progress).tracks
+        body_means = [speaker_scores.scene_means(ev) if ev else np.zeros((0, 1)) for ev in evidence]
         mouths = face.track_mouths(info, scenes, progress=progress)
         speech = estimator.speech_signals(audio, info.num_frames)
         out, seen_all = [], []
@@ -217,7 +225,8 @@ class WithFace:
                 out[-1].append(face.speaker_evidence(body, signals, seen,
                                                      speech[:, track.start:track.end], self.cues))
                 seen_all.append(seen)
-        return out, self.used(np.concatenate(seen_all) if seen_all else np.zeros(0, bool))
+        used = self.used(np.concatenate(seen_all) if seen_all else np.zeros(0, bool))
+        return SpeakerEvidence(out, used, body_means)
 
     def used(self, seen: np.ndarray | None) -> dict:
         """Which cues carried the answer and their weights (`face.cue_summary`) over the

@@ -109,10 +109,9 @@ def find_speakers(video: str | os.PathLike, *, model: str | os.PathLike | Loaded
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
     progress("scoring", 0, 1)
-    evidence, used = scoring.for_run(loaded.net, cues).speaker_evidence(info, audio, tracks,
-                                                                     progress)
+    evidence = scoring.for_run(loaded.net, cues).speaker_evidence(info, audio, tracks, progress)
     result = _decide(info, spans, tracks, evidence, voice, options, loaded.choice.method)
-    result.cues = used
+    result.cues = evidence.used
     progress("scoring", 1, 1)
     if out_dir is not None:
         _write_outputs(result, info, Path(out_dir), write_video, progress)
@@ -143,21 +142,19 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerOptions, progress:
     return spans, tracks
 
 
-def _decide(info, spans, tracks, evidence, voice: vad.VoiceActivity, options: SpeakerOptions,
-            method: str) -> SpeakerResult:
+def _decide(info, spans, tracks, evidence: scoring.SpeakerEvidence, voice: vad.VoiceActivity,
+            options: SpeakerOptions, method: str) -> SpeakerResult:
     scenes, results, next_id = [], [], 0
-    for index, ((start, end), scene, ev) in enumerate(zip(spans, tracks, evidence)):
+    body_means = evidence.body_means or [None] * len(spans)
+    for index, ((start, end), scene, ev) in enumerate(zip(spans, tracks, evidence.tracks)):
         ids = list(range(next_id, next_id + len(scene)))
         next_id += len(scene)
         offsets = [t.start - start for t in scene]
         fraction = voice.fraction(start, end)
-        decision, scores, z = speaker_scores.decide_scene(ev, offsets, end - start, fraction,
-                                                          options.allow_offscreen)
-        scenes.append(SceneSpeakers(
-            index=index, start_frame=start, end_frame=end, start_seconds=start / media.FPS,
-            end_seconds=end / media.FPS, speech_fraction=round(fraction, 3), track_ids=ids,
-            speaker=None if decision.speaker is None else ids[decision.speaker],
-            confidence=decision.confidence, reason=decision.reason))
+        decision, scores, z = speaker_scores.decide_scene(
+            ev, offsets, end - start, fraction, options.allow_offscreen,
+            body_means=body_means[index] if ev else None)
+        scenes.append(_scene_result(index, start, end, fraction, ids, decision))
         if options.per_frame:
             _frame_decisions(scenes[-1], ev, offsets, ids, voice, options)
         results += [_track_result(i, index, t, s, zz) for i, t, s, zz in zip(ids, scene, scores, z)]
@@ -166,6 +163,20 @@ def _decide(info, spans, tracks, evidence, voice: vad.VoiceActivity, options: Sp
         duration_seconds=round(info.duration, 3), per_frame=options.per_frame,
         context_frames=options.context_frames if options.per_frame else None,
         scenes=scenes, tracks=results)
+
+
+def _scene_result(index: int, start: int, end: int, fraction: float, ids: list[int],
+                  decision: speaker_scores.Decision) -> SceneSpeakers:
+    def track_id(i):
+        return None if i is None else ids[i]
+
+    return SceneSpeakers(
+        index=index, start_frame=start, end_frame=end, start_seconds=start / media.FPS,
+        end_seconds=end / media.FPS, speech_fraction=round(fraction, 3), track_ids=ids,
+        speaker=track_id(decision.speaker), confidence=decision.confidence,
+        reason=decision.reason, unsure=decision.unsure,
+        competing=[ids[i] for i in decision.competing],
+        body_names=track_id(decision.body_names))
 
 
 def _frame_decisions(scene: SceneSpeakers, evidence, offsets, ids, voice,
