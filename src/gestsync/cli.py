@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import (GestsyncError, Terminated, UsageError, missing_package, sigterm_as_interrupt,
+from .errors import (GestsyncError, Terminated, missing_package, sigterm_as_interrupt,
                      stop_received)
 from .arguments import Parser, add_model_option, add_precision_option, help_texts
+from .batch import videos_in
 from .cues import add_cues_option
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
@@ -38,19 +39,11 @@ def _quiet_native_logs() -> None:
 
 
 def find_videos(paths: Sequence[str]) -> list[Path]:
-    """Expand folders into the videos they hold (sorted); keep files as given."""
-    videos: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise UsageError(f"no videos in folder {path} (looked for "
-                                 f"{', '.join(sorted(VIDEO_SUFFIXES))}): give a folder with videos")
-            videos.extend(found)
-        else:
-            videos.append(path)
-    return videos
+    """Expand folders into the videos directly in them (sorted); keep files as given.
+    (A corpus run, with --results, also searches below and reads lists: `batch`.)"""
+    return [video for name in paths
+            for video in (videos_in(Path(name), recursive=False) if Path(name).is_dir()
+                          else [Path(name)])]
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
