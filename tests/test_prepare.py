@@ -109,6 +109,16 @@ def test_the_old_workers_spelling_names_jobs(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bad_prepare_option_is_the_users_error(tmp_path, capsys):
+    """Exit 2 and one line, as every option of ours (it was an internal error, exit 1)."""
+    from gestsync.cli import main
+
+    code = main(["prepare", str(tmp_path), "--out", str(tmp_path / "out"), "--val-fraction", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--val-fraction must be in [0, 1]" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def _poses(info, options):
     """Stand-in for the people stage: one person swinging an arm, on every frame."""
     from gestsync import scan
@@ -161,7 +171,9 @@ def test_inputs_ids_and_split(tmp_path):
     assert video_id(found[0]) == video_id(found[0]) != video_id(found[1])
     splits = [split_of(f"v{i}", 0.2) for i in range(2000)]
     assert 0.17 < splits.count("val") / 2000 < 0.23
-    with pytest.raises(ValueError, match="val-fraction"):
+    from gestsync.errors import UsageError
+
+    with pytest.raises(UsageError, match="val-fraction"):  # exit 2, one line: the user's
         PrepareOptions(out_dir="x", val_fraction=2)
 
 

@@ -26,7 +26,6 @@ import hashlib
 import os
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,20 +72,20 @@ class Job:
     """What every video of a run gets done to it. Plain values only (sent to workers)."""
 
     command: str  # "sync" or "speaker"
-    options: dict[str, Any]  # keyword arguments of find_offset / find_speakers
+    request: Any  # the command's request (`sync.SyncRequest`, `speaker.SpeakerRequest`)
     out_root: str | None = None  # with --write-videos: per-video folders go under it
     write_video: bool = False
 
 
-def job_from_args(args: argparse.Namespace, options: dict[str, Any]) -> Job:
-    """The job of a corpus run; `options`: the command's keyword arguments from the CLI."""
+def job_from_args(args: argparse.Namespace, request: Any) -> Job:
+    """The job of a corpus run; `request`: the command's request, from the CLI."""
     if args.write_videos and getattr(args, "no_video", False):
         raise CorpusError("--write-videos and --no-video contradict each other: give one")
     if args.out is not None and not args.write_videos:
         raise CorpusError("--out: a corpus run writes only --results FILE unless "
                           "--write-videos is given: add it, or leave out --out")
     out_root = (args.out or "results") if args.write_videos else None
-    return Job(args.command, options, out_root, bool(args.write_videos))
+    return Job(args.command, request, out_root, bool(args.write_videos))
 
 
 # ------------------------------------------------------------------------ one video
@@ -108,33 +107,20 @@ def process_video(job: Job, video: str) -> Row:
 
 
 def error_line(e: BaseException) -> str:
+    """One line: our own errors' message as it is; anything else (an internal error) with
+    its type in front."""
     text = " ".join(str(e).split()) or type(e).__name__
-    return text if isinstance(e, (GestsyncError, ValueError)) else f"{type(e).__name__}: {text}"
+    return text if isinstance(e, GestsyncError) else f"{type(e).__name__}: {text}"
 
 
 def _run(job: Job, video: Path):
     out_dir = None
     if job.out_root is not None:
         out_dir = Path(job.out_root) / out_name(video)
-    from .syncer import split_options
+    from .syncer import syncer_for
 
-    model_options, options = split_options(job.options)
-    syncer = _syncer(model_options)
-    run = syncer.find_offset if job.command == "sync" else syncer.find_speakers
-    return run(video, out_dir=out_dir, write_video=job.write_video, **options)
-
-
-_SYNCERS: dict = {}  # this process's model, loaded once (`warm_up`), by its options
-
-
-def _syncer(model_options: dict):
-    from .syncer import Syncer
-
-    key = tuple(sorted((k, str(v)) for k, v in model_options.items()))
-    if key not in _SYNCERS:
-        _SYNCERS.clear()
-        _SYNCERS[key] = Syncer(**model_options)
-    return _SYNCERS[key]
+    return syncer_for(job.request.model).run(video, job.request, out_dir=out_dir,
+                                             write_video=job.write_video)
 
 
 def out_name(video: Path) -> str:
@@ -143,24 +129,12 @@ def out_name(video: Path) -> str:
     return f"{video.stem}-{digest}"
 
 
-def check_options(job: Job) -> None:
-    """Option errors once, before any video, not as one error row per video: the command
-    checks its options before it opens the file, so it runs here on a missing one."""
-    missing = Path(tempfile.gettempdir()) / f".gestsync-no-such-video-{os.getpid()}.mp4"
-    try:  # the model is not loaded here: each worker's `warm_up` does that
-        _run(Job(job.command, {**job.options, "model": "builtin"}), missing)
-    except ValueError as e:
-        raise CorpusError(str(e)) from e
-    except GestsyncError:
-        pass  # the missing file: the options passed
-
-
 def warm_up(job: Job) -> None:
     """Import the command's modules and load the model of `job` into this process (kept
     for every later video), so that the first video's time is its own."""
-    from .syncer import split_options
+    from .syncer import syncer_for
 
-    _syncer(split_options(job.options)[0])
+    syncer_for(job.request.model)
 
 
 class CorpusTask:
@@ -178,14 +152,11 @@ class CorpusTask:
 
 # ---------------------------------------------------------------------------- the run
 
-def run_cli(args: argparse.Namespace, options: dict[str, Any], suffixes: Iterable[str]) -> int:
-    """The corpus form of `gestsync sync|speaker`; returns the exit status."""
-    from .models import resolve
-
+def run_cli(args: argparse.Namespace, request: Any, suffixes: Iterable[str]) -> int:
+    """The corpus form of `gestsync sync|speaker` with its checked `request`; returns the
+    exit status."""
     batch.check_engine(args.engine or "local", args.jobs, args.address)
-    resolve(options.get("model"))  # a bad --model fails here, before any video
-    job = job_from_args(args, options)
-    check_options(job)
+    job = job_from_args(args, request)
     results = Results(args.results)
     videos = expand_inputs(args.videos, suffixes)
     results.open()

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, people, scan, speaker_scores, vad
+from . import cues as cue_names
+from . import estimator, face, media, people, scan, scoring, speaker_scores, vad
+from .cues import Cues
 from .errors import GestsyncError
 from .estimator import heard_signal, motion_evidence
 
@@ -45,6 +47,12 @@ class ClipSignals:
     def length(self) -> int:
         return self.motion.shape[1]
 
+    def mouth_in(self, span: slice) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(mouth signals, face seen) of the frames of `span`; (None, None) without a face cue."""
+        if self.mouth is None:
+            return None, None
+        return self.mouth[:, span], self.face_seen[span]
+
 
 def _align(x: np.ndarray, stated: int) -> np.ndarray:
     """Undo a stated offset (> 0: sound later) on a (..., T) sound signal: value at frame t
@@ -54,7 +62,7 @@ def _align(x: np.ndarray, stated: int) -> np.ndarray:
 
 
 def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path | None = None,
-                 cues: str = "body") -> ClipSignals:
+                 cues: Cues = cue_names.DEFAULT) -> ClipSignals:
     """Motion of the clip's person and its aligned speech signals (with a face cue, the
     mouth signals too).
 
@@ -67,7 +75,7 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
     if cached is not None and cached.is_file():
         with np.load(cached) as z:
             stored = {k: z[k] for k in z.files}
-    if "motion" not in stored or (cues != "body" and "opening" not in stored):
+    if "motion" not in stored or (cues.reads_face and "opening" not in stored):
         stored.update(_people_stage(clip, progress, cues))
         if cached is not None:
             cache.mkdir(parents=True, exist_ok=True)
@@ -76,22 +84,22 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
     frames = motion.shape[1]
     voice = vad.voice_activity(audio, frames)
     mouth = seen = None
-    if cues != "body":
+    if cues.reads_face:
         mouth, seen = face.mouth_signals(stored["opening"][:frames])
     return ClipSignals(clip.name, motion, _align(estimator.speech_signals(audio, frames), stated),
                        _align(voice.speech, stated), _align(voice.probability, stated),
                        mouth, seen)
 
 
-def _people_stage(clip: Path, progress: scan.Progress, cues: str) -> dict:
+def _people_stage(clip: Path, progress: scan.Progress, cues: Cues) -> dict:
     """The person's motion, the sound and (with a face cue) the mouth opening of a clip."""
     info = media.probe(clip)
     tracks = scan.scan_people(info, max_people=2, progress=progress)
-    people.main_person(tracks, info.num_frames, name=clip.name, need_hands=cues == "body")
+    people.main_person(tracks, info.num_frames, name=clip.name, need_hands=cues.needs_hands)
     pieces = scan.person_pieces(tracks, info.num_frames)
     out = {"motion": estimator.person_motion(pieces, info.num_frames),
            "audio": media.read_audio(info)}
-    if cues != "body":
+    if cues.reads_face:
         out["opening"] = face.person_mouth(info, pieces, progress=progress)
     return out
 
@@ -128,27 +136,27 @@ class SpeakerTrial:
 
 
 def composite_trials(group: list[ClipSignals], sound: ClipSignals, speaker: int | None,
-                     context: int = DEFAULT_CONTEXT, cues: str = "body") -> list[SpeakerTrial]:
-    """Every window of one composite: the people of `group`, the sound of `sound`."""
+                     context: int = DEFAULT_CONTEXT, cues: Cues = cue_names.DEFAULT
+                     ) -> list[SpeakerTrial]:
+    """Every window of one composite: the people of `group`, the sound of `sound`, scored
+    by the cue of `gestsync speaker` with the built-in estimator (`scoring.for_run`)."""
+    cue = scoring.for_run(None, cues)
     length = min(c.length for c in group + [sound])
     trials = []
     for window, size in WINDOWS.items():
         size = size or length
         for start in range(0, length - size + 1, size):
-            trials.append(_trial(group, sound, speaker, window, start, size, context, cues))
+            trials.append(_trial(group, sound, speaker, window, start, size, context, cue))
     return trials
 
 
-def _trial(group, sound, speaker, window, start, size, context, cues="body") -> SpeakerTrial:
+def _trial(group, sound, speaker, window, start, size, context, cue) -> SpeakerTrial:
     span = slice(start, start + size)
     heard = heard_signal(sound.speech[:, span])
-    evidence = body = [motion_evidence(c.motion[:, span], heard) for c in group]
-    body_means = None
-    if cues != "body":
-        evidence = [face.speaker_evidence(e, c.mouth[:, span], c.face_seen[span],
-                                          sound.speech[:, span], cues)
-                    for e, c in zip(body, group)]
-        body_means = speaker_scores.scene_means(body)
+    body = [motion_evidence(c.motion[:, span], heard) for c in group]
+    evidence = [cue.track_evidence(e, *c.mouth_in(span), sound.speech[:, span])
+                for e, c in zip(body, group)]
+    body_means = cue.body_means(body)  # with a face cue: does the body alone agree?
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
     decided = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
@@ -180,8 +188,8 @@ def _binned(raw: np.ndarray, right: np.ndarray) -> list[list[int]]:
     return [[int((which == b).sum()), int(right[which == b].sum())] for b in range(RAW_BINS)]
 
 
-def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4), cues: str = "body"
-                 ) -> list[SpeakerTrial]:
+def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4),
+                 cues: Cues = cue_names.DEFAULT) -> list[SpeakerTrial]:
     """Trials for every group of `sizes` people and every choice of the kept sound."""
     trials = []
     for n in sizes:
@@ -354,7 +362,7 @@ def calibration_report(trials: list[SpeakerTrial]) -> str:
 
 
 def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
-        cache: Path | None, fit: bool = False, cues: str = "body") -> int:
+        cache: Path | None, fit: bool = False, cues: Cues = cue_names.DEFAULT) -> int:
     from .progress import TqdmProgress
     from .samples import single_speaker_clips
 
@@ -377,7 +385,9 @@ def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None
             for t in trials:
                 f.write(json.dumps({**t.__dict__, "correct": t.correct}) + "\n")
     lengths = ", ".join(f"{s.name} {s.length / media.FPS:.1f} s" for s in signals)
-    scorer = "built-in estimator" + ("" if cues == "body" else f", cues {cues}")
+    from .weights import BUILTIN_LABEL
+
+    scorer = BUILTIN_LABEL + ("" if cues == cue_names.DEFAULT else f", cues {cues}")
     print(f"Speaker protocol: {len(signals)} clips ({lengths}); {scorer}; "
           f"per-frame context {DEFAULT_CONTEXT} frames; frame accuracy over frames with speech.\n")
     print(report(trials))

@@ -71,13 +71,13 @@ class PrepareOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction <= 1.0:
-            raise ValueError(f"--val-fraction must be in [0, 1], got {self.val_fraction}")
+            raise UsageError(f"--val-fraction must be in [0, 1], got {self.val_fraction}")
         if self.min_seconds < 1.0:
-            raise ValueError(f"--min-seconds must be at least 1 (one model window), got {self.min_seconds}")
+            raise UsageError(f"--min-seconds must be at least 1 (one model window), got {self.min_seconds}")
         if self.max_people < 1 or not 1 <= self.pose_stride <= people.MAX_GAP + 1:
-            raise ValueError(f"need --max-people >= 1 and --pose-stride in 1 .. {people.MAX_GAP + 1}")
+            raise UsageError(f"need --max-people >= 1 and --pose-stride in 1 .. {people.MAX_GAP + 1}")
         if not 0 <= self.crf <= 51:
-            raise ValueError(f"--crf must be in 0 .. 51, got {self.crf}")
+            raise UsageError(f"--crf must be in 0 .. 51, got {self.crf}")
 
 
 @dataclass

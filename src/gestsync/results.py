@@ -18,7 +18,7 @@ class OffsetResult:
     confidence: calibrated probability that the answer is right within 2 frames, from
     `bootstrap_agreement` (the share of block-bootstrap resamples of the clip that agree
     with it within 2 frames), the scored length and `peak_margin`, with the curve of the
-    cues used (`offset.CONFIDENCE`); `uncertain` below `sure_at`, the confidence at which
+    cues used (`cues.Cues.confidence_rule`); `uncertain` below `sure_at`, the confidence at which
     that cue's answers were right 95% of the time on held-out clips (docs/accuracy.md).
     """
 
@@ -41,10 +41,10 @@ class OffsetResult:
     people: list[dict] | None = None  # with several people: every person's own answer
     outputs: dict[str, str] = field(default_factory=dict)
     # With --cues face+body or face: which cues carried the answer and how much
-    # (`face.cue_summary`); with the default body cue, absent from the JSON.
+    # (`cues.Cues.summary`); with the default body cue, absent from the JSON.
     cues: dict | None = None
     # An uncertain body answer for a person whose face was in view on most frames:
-    # "face+body" (absent otherwise).
+    # the name of face+body (absent otherwise).
     suggested_cues: str | None = None
     # How far the answer's score stands above the best other peak, in standard deviations
     # of the scores (`offset.peak_margin`; near 0: near-equal peaks).
@@ -118,7 +118,7 @@ class SpeakerResult:
     scenes: list[SceneSpeakers]
     tracks: list[TrackSpeaker]
     outputs: dict[str, str] = field(default_factory=dict)
-    cues: dict | None = None  # with a face cue: `face.cue_summary` over every track's frames
+    cues: dict | None = None  # with a face cue: `cues.Cues.summary` over every track's frames
 
     def to_dict(self) -> dict:
         d = asdict(self)
