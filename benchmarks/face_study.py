@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gestsync import cues as cue_names
 from gestsync import estimator, evaluate, face, media, offset, scan, sync
 from gestsync.audio import SAMPLES_PER_FRAME
 from gestsync.errors import GestsyncError
@@ -64,8 +65,9 @@ def trials(clip: dict, shifts, cues: str, weight: float, lead: int):
     for s in shifts:
         speech = estimator.speech_signals(shifted(clip["audio"], s - clip["stated"]), n)
         body = estimator.evidence(clip["motion"], speech, LAGS)
-        mouth = face.mouth_evidence(signals, seen, speech, LAGS) if cues != "body" else None
-        ev = face.fuse(body, mouth, cues, seen, weight)
+        chosen = cue_names.parse(cues)
+        mouth = face.mouth_evidence(signals, seen, speech, LAGS) if chosen.reads_face else None
+        ev = chosen.fuse(body, mouth, seen, weight)
         for name, ctx in CONTEXTS.items():
             length = ctx or n
             for start in range(0, n - length + 1, length):

@@ -1,7 +1,9 @@
 """Time a whole gestsync call stage by stage, through its progress hook (no private calls).
 
-Each stage's time runs from its first to its last progress report; what no stage reports
-(reading the sound, the estimator, the offset search, writing JSON and plots) is the rest.
+Each stage's time runs from its first to its last progress report. Stages may nest
+("scoring" holds the model's stages), so their rows do not add up to the whole; the rest is
+the time outside every stage (reading the sound, the estimator, the offset search, writing
+JSON and plots).
 """
 
 from __future__ import annotations
@@ -40,9 +42,22 @@ def timed_stages(call: Callable[..., Any], *args, **kwargs) -> tuple[Any, dict]:
         sampler.join()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     stages = {k: (v[2] - v[0], v[3] - v[1]) for k, v in spans.items()}
-    stages[REST] = (wall - sum(w for w, _ in stages.values()), cpu - sum(c for _, c in stages.values()))
+    inside_wall, inside_cpu = _covered(spans.values())
+    stages[REST] = (wall - inside_wall, cpu - inside_cpu)
     return result, {"seconds": wall, "cpu": cpu, "stages": stages, "stage_peaks_mb": peaks,
                     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _covered(spans) -> tuple[float, float]:
+    """(wall s, CPU s) inside the union of stage spans [wall0, cpu0, wall1, cpu1]."""
+    merged: list[list[float]] = []
+    for w0, c0, w1, c1 in sorted(spans):
+        if merged and w0 <= merged[-1][2]:
+            if w1 > merged[-1][2]:
+                merged[-1][2:] = [w1, c1]
+        else:
+            merged.append([w0, c0, w1, c1])
+    return sum(m[2] - m[0] for m in merged), sum(m[3] - m[1] for m in merged)
 
 
 def _sample_rss(current: list[str], peaks: dict[str, float], stop: threading.Event) -> None:

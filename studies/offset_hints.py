@@ -1,7 +1,7 @@
 """Study: do the offset hints of `gestsync sync` lead somewhere? Measured on saved trials.
 
 Reads trial files of `gestsync eval --json-out` (the offset protocol, one per cue), their
-confidence recomputed with the shipped rules (`offset.CONFIDENCE`), and prints:
+confidence recomputed with the shipped rules (`cues.Cues.calibration`), and prints:
 
 1. `--cues face+body` after an uncertain body answer (the hint `suggested_cues`): for the
    windows where the hint fires (body not sure, the face in view on at least
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gestsync import face, offset
+from gestsync import cues, face
 from gestsync.evaluate import AGREE, CONTEXTS, _read_trials
 
 
@@ -41,7 +41,7 @@ def right(t) -> bool:
 
 
 def sure(t) -> bool:
-    return offset.CONFIDENCE[t.cues].sure(t.confidence)
+    return cues.parse(t.cues).calibration.sure(t.confidence)
 
 
 def hint_table(body, face_body) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import synth
 from gestsync import corpus
 from gestsync.cli import main
 from gestsync.corpus import CorpusError, Results, expand_inputs
@@ -118,8 +119,7 @@ def fake(monkeypatch):
     calls = []
 
     def run(job, video):
-        if video.exists():  # not the option check (see corpus.check_options)
-            calls.append(video.name)
+        calls.append(video.name)
         return fake_run(job, video)
 
     monkeypatch.setattr(corpus, "_run", run)
@@ -242,6 +242,25 @@ def _open_gate(gate: Path) -> None:
         os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
     except OSError:  # nobody is reading it: nothing to release
         pass
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (os.mkfifo)")
+def test_killed_local_pool_run_resumes_without_redoing(tmp_path):
+    """The local pool (2 processes) killed at its 2nd row, as the Ray run below: the rows
+    written stay as they are and a rerun skips their videos."""
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4"):  # nobody in them: each gets its row quickly
+        synth.make_video(tmp_path / "in" / name, seconds=2.0, size=(64, 48))
+    results, gate = tmp_path / "r.jsonl", tmp_path / "gate.mp4"
+    os.mkfifo(gate)
+    (tmp_path / "first.txt").write_text("in/a.mp4\nin/b.mp4\ngate.mp4\n")
+    first = corpus_command(f"@{tmp_path / 'first.txt'}", results, "--engine", "local")
+    before = run_killed_at_the_gate(first, results, 2, gate)
+    assert sorted(by_video(before)) == ["a.mp4", "b.mp4"]
+    rerun = subprocess.run(corpus_command(tmp_path / "in", results), env=child_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert "2 videos: 0 done, 0 failed, 2 skipped" in rerun.stdout, rerun.stderr
+    assert rows_of(results) == before
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gestsync import estimator, face, offset
-from gestsync.errors import GestsyncError
+from gestsync import cues, estimator, face, offset, scoring
+from gestsync.errors import UsageError
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "samples"
 FACE_CLIP = SAMPLES / "OpenTalker__SadTalker__WDA_KatieHill_000.mp4"
@@ -96,22 +96,36 @@ def test_mouth_evidence_is_zero_where_no_face():
 
 def test_fuse_and_cue_summary():
     body, mouth = np.ones((3, 10)), np.full((3, 10), 2.0)
-    assert face.fuse(body, mouth, "body") is body
-    assert face.fuse(body, mouth, "face") is mouth
-    assert np.allclose(face.fuse(body, mouth, "face+body", weight=0.5), 2.0)
+    every = np.ones(10, bool)
+    assert cues.BODY.fuse(body, mouth, every) is body
+    assert (cues.FACE.fuse(body, mouth, every) == mouth).all()
+    assert np.allclose(cues.FACE_BODY.fuse(body, mouth, every, weight=0.5), 2.0)
     some = np.r_[np.ones(4, bool), np.zeros(6, bool)]
-    assert (face.fuse(body, mouth, "face", some) == np.where(some, 2.0, 1.0)).all()
+    assert (cues.FACE.fuse(body, mouth, some) == np.where(some, 2.0, 1.0)).all()
     seen = np.r_[np.ones(6, bool), np.zeros(4, bool)]
-    both = face.cue_summary("face+body", seen, 10, weight=1.0)
+    both = cues.FACE_BODY.summary(seen, weight=1.0)
     assert both == {"face": {"frames": 6, "weight": 0.375}, "body": {"frames": 10, "weight": 0.625}}
-    assert face.cue_summary("face", seen, 10) == {"face": {"frames": 6, "weight": 0.6},
-                                                  "body": {"frames": 4, "weight": 0.4}}
-    assert face.cue_summary("body", seen, 10) == {"body": {"frames": 10, "weight": 1.0}}
+    assert cues.FACE.summary(seen) == {"face": {"frames": 6, "weight": 0.6},
+                                       "body": {"frames": 4, "weight": 0.4}}
+    assert cues.BODY.summary(seen) == {"body": {"frames": 10, "weight": 1.0}}
+    nowhere = np.zeros(10, bool)  # no face seen: the body carried it, whatever was asked
+    assert cues.FACE.summary(nowhere) == cues.FACE_BODY.summary(nowhere) == cues.BODY.summary(seen)
+
+
+def test_cues_carry_what_depends_on_them():
+    assert [c.name for c in cues.CHOICES] == ["body", "face+body", "face"]
+    assert cues.parse("face+body") is cues.FACE_BODY and cues.parse(cues.FACE) is cues.FACE
+    assert cues.BODY.needs_hands and not cues.FACE_BODY.needs_hands and not cues.FACE.needs_hands
+    assert not cues.BODY.reads_face and cues.FACE_BODY.reads_face and cues.FACE.reads_face
+    used_face = {"face": {"frames": 1, "weight": 1.0}}
+    assert cues.FACE.confidence_rule(used_face) is offset.FACE_CONFIDENCE
+    assert cues.FACE.confidence_rule({"body": {}}) is offset.BODY_CONFIDENCE  # no face seen
+    assert cues.BODY.confidence_rule(None) is offset.BODY_CONFIDENCE
 
 
 def test_bad_cues_value_is_one_line_and_exit_2(tmp_path):
-    with pytest.raises(GestsyncError, match="not one of body, face\\+body, face"):
-        face.check_cues("lips")
+    with pytest.raises(UsageError, match="not one of body, face\\+body, face"):
+        cues.parse("lips")
     run = subprocess.run([sys.executable, "-m", "gestsync", "sync", "--cues", "lips",
                           str(tmp_path / "x.mp4")], capture_output=True, text=True)
     assert run.returncode == 2
@@ -169,11 +183,12 @@ def test_speaker_evidence_names_whose_lips_move_with_the_sound():
     speech = np.roll(talker[0], face.MOUTH_LEAD_FRAMES, axis=1)
     motion = rng.standard_normal((3, num_frames))  # the same gestures for both: no help
     body = motion_evidence(motion, heard_signal(speech))
-    evidence = [face.speaker_evidence(body, signals, seen, speech, "face+body")
+    fused = scoring.for_run(None, cues.FACE_BODY)
+    evidence = [fused.track_evidence(body, signals, seen, speech)
                 for signals, seen in (listener, talker)]
     decision, _, z = speaker_scores.decide_scene(evidence, [0, 0], num_frames, 1.0)
     assert decision.speaker == 1 and z[1] > z[0] + 2
-    assert face.speaker_evidence(body, *talker, speech, "body") is body
+    assert scoring.for_run(None, cues.BODY).track_evidence(body, *talker, speech) is body
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import torch
 
 import reference_weights
 import synth
-from gestsync import models
+from gestsync import weights
 from gestsync.cli import main
 from gestsync.errors import GestsyncError
 from conftest import SAMPLES, needs_samples
@@ -112,7 +112,7 @@ def _cache_files(home: Path) -> list[str]:
 def test_download_verifies_records_and_auto_picks_it(capsys, server, home, published_bytes):
     url = _serve(server, "/gestsync.pth", published_bytes)
     digest = hashlib.sha256(published_bytes).hexdigest()
-    assert models.resolve("auto") == models.ModelChoice("builtin", None)
+    assert weights.resolve("auto") == weights.ModelChoice("builtin", None)
     code, out, err = _download(capsys, url, "--sha256", digest.upper())
     assert code == 0, err
     path = home / "models" / f"{NAME}.pth"
@@ -121,9 +121,9 @@ def test_download_verifies_records_and_auto_picks_it(capsys, server, home, publi
     assert (meta["url"], meta["size"], meta["sha256"]) == (url, len(published_bytes), digest)
     assert meta["downloaded"].startswith("20")
     assert _cache_files(home) == [f"{NAME}.json", f"{NAME}.pth"]
-    assert models.resolve("auto") == models.ModelChoice(NAME, path)
-    assert models.resolve(NAME) == models.ModelChoice(NAME, path)
-    assert models.resolve("builtin").path is None
+    assert weights.resolve("auto") == weights.ModelChoice(NAME, path)
+    assert weights.resolve(NAME) == weights.ModelChoice(NAME, path)
+    assert weights.resolve("builtin").path is None
     code, out, _ = _download(capsys, url)
     assert code == 0 and "already cached, nothing fetched" in out and len(server.seen) == 1
 
@@ -144,13 +144,13 @@ def test_a_syncer_loads_its_model_once(server, home, published_bytes, capsys, mo
     _download(capsys, _serve(server, "/once.pth", published_bytes))
     syncer = Syncer("auto", device="cpu")
     assert isinstance(syncer.model.net, GestSyncModel) and syncer.label == NAME
-    assert models.open_model(syncer.model) is syncer.model
+    assert syncer.model.spec == weights.ModelSpec(weights.resolve("auto"), "cpu")
     assert Syncer("builtin").model.net is None
 
     def no_second_load(choice, device=None):
         raise AssertionError(f"{choice} loaded again")
 
-    monkeypatch.setattr(models, "load", no_second_load)
+    monkeypatch.setattr(weights, "load", no_second_load)
     clip = synth.make_video(tmp_path / "shapes.mp4", seconds=3.0, size=(320, 240))
     with pytest.raises(PeopleError, match="no person"):  # past the model, to the people stage
         syncer.find_offset(clip, progress=None)
@@ -236,31 +236,31 @@ def test_no_server_names_the_url_the_manual_route_and_the_folder(capsys, home):
     url = f"http://127.0.0.1:{port}/gestsync.pth"
     code, _, err = _download(capsys, url)
     line = _one_error_line(code, err, url)
-    assert models.DRIVE_FOLDER in line and str(home / "models" / f"{NAME}.pth") in line
+    assert weights.DRIVE_FOLDER in line and str(home / "models" / f"{NAME}.pth") in line
     assert _cache_files(home) == []
 
 
 def test_model_choices_and_the_old_checkpoint_spelling(home, tmp_path):
     with pytest.raises(GestsyncError, match=f"gestsync models download {NAME}"):
-        models.resolve(NAME)  # not cached
+        weights.resolve(NAME)  # not cached
     own = tmp_path / "mine.pth"
     with pytest.raises(GestsyncError, match="no such file, and not one of auto, builtin"):
-        models.resolve("gestsync-rbg")
+        weights.resolve("gestsync-rbg")
     own.write_bytes(b"x")
-    assert models.resolve(own) == models.ModelChoice("model", own)
-    assert models.resolve(checkpoint=own) == models.ModelChoice("model", own)
-    assert models.resolve(None, None).method == "builtin"
-    assert models.resolve(checkpoint=own).label == "model file mine.pth"
+    assert weights.resolve(own) == weights.ModelChoice("model", own)
+    assert weights.resolve(checkpoint=own) == weights.ModelChoice("model", own)
+    assert weights.resolve(None, None).method == "builtin"
+    assert weights.resolve(checkpoint=own).label == "model file mine.pth"
     with pytest.raises(GestsyncError, match="give one of them"):
-        models.resolve("builtin", checkpoint=own)
+        weights.resolve("builtin", checkpoint=own)
 
 
 def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("GESTSYNC_HOME", str(tmp_path / "a"))
     monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path / "b"))
-    assert models.models_dir() == tmp_path / "a" / "models"
+    assert weights.models_dir() == tmp_path / "a" / "models"
     monkeypatch.delenv("GESTSYNC_HOME")
-    assert models.models_dir() == tmp_path / "b" / "models"  # beside the pose bundles
+    assert weights.models_dir() == tmp_path / "b" / "models"  # beside the pose bundles
 
 
 def test_an_uncertain_builtin_answer_suggests_the_download(capsys, home):
@@ -295,7 +295,7 @@ def test_a_file_put_in_the_cache_by_hand_is_used(home, published_bytes, capsys):
     folder = home / "models"
     folder.mkdir(parents=True)
     (folder / f"{NAME}.pth").write_bytes(published_bytes)  # the manual route: no record
-    assert models.resolve("auto").method == NAME
+    assert weights.resolve("auto").method == NAME
     assert main(["models", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
     assert row["cached"] and row["sha256"] == hashlib.sha256(published_bytes).hexdigest()

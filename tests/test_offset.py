@@ -167,7 +167,7 @@ def test_segments_follow_a_drifting_offset(subwindow):
     ev = _planted_evidence(lambda t: 0 if t < 1500 else 10, frames, rng)
     # a cue whose answers can be sure (the body's never are: docs/accuracy.md#confidence)
     segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, subwindow,
-                                      offset.CONFIDENCE["face+body"])
+                                      offset.FACE_BODY_CONFIDENCE)
     assert all(s["sure"] for s in segments)
     assert [s["offset_frames"] for s in segments] == [0, 0, 10, 10]
     assert [s["start_seconds"] for s in segments] == [0, 30, 60, 90]
@@ -179,7 +179,7 @@ def test_steady_offset_is_not_drift_and_short_tail_joins_last_segment():
     rng = np.random.default_rng(4)
     ev = _planted_evidence(lambda t: -6, 1600, rng)  # 64 s: 30 s + 34 s (4 s tail joins)
     segments = offset.segment_offsets(ev, offset.candidate_lags(50), 750, None,
-                                      offset.CONFIDENCE["face+body"])
+                                      offset.FACE_BODY_CONFIDENCE)
     assert [s["end_seconds"] for s in segments] == [30, 64]
     assert all(s["offset_frames"] == -6 for s in segments)
     assert offset.drift(segments)["drifting"] is False
@@ -336,7 +336,8 @@ def test_near_equal_peaks_lower_the_confidence_of_every_cue():
     assert alone.offset == -20 and alone.competing == [-20] and alone.agreement > 0.9
     assert set(split.competing) == {-20, 15} and split.offset in (-20, 15)
     assert split.agreement < 0.8 and split.margin < alone.margin
-    for cue, rule in offset.CONFIDENCE.items():
+    for cue, rule in (("body", offset.BODY_CONFIDENCE), ("face+body", offset.FACE_BODY_CONFIDENCE),
+                      ("face", offset.FACE_CONFIDENCE), ("model", offset.MODEL_CONFIDENCE)):
         a = offset.calibrated_confidence(alone.agreement, 600, rule.coefficients, alone.margin)
         b = offset.calibrated_confidence(split.agreement, 600, rule.coefficients, split.margin)
         assert b < a, cue

@@ -193,12 +193,12 @@ def test_fp32_is_unchanged_by_a_bf16_run(reference_model):
         reference_model.set_precision("fp16")
 
 
-def test_models_load_checks_the_precision():
-    from gestsync import models
+def test_a_model_spec_checks_the_precision():
+    from gestsync import weights
 
     with pytest.raises(UsageError, match="unknown precision 'int4'"):
-        models.load(models.resolve("builtin"), "cpu", "int4")
-    assert models.load(models.resolve("builtin"), "cpu", "bf16") is None  # no network: no effect
+        weights.ModelSpec("builtin", "cpu", "int4")
+    assert weights.load(weights.ModelSpec("builtin", "cpu", "bf16")) is None  # no network: no effect
 
 
 @pytest.mark.parametrize("command", ["sync", "speaker"])

@@ -106,20 +106,22 @@ def test_bundle_write_is_atomic(tmp_path, monkeypatch):
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no partial bundle
 
 
-def test_cache_dir_from_environment(monkeypatch, tmp_path):
-    """One cache root for the bundles, the person detector and the models."""
-    from gestsync import models
+def test_cache_root_from_environment(monkeypatch, tmp_path):
+    """One cache root for the bundles, the person detector and the weights cache."""
+    from gestsync import weights
+    from gestsync.outputs import cache_root
 
     monkeypatch.setenv("GESTSYNC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GESTSYNC_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert pose.cache_dir() == models.cache_root() == tmp_path / "home"
+    assert cache_root() == tmp_path / "home"
     assert person_detector.cache_path().parent == tmp_path / "home"
+    assert weights.models_dir() == tmp_path / "home" / "models"
     monkeypatch.delenv("GESTSYNC_HOME")
-    assert pose.cache_dir() == models.cache_root() == tmp_path / "cache"
+    assert cache_root() == tmp_path / "cache"
     monkeypatch.delenv("GESTSYNC_CACHE")
     if sys.platform.startswith("linux"):
-        assert pose.cache_dir() == models.cache_root() == tmp_path / "xdg" / "gestsync"
+        assert cache_root() == tmp_path / "xdg" / "gestsync"
 
 
 # ---------------------------------------------------------------------- real detectors

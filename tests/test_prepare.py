@@ -1,4 +1,4 @@
-"""gestsync prepare on generated clips: 2 local workers, Ray, bad videos, resume after a kill,
+"""gestsync prepare on generated clips: 2 videos at once, Ray, bad videos, resume after a kill,
 the clip files and manifest; real samples when ../shared/samples exists."""
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ def records(out: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (out / "videos").glob("*.json")}
 
 
-def test_two_local_workers_log_bad_videos_and_rerun_skips(tmp_path):
+def test_two_local_jobs_log_bad_videos_and_rerun_skips(tmp_path):
     inputs = make_inputs(tmp_path / "in")
     options = PrepareOptions(out_dir=str(tmp_path / "out"))
-    summary = prepare.prepare([inputs], options, workers=2)
+    summary = prepare.prepare([inputs], options, jobs=2)
     assert (summary.videos, summary.processed, summary.failed) == (4, 4, 1)
     rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     bad = [r for r in rows if r["kind"] == "video" and r["status"] == "error"]
     assert len(bad) == 1 and "broken.mp4" in bad[0]["error"] and "not a readable video" in bad[0]["error"]
     ok = [r for r in rows if r["kind"] == "video" and r["status"] == "ok"]
     assert len(ok) == 3 and all(r["num_clips"] == 0 and r["duration"] == 2.0 for r in ok)  # nobody there
-    again = prepare.prepare([inputs], options, workers=2)
+    again = prepare.prepare([inputs], options, jobs=2)
     assert (again.skipped, again.processed) == (4, 0)
     retried = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "out"), retry_failed=True))
     assert (retried.skipped, retried.processed, retried.failed) == (3, 1, 1)
@@ -55,7 +55,7 @@ def test_ray_engine_runs_the_same_code_path(tmp_path):
     pytest.importorskip("ray")
     inputs = make_inputs(tmp_path / "in", n=2)
     local = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "local")))
-    ray_run = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "ray")), engine="ray", workers=2)
+    ray_run = prepare.prepare([inputs], PrepareOptions(out_dir=str(tmp_path / "ray")), engine="ray", jobs=2)
     assert (ray_run.processed, ray_run.failed) == (local.processed, local.failed) == (3, 1)
     strip = ("seconds", "host", "pid", "finished_at")
     for vid, record in records(tmp_path / "local").items():
@@ -96,6 +96,27 @@ def _wait_for_records(out: Path, count: int, proc: subprocess.Popen, timeout: fl
             return False
         time.sleep(0.05)
     return True
+
+
+def test_the_old_workers_spelling_names_jobs(tmp_path, capsys):
+    """prepare's `--workers N` (videos at once) became `--jobs N`: one meaning everywhere."""
+    from gestsync.cli import main
+
+    inputs = make_inputs(tmp_path / "in", n=1)
+    code = main(["prepare", str(inputs), "--out", str(tmp_path / "out"), "--workers", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--jobs 2" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_prepare_option_is_the_users_error(tmp_path, capsys):
+    """Exit 2 and one line, as every option of ours (it was an internal error, exit 1)."""
+    from gestsync.cli import main
+
+    code = main(["prepare", str(tmp_path), "--out", str(tmp_path / "out"), "--val-fraction", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--val-fraction must be in [0, 1]" in err[0], err
+    assert not (tmp_path / "out").exists()
 
 
 def _poses(info, options):
@@ -150,7 +171,9 @@ def test_inputs_ids_and_split(tmp_path):
     assert video_id(found[0]) == video_id(found[0]) != video_id(found[1])
     splits = [split_of(f"v{i}", 0.2) for i in range(2000)]
     assert 0.17 < splits.count("val") / 2000 < 0.23
-    with pytest.raises(ValueError, match="val-fraction"):
+    from gestsync.errors import UsageError
+
+    with pytest.raises(UsageError, match="val-fraction"):  # exit 2, one line: the user's
         PrepareOptions(out_dir="x", val_fraction=2)
 
 

@@ -90,6 +90,31 @@ def test_decide_scene_finds_the_speaker():
     assert scores.argmax() == 1 and z[1] > 3
 
 
+def test_two_people_close_make_an_unsure_answer_naming_both():
+    rng = np.random.default_rng(4)
+    sound = _speech(250, rng)
+    common = rng.normal(size=250)  # both follow the sound equally: the top two are close
+    ev = [ss.circular_evidence(0.5 * sound + 0.5 * (common + rng.normal(size=250) * 0.3), sound)
+          for _ in range(2)]
+    decision, _, _ = ss.decide_scene(ev, [0, 0], 250, speech_fraction=0.9)
+    assert decision.unsure and decision.competing == [1 - decision.speaker]
+    clear, _, _ = ss.decide_scene(_scene(rng), [0, 0, 0], 250, speech_fraction=0.9)
+    assert not clear.unsure and clear.competing == []
+
+
+def test_cues_that_disagree_make_an_unsure_answer_with_a_lower_confidence():
+    rng = np.random.default_rng(5)
+    ev = _scene(rng, speaker=1)
+    body_agrees = ss.scene_means(_scene(rng, speaker=1))
+    body_differs = ss.scene_means(_scene(rng, speaker=2))
+    agree, _, _ = ss.decide_scene(ev, [0, 0, 0], 250, 0.9, body_means=body_agrees)
+    differ, _, _ = ss.decide_scene(ev, [0, 0, 0], 250, 0.9, body_means=body_differs)
+    assert agree.speaker == differ.speaker == 1
+    assert not agree.unsure and agree.body_names is None
+    assert differ.unsure and differ.body_names == 2
+    assert differ.confidence < agree.confidence  # the same evidence, calibrated lower
+
+
 def test_decide_scene_nobody_and_off_screen():
     rng = np.random.default_rng(2)
     scenes = [_scene(rng, people=1, speaker=None) for _ in range(20)]
@@ -215,6 +240,8 @@ def test_a_low_score_on_the_named_speaker_says_why():
     assert speaker_label("#0 -0.20 (z -1.2)", -0.2, False) == (
         "SPEAKING #0 -0.20 (z -1.2), best of low scores")
     assert speaker_label("#2 n/a", None, False) == "SPEAKING #2 n/a"
+    assert speaker_label("#2 +0.30", 0.3, False, unsure=True) == "SPEAKING? #2 +0.30"
+    assert speaker_label("#2 +0.30", 0.3, True, unsure=True) == "SPEAKING #2 +0.30"
 
 
 # ------------------------------------------------------------------------ real samples
@@ -513,3 +540,27 @@ def test_cached_clip_signals_are_reused_only_for_their_strides(tmp_path, monkeyp
     es.clip_signals(clip, 0, scan.no_progress, tmp_path)
     es.clip_signals(clip, 0, scan.no_progress, tmp_path)
     assert made == [(2, 10), (scan.SPEAKER_POSE_STRIDE, scan.DETECT_STRIDE)]
+
+
+def test_labels_of_boxes_that_share_a_corner_do_not_cover_each_other():
+    from gestsync.render import _free_place
+
+    placed = [(10, 10, 50, 20)]
+    placed.append(_free_place(30, 15, 50, 20, placed))
+    assert placed[-1] == (30, 35, 50, 20)  # moved below the first
+    placed.append(_free_place(20, 10, 50, 20, placed))
+    assert placed[-1] == (20, 70, 50, 20)  # below both, a label height at a time
+    assert _free_place(100, 10, 50, 20, placed) == (100, 10, 50, 20)  # free: stays
+
+
+def test_an_unsure_scene_says_why_in_the_summary_line():
+    from gestsync.cli import _speaker_summary
+
+    scene = dict(index=0, start_seconds=0.0, end_seconds=6.2, track_ids=[1, 2, 3], speaker=2,
+                 confidence=0.55, reason="speaking", unsure=True, competing=[1], body_names=None)
+    result = {"video": "talk.mp4", "method": "builtin", "scenes": [scene]}
+    assert _speaker_summary(result).endswith("0.0-6.2 s: #2 (0.55, unsure: #2 or #1)")
+    scene.update(competing=[], body_names=3)
+    assert _speaker_summary(result).endswith("#2 (0.55, unsure: the body alone names #3)")
+    scene.update(unsure=False, body_names=None)
+    assert _speaker_summary(result).endswith("0.0-6.2 s: #2 (0.55)")

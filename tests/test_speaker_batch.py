@@ -129,11 +129,11 @@ def _tracks(info):
 def test_scene_crops_are_each_tracks_crops():
     """One decode for the scene: every track's crops, uint8 for uint8, as `masked_crops` makes
     them for the track alone (the face mesh's tracking state included)."""
-    from gestsync import crops, media
+    from gestsync import crops, media, people
 
     info = media.probe(SAMPLES / "asd_sample_1.mp4")
     tracks = _tracks(info)
-    assert crops.covered_spans(tracks) == [(0, 170), (215, 260)]
+    assert people.covered_spans(tracks) == [(0, 170), (215, 260)]
     got = {i: [] for i in range(len(tracks))}
     steps = 0
     for present in crops.streamed_scene_crops(info, tracks):

@@ -19,21 +19,22 @@ import re
 import shutil
 import socket
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import cues as cue_names
 from .arguments import add_model_option, help_texts
 from .errors import GestsyncError, UsageError, needs_extra, sigterm_as_interrupt
+from .weights import BUILTIN_LABEL
 
 log = logging.getLogger(__name__)
 
 MODE_SYNC = "sync offset"
 MODE_SPEAKERS = "who is speaking"
-BUILTIN = "built-in estimator (no weights)"
+BUILTIN = BUILTIN_LABEL  # the model list's entry for the built-in estimator
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 MIB = 1024 * 1024  # Gradio counts upload sizes in binary megabytes
 RECENT_KEPT = 10  # uploads offered as "recent"; older ones are deleted
@@ -174,8 +175,8 @@ def resolve_checkpoint(folder: Path | None, name: str | None) -> Path | None:
 
 
 def default_model(cfg: ServeConfig):
-    """The server's default model (`--model`), a `models.ModelChoice`."""
-    from .models import resolve
+    """The server's default model (`--model`), a `weights.ModelChoice`."""
+    from .weights import resolve
 
     return resolve(cfg.model)
 
@@ -191,11 +192,13 @@ def job_model(cfg: ServeConfig, name: str | None) -> str | Path:
     """What `find_offset(model=...)` gets for a dropdown entry ("builtin" when none)."""
     first = default_model(cfg)
     if first.path is not None and name == first.label:
-        from .models import FILE_METHOD
+        from .weights import FILE_METHOD
 
         return first.path if first.method == FILE_METHOD else first.method
+    from .weights import BUILTIN as BUILTIN_NAME
+
     path = resolve_checkpoint(cfg.checkpoints, name)
-    return "builtin" if path is None else path
+    return BUILTIN_NAME if path is None else path
 
 
 def check_limits(video: Path, cfg: ServeConfig) -> None:
@@ -239,32 +242,22 @@ class PageResult:
     files: list[str] | None = None
 
 
-_SYNCERS: dict[tuple, Any] = {}  # the models of recent jobs, loaded once (`syncer_for`)
-_SYNCERS_LOCK = threading.Lock()
-KEPT_MODELS = 2
-
-
 def syncer_for(model: str | Path):
-    """The `Syncer` of a job's model: loaded by the first job that needs it, then kept
-    (the two most recent), and loaded again when its file changes."""
-    from .syncer import Syncer
+    """The `Syncer` of a job's model (`syncer.syncer_for`: the process's, loaded once)."""
+    from .syncer import syncer_for
+    from .weights import ModelSpec
 
-    path = Path(model)
-    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
-    key = (str(model), stamp)
-    with _SYNCERS_LOCK:
-        if key not in _SYNCERS:
-            while len(_SYNCERS) >= KEPT_MODELS:
-                _SYNCERS.pop(next(iter(_SYNCERS)))
-            _SYNCERS[key] = Syncer(model)
-        return _SYNCERS[key]
+    return syncer_for(ModelSpec(model))
 
 
 def run_sync(video: Path, out_dir: Path, model: str | Path,
-             progress: GradioProgress, cues: str = "body") -> PageResult:
+             progress: GradioProgress, cues: str = cue_names.DEFAULT.name) -> PageResult:
     """find_offset with its outputs: offset, confidence, score plot, corrected video, JSON."""
-    d = syncer_for(model).find_offset(video, out_dir=out_dir, cues=cues,
-                                      progress=progress).to_dict()
+    from .sync import SyncRequest
+
+    syncer = syncer_for(model)
+    request = SyncRequest(syncer.model.spec, cues=cues)
+    d = syncer.run(video, request, out_dir=out_dir, progress=progress).to_dict()
     outs = d["outputs"]
     files = [outs[k] for k in ("json", "synced_video") if k in outs]
     return PageResult(sync_summary(d), outs.get("plot"), outs.get("synced_video"), files)
@@ -295,11 +288,13 @@ def sync_summary(d: dict) -> str:
 
 def run_speakers(video: Path, out_dir: Path, model: str | Path,
                  progress: GradioProgress, per_frame: bool = True,
-                 cues: str = "body") -> PageResult:
+                 cues: str = cue_names.DEFAULT.name) -> PageResult:
     """find_speakers with its outputs: boxed video, who-speaks-when timeline, JSON."""
-    options = {} if cues == "body" else {"cues": cues}
-    d = syncer_for(model).find_speakers(video, per_frame=per_frame, out_dir=out_dir,
-                                        progress=progress, **options).to_dict()
+    from .speaker import SpeakerRequest
+
+    syncer = syncer_for(model)
+    request = SpeakerRequest(syncer.model.spec, per_frame=per_frame, cues=cues)
+    d = syncer.run(video, request, out_dir=out_dir, progress=progress).to_dict()
     outs = d["outputs"]
     plot = out_dir / "timeline.png"
     speaker_timeline(d, plot)
@@ -309,6 +304,8 @@ def run_speakers(video: Path, out_dir: Path, model: str | Path,
 
 def speakers_summary(d: dict, most: int = 12) -> str:
     """One line per scene (markdown), from `SpeakerResult.to_dict()`."""
+    from .results import scene_doubt
+
     lines = [f"**{len(d['scenes'])} scene(s), {len({t['id'] for t in d['tracks']})} "
              f"person(s) tracked.** Method: {d['method']}."]
     for s in d["scenes"][:most]:
@@ -321,7 +318,9 @@ def speakers_summary(d: dict, most: int = 12) -> str:
             who = "per frame: " + describe_shares(s["frame_speakers"])
             lines.append(f"- scene {s['index'] + 1}, {span}: {who}")
             continue
-        lines.append(f"- scene {s['index'] + 1}, {span}: {who}, confidence {s['confidence']:.2f}")
+        doubt = scene_doubt(s)
+        lines.append(f"- scene {s['index'] + 1}, {span}: {who}, confidence {s['confidence']:.2f}"
+                     + (f" ({doubt})" if doubt else ""))
     if len(d["scenes"]) > most:
         lines.append(f"- ... {len(d['scenes']) - most} more in the JSON")
     return "\n".join(lines)
@@ -370,9 +369,9 @@ def speaker_timeline(d: dict, path: Path) -> None:
     plt.close(fig)
 
 
-# The page's cue choice: label -> `face.CUES` value (body first: the default).
-CUE_CHOICES = {"body gestures (face masked)": "body", "lips and body": "face+body",
-               "lips only": "face"}
+# The page's cue choice: label -> `cues.CHOICES` name (body first: the default).
+CUE_CHOICES = {"body gestures (face masked)": cue_names.BODY.name,
+               "lips and body": cue_names.FACE_BODY.name, "lips only": cue_names.FACE.name}
 
 
 @dataclass(frozen=True)
@@ -384,7 +383,7 @@ class JobRequest:
     mode: str
     model: str | None
     per_frame: bool = True
-    cues: str = "body"  # `face.CUES`
+    cues: str = cue_names.DEFAULT.name  # a `cues.CHOICES` name
 
 
 def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
@@ -401,7 +400,7 @@ def run_job(cfg: ServeConfig, ws: Workspace, req: JobRequest,
         if req.mode == MODE_SPEAKERS:
             return run_speakers(path, ws.new_job(), model, progress, req.per_frame, req.cues)
         return run_sync(path, ws.new_job(), model, progress, req.cues)
-    except (GestsyncError, ValueError) as e:
+    except GestsyncError as e:  # ours: the visitor can fix it
         return PageResult(f"**Error:** {_md_escape(_hide_folders(str(e), cfg, ws))}")
     except Exception as e:  # an internal error: one line here, the traceback in the server log
         log.exception("job failed")
@@ -439,7 +438,7 @@ def intro(cfg: ServeConfig, modes: list[str]) -> str:
 
 def model_note(cfg: ServeConfig) -> str:
     """Which model answers by default, and how to get the published one when it is not."""
-    from .models import DEFAULT_MODEL
+    from .weights import DEFAULT_MODEL
 
     choice = default_model(cfg)
     if choice.path is None:
@@ -461,7 +460,8 @@ def build_app(cfg: ServeConfig, ws: Workspace, modes: list[str]):
             raise gr.Error(str(e)) from e
 
     def job(video, recent, mode, model, per_frame, cues, progress=gr.Progress()):
-        req = JobRequest(video, recent, mode, model, per_frame, CUE_CHOICES.get(cues, "body"))
+        req = JobRequest(video, recent, mode, model, per_frame,
+                         CUE_CHOICES.get(cues, cue_names.DEFAULT.name))
         r = run_job(cfg, ws, req, GradioProgress(progress))
         return r.summary, r.plot, r.video, r.files, gr.update(choices=ws.recent())
 

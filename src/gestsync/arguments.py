@@ -75,14 +75,6 @@ def add_model_option(p: argparse.ArgumentParser, alias: bool = True) -> None:
                         "PATH of a model file (model_rgb.pth or our own); see `gestsync models`")
 
 
-def add_cues_option(p: argparse.ArgumentParser) -> None:
-    """--cues body | face+body | face (checked by `face.check_cues`: one line, exit 2)."""
-    p.add_argument("--cues", default="body", metavar="CUES",
-                   help="what to read: body (default: gestures with the face masked, as "
-                        "in the paper), face+body (the lips too, where the face is "
-                        "visible) or face (lips only; the body where no face is found)")
-
-
 PRECISIONS = ("fp32", "bf16")  # the network's arithmetic: fp32 (default, exact) or bfloat16
 
 

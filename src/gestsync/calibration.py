@@ -1,7 +1,8 @@
 """Logistic calibration: turn a raw agreement score into the probability of being right.
 
 P(right) = sigmoid(w . features), features = (1, logit(raw), extra...). The offset search
-uses the scored length as the extra feature, the speaker decisions the number of people.
+uses the scored length as the extra feature, the speaker decisions the number of people
+(and, with a face cue, whether the body alone names someone else).
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ def logit(p) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def features(raw, extra) -> np.ndarray:
-    """N x 3 design matrix (1, logit(raw), extra)."""
+def features(raw, *extra) -> np.ndarray:
+    """N x (2 + len(extra)) design matrix (1, logit(raw), extra...)."""
     raw = np.atleast_1d(np.asarray(raw, float))
-    extra = np.broadcast_to(np.asarray(extra, float), raw.shape)
-    return np.stack([np.ones_like(raw), logit(raw), extra], axis=1)
+    columns = [np.broadcast_to(np.asarray(e, float), raw.shape) for e in extra]
+    return np.stack([np.ones_like(raw), logit(raw), *columns], axis=1)
 
 
 def apply(x: np.ndarray, coefficients) -> np.ndarray:
-    """sigmoid(x @ coefficients) for an N x 3 design matrix."""
+    """sigmoid(x @ coefficients) for a design matrix of `features`."""
     return 1 / (1 + np.exp(-(x @ np.asarray(coefficients, float))))
 
 

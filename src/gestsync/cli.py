@@ -13,11 +13,13 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .errors import (GestsyncError, Terminated, UsageError, missing_package, sigterm_as_interrupt,
+from .errors import (GestsyncError, Terminated, missing_package, sigterm_as_interrupt,
                      stop_received)
-from .arguments import Parser, add_cues_option, add_model_option, add_precision_option, help_texts
+from .arguments import Parser, add_model_option, add_precision_option, help_texts
+from .batch import videos_in
+from .cues import add_cues_option
 from .progress import TqdmProgress
 from .timebase import VIDEO_SUFFIXES
 
@@ -37,19 +39,11 @@ def _quiet_native_logs() -> None:
 
 
 def find_videos(paths: Sequence[str]) -> list[Path]:
-    """Expand folders into the videos they hold (sorted); keep files as given."""
-    videos: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-            if not found:
-                raise UsageError(f"no videos in folder {path} (looked for "
-                                 f"{', '.join(sorted(VIDEO_SUFFIXES))}): give a folder with videos")
-            videos.extend(found)
-        else:
-            videos.append(path)
-    return videos
+    """Expand folders into the videos directly in them (sorted); keep files as given.
+    (A corpus run, with --results, also searches below and reads lists: `batch`.)"""
+    return [video for name in paths
+            for video in (videos_in(Path(name), recursive=False) if Path(name).is_dir()
+                          else [Path(name)])]
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -120,11 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also report the offset of every SECONDS-long stretch and flag drift "
                         "(e.g. 30)")
     add_cues_option(s)
-    s.set_defaults(run=_run_sync)
     _add_speaker_parser(sub)
     _add_eval_parser(sub)
     from .app import add_serve_parser
-    from .models import add_models_parser
+    from .weights import add_models_parser
 
     add_serve_parser(sub)
     add_models_parser(sub)
@@ -196,7 +189,9 @@ The summary line gives each scene as START-END s: WHO (CONFIDENCE), e.g.
 #1 is person 1, as numbered in speakers.json and on the annotated video;
 CONFIDENCE is the calibrated chance that the answer is right ("alone in view"
 when one person is tracked: then the share of resamples in which their motion
-follows the sound). Instead of a person, why nobody was chosen: no speech,
+follows the sound). An unsure answer says why: another person came close
+(#2 (0.55, unsure: #2 or #1)), or with a face cue the body alone names someone
+else. Instead of a person, why nobody was chosen: no speech,
 off-screen voice (only with --allow-offscreen) or no person. With --per-frame,
 each person's share of the frames instead: #1 67%, #0 20%, nobody 13%."""
 SPEAKER_EXAMPLES = """\
@@ -233,7 +228,6 @@ def _add_speaker_parser(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     _add_workers_option(p)
     add_cues_option(p)
-    p.set_defaults(run=_run_speaker)
 
 
 def _add_workers_option(p: argparse.ArgumentParser) -> None:
@@ -242,38 +236,12 @@ def _add_workers_option(p: argparse.ArgumentParser) -> None:
                    "--jobs sets the videos done at once)")
 
 
-def _run_speaker(args) -> Callable[[Path, Path, TqdmProgress], object]:
-    from .face import check_cues
-
-    check_cues(args.cues)  # before any video
-    syncer, options = _syncer(_speaker_options(args, _workers(args)))
-
-    def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return syncer.find_speakers(video, out_dir=out_dir, write_video=not args.no_video,
-                                    progress=progress, **options)
-    return one
-
-
-def _syncer(options: dict):
-    """(the run's model, loaded once for every video; the other options)."""
-    from .syncer import Syncer, split_options
-
-    model_options, rest = split_options(options)
-    return Syncer(**model_options), rest
-
-
-def _speaker_options(args, workers: int) -> dict:
-    """Keyword arguments of `find_speakers` from the command line (but the outputs)."""
-    return dict(model=args.model, per_frame=args.per_frame, allow_offscreen=args.allow_offscreen,
-                context_frames=args.context_frames, max_people=args.max_people,
-                min_track_frames=args.min_track_frames, min_track_size=args.min_track_size,
-                max_gap=args.max_gap, scene_threshold=args.scene_threshold, device=args.device,
-                cues=args.cues, precision=args.precision, workers=workers)
-
-
 def _speaker_summary(d: dict, label: str | None = None) -> str:
     """`name [method]: <span>: <who> (<confidence>); ...`, who = #<track id> or why
-    nobody; with --per-frame the share of the scene's frames given to each person instead."""
+    nobody, and why an answer is unsure (`scene_doubt`); with --per-frame the share of the
+    scene's frames given to each person instead."""
+    from .results import scene_doubt
+
     parts = []
     for s in d["scenes"]:
         span = f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s: "
@@ -286,12 +254,15 @@ def _speaker_summary(d: dict, label: str | None = None) -> str:
         if s["speaker"] is not None and len(s["track_ids"]) == 1:  # see decide_scene
             parts.append(span + f"{who} (alone in view; motion match {s['confidence']:.2f})")
             continue
-        parts.append(span + f"{who} ({s['confidence']:.2f})")
+        doubt = scene_doubt(s)
+        parts.append(span + f"{who} ({s['confidence']:.2f}{', ' + doubt if doubt else ''})")
     return f"{Path(d['video']).name} [{label or _method_label(d)}]: " + "; ".join(parts)
 
 
 def _method_label(d: dict) -> str:
-    return "built-in estimator" if d.get("method") == "builtin" else d.get("method", "?")
+    from .weights import method_label
+
+    return method_label(d.get("method", "?"))
 
 
 def _version() -> str:
@@ -309,33 +280,14 @@ def _out_dir(args, video: Path, many: bool) -> Path:
     return Path(args.out) / video.stem if many else Path(args.out)
 
 
-def _run_sync(args) -> Callable[[Path, Path, TqdmProgress], object]:
-    from .face import check_cues
+def _request(args, workers: int):
+    """The job request of `gestsync sync|speaker` (checked here, before any video);
+    `workers`: pose processes per video unless --workers says."""
+    from .speaker import SpeakerRequest
+    from .sync import SyncRequest
 
-    check_cues(args.cues)  # before any video
-    syncer, options = _syncer(_sync_options(args, _workers(args)))
-
-    def one(video: Path, out_dir: Path, progress: TqdmProgress):
-        return syncer.find_offset(video, out_dir=out_dir, write_video=not args.no_video,
-                                  progress=progress, **options)
-    return one
-
-
-def _sync_options(args, workers: int) -> dict:
-    """Keyword arguments of `find_offset` from the command line (but the outputs)."""
-    return dict(model=args.model, max_offset=args.max_offset, context_frames=args.context_frames,
-                grid=args.grid, always_write=args.always_write, device=args.device,
-                segment_seconds=args.segments, pose_stride=args.pose_stride, workers=workers,
-                cues=args.cues, precision=args.precision)
-
-
-def _workers(args, default: int | None = None) -> int:
-    """--workers, else `default`, else one pose process per core (at most 4)."""
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be 1 or more, got {args.workers}")
-    from .scan import default_workers
-
-    return args.workers or default or default_workers()
+    kind = SyncRequest if args.command == "sync" else SpeakerRequest
+    return kind.from_args(args, workers)
 
 
 def _run_corpus(args) -> int:
@@ -343,10 +295,7 @@ def _run_corpus(args) -> int:
     unless --workers says otherwise: videos run in parallel instead)."""
     from .corpus import run_cli
 
-    workers = _workers(args, default=1)
-    options = (_sync_options(args, workers) if args.command == "sync"
-               else _speaker_options(args, workers))
-    return run_cli(args, options, VIDEO_SUFFIXES)
+    return run_cli(args, _request(args, workers=1), VIDEO_SUFFIXES)
 
 
 def _summary_line(result, video_wanted: bool = True, label: str | None = None) -> str:
@@ -395,7 +344,10 @@ def _summary_line(result, video_wanted: bool = True, label: str | None = None) -
 def _segments_hint(d: dict) -> str:
     """What makes more segments sure, as measured on the samples (docs/accuracy.md#confidence):
     the lips (the body alone is never sure), else longer segments."""
-    if d.get("method") == "builtin" and "face" not in (d.get("cues") or {}):
+    from .cues import FACE_PART
+    from .weights import BUILTIN
+
+    if d.get("method") == BUILTIN and FACE_PART not in (d.get("cues") or {}):
         return "the gestures alone are never sure: try --cues face+body (the lips' motion too)"
     return "longer segments are sure more often: try --segments 10 or longer"
 
@@ -418,18 +370,21 @@ def _copy_bar(d: dict) -> str:
 
 
 def _process(args, videos: list[Path]) -> int:
-    """Run the command on every video; report each; return the exit status."""
-    from .models import resolve
+    """Run the command on every video; report each; return the exit status. Only our own
+    errors (GestsyncError) are the video's; anything else stops the run (internal error)."""
+    from .scan import default_workers
+    from .syncer import syncer_for
 
-    label = resolve(args.model).label  # checks --model once, before any video
-    run_one = args.run(args)  # loads the model once
+    request = _request(args, default_workers())  # checks every option, before any video
+    syncer = syncer_for(request.model)  # loads the model once
     many = len(videos) > 1
-    failures, hinted = 0, False
+    failures, hinted = 0, args.quiet  # --quiet: no hint either
     for video in videos:
         progress = TqdmProgress(video.name, enabled=not args.quiet)
         try:
-            result = run_one(video, _out_dir(args, video, many), progress)
-        except (GestsyncError, ValueError) as e:
+            result = syncer.run(video, request, out_dir=_out_dir(args, video, many),
+                                write_video=not args.no_video, progress=progress)
+        except GestsyncError as e:
             failures += 1
             _report_failure(args, video, str(e))
             if not many:
@@ -440,7 +395,7 @@ def _process(args, videos: list[Path]) -> int:
         if args.json:
             print(json.dumps(result.to_dict()), flush=True)
         else:
-            print(_summary_line(result, not getattr(args, "no_video", False), label), flush=True)
+            print(_summary_line(result, not args.no_video, syncer.label), flush=True)
             for path in result.to_dict().get("outputs", {}).values():
                 print(f"  wrote {path}")
         hinted = hinted or _suggest_model(result, hinted)
@@ -450,14 +405,13 @@ def _process(args, videos: list[Path]) -> int:
 
 
 def _suggest_model(result, hinted: bool) -> bool:
-    """Once per run: an uncertain built-in answer and no model cached -> how to get one."""
-    from .models import hint_for_uncertain
-    from .offset import UNCERTAIN_BELOW
+    """Once per run (not at all under --quiet: `hinted` then starts True): an uncertain
+    built-in answer and no model cached -> how to get one."""
+    from .weights import BUILTIN, hint_for_uncertain
 
     d = result.to_dict()
-    unsure = d.get("uncertain") or any(s.get("confidence", 1) < UNCERTAIN_BELOW
-                                       for s in d.get("scenes") or [])
-    hint = None if hinted or d.get("method") != "builtin" or not unsure else hint_for_uncertain()
+    unsure = d.get("uncertain") or any(s.get("unsure") for s in d.get("scenes") or [])
+    hint = None if hinted or d.get("method") != BUILTIN or not unsure else hint_for_uncertain()
     if hint:
         print(f"gestsync: {hint}", file=sys.stderr, flush=True)
     return bool(hint)

@@ -148,7 +148,7 @@ def scene_crops(info: media.MediaInfo, tracks: list[people.Track]) -> Iterator[d
     squares = [smooth_squares(t.boxes) for t in tracks]
     maskers: dict[int, FaceMasker] = {}
     try:
-        for start, end in covered_spans(tracks):
+        for start, end in people.covered_spans(tracks):
             for k, frame in enumerate(media.iter_frames(info, start_frame=start,
                                                         num_frames=end - start), start):
                 on = [i for i, t in enumerate(tracks) if t.start <= k < t.end]
@@ -161,17 +161,6 @@ def scene_crops(info: media.MediaInfo, tracks: list[people.Track]) -> Iterator[d
     finally:
         for masker in maskers.values():
             masker.close()
-
-
-def covered_spans(tracks: list[people.Track]) -> list[tuple[int, int]]:
-    """The frames that some track covers as disjoint (start, end) spans, in order."""
-    spans: list[list[int]] = []
-    for start, end in sorted((t.start, t.end) for t in tracks):
-        if spans and start <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], end)
-        else:
-            spans.append([start, end])
-    return [(a, b) for a, b in spans]
 
 
 def streamed_scene_crops(info: media.MediaInfo, tracks: list[people.Track]

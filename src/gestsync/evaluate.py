@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cues as cue_names
 from . import estimator, face, media, offset, scan, scoring
+from .cues import Cues
 from .errors import GestsyncError
 from .samples import FACE_ONLY, fit_check_split, single_speaker_clips  # noqa: F401 - also used as evaluate.*
 from .sync import POSE_STRIDE
@@ -42,7 +44,7 @@ class Trial:
     confidence: float  # calibrated
     agreement: float  # raw bootstrap agreement
     scored_frames: int
-    cues: str = "body"  # the cues scored (`face.CUES`)
+    cues: str = cue_names.DEFAULT.name  # the cues scored (a `cues.CHOICES` name)
     face: str = ""  # with a face cue: "face-only crop", "visible" (a face on
     # FACE_WELL_VISIBLE of the frames or more) or "partly"
     scores: list | None = None  # each candidate lag's score (None: not scored)
@@ -58,17 +60,18 @@ class Trial:
 
 
 def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
-                  work: Path, progress: scan.Progress, net=None, cues: str = "body",
+                  work: Path, progress: scan.Progress, net=None, cues: Cues = cue_names.DEFAULT,
                   face_only: bool = False) -> list[Trial]:
     """All trials of one clip: one pose pass (and with a model `net`, one pass of its
     picture side; with a face cue, one face-mesh pass), one shifted copy per shift."""
     info = media.probe(clip)
     tracks, person = scan.single_person(info, progress, stride=POSE_STRIDE,
-                                        need_hands=cues == "body")
+                                        need_hands=cues.needs_hands)
     hands = "visible" if person.visible_hands_ratio >= HANDS_WELL_VISIBLE else "partly"
     cue = scoring.for_run(net, cues)
     score = cue.offset_scorer(info, tracks, person, progress)
-    tag = {"cues": cues, "face_share": round(face.face_share(person.keypoints[person.posed]), 3)}
+    rule = cue.confidence_rule(cue.used(score.face_seen))
+    tag = {"cues": cues.name, "face_share": round(face.face_share(person.keypoints[person.posed]), 3)}
     if score.face_seen is not None:
         tag["face"] = "face-only crop" if face_only else (
             "visible" if score.face_seen.mean() >= FACE_WELL_VISIBLE else "partly")
@@ -82,19 +85,17 @@ def evaluate_clip(clip: Path, stated: int, shifts: list[int], lags: np.ndarray,
         copy.unlink()
         for name, context in CONTEXTS.items():
             trials += _windows(clip.name, hands, name, context, shift, evidence, lags,
-                               cue.subwindow, tag)
+                               cue.subwindow, rule, tag)
         progress("shifted copies", i + 1, len(shifts))
     return trials
 
 
-def _windows(clip, hands, name, context, shift, evidence, lags, subwindow, tag=None
+def _windows(clip, hands, name, context, shift, evidence, lags, subwindow, rule, tag
              ) -> list[Trial]:
     frames = evidence.shape[1]
     if context is not None and context > frames:
         return []
     length = context or frames
-    tag = tag or {}
-    rule = offset.CONFIDENCE[tag.get("cues", "body")]
     trials = []
     for start in range(0, frames - length + 1, length):
         span = (start, start + length)
@@ -205,10 +206,11 @@ def _parse_people(text: str) -> tuple[int, ...]:
 
 
 def run_eval(args) -> int:
-    from .models import resolve
+    from .sync import SyncRequest
+    from .weights import ModelSpec
 
-    choice = resolve(args.model)
-    face.check_cues(getattr(args, "cues", "body"))
+    request = SyncRequest(ModelSpec.from_args(args), max_offset=args.max_offset, cues=args.cues)
+    choice = request.model.model
     if args.protocol == "speaker":
         from .evaluate_speaker import run
 
@@ -216,16 +218,15 @@ def run_eval(args) -> int:
             raise GestsyncError("the speaker protocol scores with the built-in estimator only: "
                                 "give --model builtin, or use the offset protocol")
         return run(Path(args.samples), _parse_people(args.people), args.quiet, args.json_out,
-                   Path(args.cache) if args.cache else None, args.fit_calibration,
-                   getattr(args, "cues", "body"))
+                   Path(args.cache) if args.cache else None, args.fit_calibration, request.cues)
     if args.trials:
         trials, durations = _read_trials(Path(args.trials))
     else:
-        trials, durations = _run_offset_protocol(args, choice)
+        trials, durations = _run_offset_protocol(args, request)
     scorer = f"trials from {args.trials}" if args.trials else choice.label
-    cues = getattr(args, "cues", "body")
+    cues = "" if request.cues == cue_names.DEFAULT else f", cues {request.cues}"
     print(f"Offset protocol: {len(durations)} clips, shifts {args.shifts} frames, candidates "
-          f"+-{args.max_offset} frames, {scorer}{'' if cues == 'body' else ', cues ' + cues}.\n")
+          f"+-{args.max_offset} frames, {scorer}{cues}.\n")
     print(report(trials, durations))
     if args.fit_calibration:
         print("\n" + calibration_report(trials))
@@ -244,7 +245,8 @@ def _read_trials(path: Path) -> tuple[list[Trial], dict[str, float]]:
         trial = Trial(**row)
         if trial.scores is not None and trial.picks is not None:
             trial = _rescored(trial)
-        trials.append(_with_confidence(trial, offset.CONFIDENCE[trial.cues].coefficients))
+        calibration = cue_names.parse(trial.cues).calibration
+        trials.append(_with_confidence(trial, calibration.coefficients))
     return trials, durations
 
 
@@ -341,18 +343,18 @@ def _fit_calibration(trials: list[Trial]) -> tuple[float, ...]:
                                   [abs(t.error) <= AGREE for t in trials])
 
 
-def _run_offset_protocol(args, choice) -> tuple[list[Trial], dict[str, float]]:
+def _run_offset_protocol(args, request) -> tuple[list[Trial], dict[str, float]]:
     from .progress import TqdmProgress
-    from .models import load
+    from .weights import load
 
     shifts = parse_shifts(args.shifts)
-    lags = offset.candidate_lags(args.max_offset)
-    cues = getattr(args, "cues", "body")
-    clips = single_speaker_clips(Path(args.samples), face_only=cues != "body")
-    face_only = _face_only_names(Path(args.samples)) if cues != "body" else set()
+    lags = offset.candidate_lags(request.max_offset)
+    cues = request.cues
+    clips = single_speaker_clips(Path(args.samples), face_only=cues.reads_face)
+    face_only = _face_only_names(Path(args.samples)) if cues.reads_face else set()
     if not clips:
         raise GestsyncError(f"no single-speaker clip with a known offset in {args.samples}")
-    net = load(choice)
+    net = load(request.model)
     trials, durations = [], {}
     with tempfile.TemporaryDirectory(prefix="gestsync-eval-") as work:
         for clip, stated in clips:

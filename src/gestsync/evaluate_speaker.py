@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import estimator, face, media, people, scan, speaker_scores, vad
+from . import cues as cue_names
+from . import estimator, face, media, people, scan, scoring, speaker_scores, vad
+from .cues import Cues
 from .errors import GestsyncError
 from .estimator import heard_signal, motion_evidence
 
@@ -45,6 +47,12 @@ class ClipSignals:
     def length(self) -> int:
         return self.motion.shape[1]
 
+    def mouth_in(self, span: slice) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(mouth signals, face seen) of the frames of `span`; (None, None) without a face cue."""
+        if self.mouth is None:
+            return None, None
+        return self.mouth[:, span], self.face_seen[span]
+
 
 def _align(x: np.ndarray, stated: int) -> np.ndarray:
     """Undo a stated offset (> 0: sound later) on a (..., T) sound signal: value at frame t
@@ -62,7 +70,8 @@ def speaker_strides() -> tuple[int, int]:
 
 
 def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path | None = None,
-                 cues: str = "body", strides: tuple[int, int] | None = None) -> ClipSignals:
+                 cues: Cues = cue_names.DEFAULT, strides: tuple[int, int] | None = None
+                 ) -> ClipSignals:
     """Motion of the clip's person and its aligned speech signals (with a face cue, the
     mouth signals too).
 
@@ -79,7 +88,7 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
             stored = {k: z[k] for k in z.files}
         if tuple(stored.get("strides", OLD_STRIDES)) != tuple(strides):
             stored = {}
-    if "motion" not in stored or (cues != "body" and "opening" not in stored):
+    if "motion" not in stored or (cues.reads_face and "opening" not in stored):
         stored.update(_people_stage(clip, progress, cues, strides))
         if cached is not None:
             cache.mkdir(parents=True, exist_ok=True)
@@ -88,25 +97,25 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
     frames = motion.shape[1]
     voice = vad.voice_activity(audio, frames)
     mouth = seen = None
-    if cues != "body":
+    if cues.reads_face:
         mouth, seen = face.mouth_signals(stored["opening"][:frames])
     return ClipSignals(clip.name, motion, _align(estimator.speech_signals(audio, frames), stated),
                        _align(voice.speech, stated), _align(voice.probability, stated),
                        mouth, seen)
 
 
-def _people_stage(clip: Path, progress: scan.Progress, cues: str, strides: tuple[int, int]
+def _people_stage(clip: Path, progress: scan.Progress, cues: Cues, strides: tuple[int, int]
                   ) -> dict:
     """The person's motion, the sound, (with a face cue) the mouth opening of a clip and
     the (landmark, detection) `strides` of its people stage."""
     info = media.probe(clip)
     tracks = scan.scan_people(info, max_people=2, progress=progress, stride=strides[0],
                               detect_stride=strides[1])
-    people.main_person(tracks, info.num_frames, name=clip.name, need_hands=cues == "body")
+    people.main_person(tracks, info.num_frames, name=clip.name, need_hands=cues.needs_hands)
     pieces = scan.person_pieces(tracks, info.num_frames)
     out = {"motion": estimator.person_motion(pieces, info.num_frames),
            "audio": media.read_audio(info), "strides": np.array(strides, np.int64)}
-    if cues != "body":
+    if cues.reads_face:
         out["opening"] = face.person_mouth(info, pieces, progress=progress)
     return out
 
@@ -133,6 +142,9 @@ class SpeakerTrial:
     speech_frames: int
     frame_bins: dict  # {"forced"|"offscreen": [[frames, right] per RAW_BINS bin of raw
     # confidence]}
+    forced_unsure: bool = False  # the forced answer's `Decision.unsure`
+    disagree: bool | None = None  # with a face cue: the body alone names another person
+    forced_disagree: bool | None = None  # the same for the forced answer
 
     @property
     def correct(self) -> bool:
@@ -140,29 +152,32 @@ class SpeakerTrial:
 
 
 def composite_trials(group: list[ClipSignals], sound: ClipSignals, speaker: int | None,
-                     context: int = DEFAULT_CONTEXT, cues: str = "body") -> list[SpeakerTrial]:
-    """Every window of one composite: the people of `group`, the sound of `sound`."""
+                     context: int = DEFAULT_CONTEXT, cues: Cues = cue_names.DEFAULT
+                     ) -> list[SpeakerTrial]:
+    """Every window of one composite: the people of `group`, the sound of `sound`, scored
+    by the cue of `gestsync speaker` with the built-in estimator (`scoring.for_run`)."""
+    cue = scoring.for_run(None, cues)
     length = min(c.length for c in group + [sound])
     trials = []
     for window, size in WINDOWS.items():
         size = size or length
         for start in range(0, length - size + 1, size):
-            trials.append(_trial(group, sound, speaker, window, start, size, context, cues))
+            trials.append(_trial(group, sound, speaker, window, start, size, context, cue))
     return trials
 
 
-def _trial(group, sound, speaker, window, start, size, context, cues="body") -> SpeakerTrial:
+def _trial(group, sound, speaker, window, start, size, context, cue) -> SpeakerTrial:
     span = slice(start, start + size)
     heard = heard_signal(sound.speech[:, span])
-    evidence = [motion_evidence(c.motion[:, span], heard) for c in group]
-    if cues != "body":
-        evidence = [face.speaker_evidence(e, c.mouth[:, span], c.face_seen[span],
-                                          sound.speech[:, span], cues)
-                    for e, c in zip(evidence, group)]
+    body = [motion_evidence(c.motion[:, span], heard) for c in group]
+    evidence = [cue.track_evidence(e, *c.mouth_in(span), sound.speech[:, span])
+                for e, c in zip(body, group)]
+    body_means = cue.body_means(body)  # with a face cue: does the body alone agree?
     offsets = [0] * len(group)
     speech = sound.speech_frames[span]
     decided = {allow: speaker_scores.decide_scene(evidence, offsets, size, float(speech.mean()),
-                                                  allow) for allow in (False, True)}
+                                                  allow, body_means=body_means)
+               for allow in (False, True)}
     scene = {allow: d[0] for allow, d in decided.items()}
     scene_z = decided[False][2]  # per track, the same with either rule
     z = speaker_scores.frame_z(evidence, offsets, size, context)
@@ -178,7 +193,9 @@ def _trial(group, sound, speaker, window, start, size, context, cues="body") -> 
                         scene[True].speaker, int(np.nanargmax(scene_z)),
                         scene[True].raw_confidence, scene[False].raw_confidence, int(frames["offscreen"][0].sum()),
                         int(frames["offscreen"][1].sum()), int(frames["forced"][0].sum()),
-                        int(speech.sum()), bins)
+                        int(speech.sum()), bins, scene[False].unsure,
+                        *(None if body_means is None else scene[allow].body_names is not None
+                          for allow in (True, False)))
 
 
 def _binned(raw: np.ndarray, right: np.ndarray) -> list[list[int]]:
@@ -187,8 +204,8 @@ def _binned(raw: np.ndarray, right: np.ndarray) -> list[list[int]]:
     return [[int((which == b).sum()), int(right[which == b].sum())] for b in range(RAW_BINS)]
 
 
-def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4), cues: str = "body"
-                 ) -> list[SpeakerTrial]:
+def run_protocol(signals: list[ClipSignals], sizes=(1, 2, 3, 4),
+                 cues: Cues = cue_names.DEFAULT) -> list[SpeakerTrial]:
     """Trials for every group of `sizes` people and every choice of the kept sound."""
     trials = []
     for n in sizes:
@@ -242,8 +259,31 @@ def report(trials: list[SpeakerTrial]) -> str:
                 part = [t for t in single if (t.speaker is not None) == own and t.window == w]
                 if part:
                     out.append(f"| {label} ({w}) | {_decided(part)} |")
-    return "\n".join(out + ["", "### Reliability: share right (answers) per calibrated confidence",
+    return "\n".join(out + ["", "### Sure and unsure answers (forced, `Decision.unsure`)",
+                            sure_table(trials),
+                            "", "### Reliability: share right (answers) per calibrated confidence",
                             reliability(trials)])
+
+
+def sure_table(trials: list[SpeakerTrial]) -> str:
+    """Markdown: per number of people and window, the share of forced scene answers that
+    are sure (no other person competed; with a face cue, the body alone agrees) and how
+    often sure and unsure answers are right."""
+    out = ["| people, scene | sure | right when sure | right when unsure | scenes |",
+           "|---|---|---|---|---|"]
+
+    def right(part):
+        return f"{np.mean([t.forced == t.speaker for t in part]):.2f}" if part else "-"
+
+    for n in sorted({t.people for t in trials if t.people > 1}):
+        for w in WINDOWS:
+            part = [t for t in trials if t.people == n and t.window == w]
+            sure = [t for t in part if not t.forced_unsure]
+            unsure = [t for t in part if t.forced_unsure]
+            if part:
+                out.append(f"| {n} ({w}) | {len(sure) / len(part):.2f} | {right(sure)} | "
+                           f"{right(unsure)} | {len(part)} |")
+    return "\n".join(out)
 
 
 LEVELS = {("scene", False): "scene, forced (2+ people)",
@@ -253,10 +293,11 @@ LEVELS = {("scene", False): "scene, forced (2+ people)",
 
 
 def calibration_data(trials: list[SpeakerTrial], level: str, allow: bool
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(raw confidence, people, right, weight) rows of one kind of decision: scenes with
-    speech, or per-frame bins (centre of each RAW_BINS bin, counts as weights). Forced
-    choice is measured with 2+ people (a lone person is not calibrated)."""
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(raw confidence, people, right, weight, disagree) rows of one kind of decision:
+    scenes with speech, or per-frame bins (centre of each RAW_BINS bin, counts as weights).
+    Forced choice is measured with 2+ people (a lone person is not calibrated). disagree
+    (scenes scored with a face cue, else None): the body alone named another person."""
     rows = []
     for t in trials:
         if not allow and t.people < 2:
@@ -264,24 +305,36 @@ def calibration_data(trials: list[SpeakerTrial], level: str, allow: bool
         if level == "scene":
             raw = t.confidence if allow else t.forced_confidence
             if raw is not None:
-                rows.append((raw, t.people, (t.predicted if allow else t.forced) == t.speaker, 1))
+                rows.append((raw, t.people, (t.predicted if allow else t.forced) == t.speaker, 1,
+                             t.disagree if allow else t.forced_disagree))
             continue
         for b, (n, right) in enumerate(t.frame_bins["offscreen" if allow else "forced"]):
             centre = (b + 0.5) / RAW_BINS
-            rows += [(centre, t.people, True, right), (centre, t.people, False, n - right)]
+            rows += [(centre, t.people, True, right, None), (centre, t.people, False, n - right, None)]
     rows = [r for r in rows if r[3] > 0]
-    return tuple(np.array(col, float) for col in zip(*rows)) if rows else (np.zeros(0),) * 4
+    if not rows:
+        return (np.zeros(0),) * 4 + (None,)
+    columns = [np.array(col, float) for col in list(zip(*rows))[:4]]
+    disagree = None if any(r[4] is None for r in rows) else np.array([r[4] for r in rows], float)
+    return (*columns, disagree)
+
+
+def _kinds(trials: list[SpeakerTrial]) -> list[tuple[str, bool]]:
+    """The decisions to calibrate: with a face cue, only the scenes' (`FACE_CALIBRATION`)."""
+    face_cue = any(t.disagree is not None for t in trials)
+    return [k for k in LEVELS if not face_cue or k[0] == "scene"]
 
 
 def fit_calibration(trials: list[SpeakerTrial]) -> dict:
-    """CALIBRATION coefficients for every kind of decision, fitted on `trials`."""
+    """CALIBRATION (FACE_CALIBRATION with a face cue) coefficients for every kind of
+    decision, fitted on `trials`."""
     from . import calibration
 
     fitted = {}
-    for level, allow in LEVELS:
-        raw, people, right, weight = calibration_data(trials, level, allow)
-        fitted[(level, allow)] = calibration.fit(
-            calibration.features(raw, np.log(people)), right, weight)
+    for level, allow in _kinds(trials):
+        raw, people, right, weight, disagree = calibration_data(trials, level, allow)
+        extra = [np.log(people)] + ([] if disagree is None else [disagree])
+        fitted[(level, allow)] = calibration.fit(calibration.features(raw, *extra), right, weight)
     return fitted
 
 
@@ -290,10 +343,10 @@ def reliability(trials: list[SpeakerTrial], coefficients: dict | None = None) ->
     edges = CONFIDENCE_BINS
     head = " | ".join(f"{lo:.1f}-{min(hi, 1):.1f}" for lo, hi in zip(edges, edges[1:]))
     out = [f"| answers | {head} | share right when >= 0.8 |", "|---|" + "---|" * len(edges)]
-    for (level, allow), name in LEVELS.items():
-        raw, people, right, weight = calibration_data(trials, level, allow)
+    for level, allow in _kinds(trials):
+        raw, people, right, weight, disagree = calibration_data(trials, level, allow)
         sure = speaker_scores.calibrated(raw, people, level, allow,
-                                         coefficients and coefficients[(level, allow)])
+                                         coefficients and coefficients[(level, allow)], disagree)
         which = np.digitize(sure, edges[1:-1])
         cells = []
         for b in range(len(edges) - 1):
@@ -301,7 +354,7 @@ def reliability(trials: list[SpeakerTrial], coefficients: dict | None = None) ->
             cells.append(f"{(weight * right)[which == b].sum() / n:.2f} ({n:.0f})" if n else "-")
         high = sure >= 0.8
         share = (weight * right)[high].sum() / weight[high].sum() if high.any() else float("nan")
-        out.append(f"| {name} | " + " | ".join(cells) + f" | {share:.2f} |")
+        out.append(f"| {LEVELS[(level, allow)]} | " + " | ".join(cells) + f" | {share:.2f} |")
     return "\n".join(out)
 
 
@@ -315,16 +368,17 @@ def calibration_report(trials: list[SpeakerTrial]) -> str:
 
     fitted = fit_calibration(only("fit"))
     everything = fit_calibration(trials)
+    name = "FACE_CALIBRATION" if any(t.disagree is not None for t in trials) else "CALIBRATION"
     lines = [f"    {key!r}: ({', '.join(f'{c:.4f}' for c in value)})," for key, value in everything.items()]
     return "\n".join([
         "### Calibration fit", f"Fitted on composites of fit clips only ({len(only('fit'))} "
         f"trials), reliability on composites of check clips only ({len(only('check'))} trials):",
-        reliability(only("check"), fitted), "", "Fitted on every composite: CALIBRATION = {",
+        reliability(only("check"), fitted), "", f"Fitted on every composite: {name} = {{",
         *lines, "}"])
 
 
 def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None,
-        cache: Path | None, fit: bool = False, cues: str = "body") -> int:
+        cache: Path | None, fit: bool = False, cues: Cues = cue_names.DEFAULT) -> int:
     from .progress import TqdmProgress
     from .samples import single_speaker_clips
 
@@ -347,7 +401,9 @@ def run(samples: Path, sizes: tuple[int, ...], quiet: bool, json_out: str | None
             for t in trials:
                 f.write(json.dumps({**t.__dict__, "correct": t.correct}) + "\n")
     lengths = ", ".join(f"{s.name} {s.length / media.FPS:.1f} s" for s in signals)
-    scorer = "built-in estimator" + ("" if cues == "body" else f", cues {cues}")
+    from .weights import BUILTIN_LABEL
+
+    scorer = BUILTIN_LABEL + ("" if cues == cue_names.DEFAULT else f", cues {cues}")
     print(f"Speaker protocol: {len(signals)} clips ({lengths}); {scorer}; "
           f"per-frame context {DEFAULT_CONTEXT} frames; frame accuracy over frames with speech.\n")
     print(report(trials))

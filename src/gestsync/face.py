@@ -16,7 +16,7 @@ motion is (`estimator.evidence`: band-pass, standardise, per-frame products at e
 2 s sub-window votes), with the mouth's own lead (`MOUTH_LEAD_FRAMES`). Frames with no face
 give no face evidence (0): there the body carries the span alone.
 
-Cues (`CUES`): "body" (default, the paper's setting), "face+body", "face".
+Which cues a run reads, and how the mouth's evidence is fused with the body's: `cues`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import estimator, media
-from .errors import GestsyncError
-
-CUES = ("body", "face+body", "face")
-DEFAULT_CUES = "body"
 
 # Face-mesh landmark ids (the 468-point canonical face).
 INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317))  # upper / lower inner lip
@@ -50,20 +46,10 @@ MOUTH_BAND_HZ = (1.5, 10.0)
 FACE_STRIDE = 1
 MAX_FACE_GAP = 12  # frames: shorter gaps in the face track are interpolated
 MIN_FACE_SCALE = 0.02  # eye-corner distance / crop side below this: not a real face
-# Fusion (`fuse`): evidence = body + FACE_WEIGHT * face on frames with a face. Chosen on
-# the fit clips of the offset protocol (docs/accuracy.md).
-FACE_WEIGHT = 8.0
 MOUTH_CONFIG = estimator.EstimatorConfig(band_hz=MOUTH_BAND_HZ)
 FACE_VISIBLE_SHARE = 0.5  # the hint of an uncertain body answer (`face_share`): a face
 # towards the camera on at least this share of the person's frames
 HINT_MIN_HEAD = 48  # pixels: a head box smaller than this is too small for the face mesh
-
-
-def check_cues(cues: str) -> str:
-    """`cues` if it is one of CUES, else GestsyncError naming the choices."""
-    if cues not in CUES:
-        raise GestsyncError(f"--cues {cues!r} is not one of {', '.join(CUES)}")
-    return cues
 
 
 # ----------------------------------------------------------------------- mouth signals
@@ -135,35 +121,6 @@ def _plain_evidence(speech: np.ndarray, lags: np.ndarray) -> np.ndarray:
 
     ones = np.ones(speech.shape[1])
     return shifted_products(ones, ones, np.asarray(lags) + MOUTH_LEAD_FRAMES)
-
-
-def fuse(body: np.ndarray, face: np.ndarray, cues: str, seen: np.ndarray | None = None,
-         weight: float = FACE_WEIGHT) -> np.ndarray:
-    """Evidence of the chosen cues (L x T each): body alone; face alone, the body only on
-    frames without a face (`seen` False); or body + weight * face (the face evidence is 0
-    on frames without a face, so the body carries those alone)."""
-    if cues == "body":
-        return body
-    if cues == "face":
-        return face if seen is None else np.where(seen[None], face, body)
-    return body + weight * face
-
-
-def cue_summary(cues: str, seen: np.ndarray, num_frames: int,
-                weight: float = FACE_WEIGHT) -> dict:
-    """JSON-ready: which cues contributed and how much. frames: frames the cue covers;
-    weight: its share of the fused evidence (with face+body, face frames count `weight`
-    times)."""
-    face = int(np.sum(seen)) if cues != "body" else 0
-    body = num_frames - face if cues == "face" else num_frames
-    face_mass = (weight if cues == "face+body" else 1.0) * face
-    total = face_mass + body
-    out = {}
-    if cues != "body":
-        out["face"] = {"frames": face, "weight": round(face_mass / total, 3) if total else 0.0}
-    if body:
-        out["body"] = {"frames": body, "weight": round(body / total, 3) if total else 0.0}
-    return out
 
 
 # ---------------------------------------------------------------------------- face mesh
@@ -297,21 +254,6 @@ def person_mouth(info: media.MediaInfo, pieces: list[tuple],
     return clip_mouth(read_mouths(info, runs, stride, progress), info.num_frames)
 
 
-def fused_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
-                   speech: np.ndarray, lags: np.ndarray, cues: str, unit_scale: bool = True
-                   ) -> np.ndarray:
-    """The evidence of `cues` from the body evidence (L x T) and the mouth signals
-    (`mouth_signals`) against the speech signals (G x T). Body evidence not on the
-    estimator's unit scale (a model's scaled cosines: `unit_scale` False) is first divided
-    by its spread, to the scale of the face evidence. With no face anywhere the body
-    carries the clip alone, whatever `cues` says."""
-    if cues == "body" or not seen.any():
-        return body
-    if not unit_scale:
-        body = body / max(float(np.nanstd(body)), 1e-12)
-    return fuse(body, mouth_evidence(signals, seen, speech, lags), cues, seen)
-
-
 # ----------------------------------------------------------------------------- speaker
 
 MOUTH_TOLERANCE = 3  # frames either side of the mouth's lead over which the sound is
@@ -335,18 +277,14 @@ def mouth_picture(signals: np.ndarray, seen: np.ndarray) -> np.ndarray:
                     0.0)
 
 
-def speaker_evidence(body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
-                     speech: np.ndarray, cues: str, weight: float = FACE_WEIGHT) -> np.ndarray:
-    """One track's (1 + S) x T evidence at zero lag and against circularly shifted sound
-    (`speaker_scores.circular_evidence`) for `cues`: the body's (`body`, same shape) with
-    the mouth's (mouth signals of the track's frames against its G x T speech signals)
-    fused before the z-score, as `fuse`."""
+def mouth_speaker_evidence(signals: np.ndarray, seen: np.ndarray,
+                           speech: np.ndarray) -> np.ndarray:
+    """One track's (1 + S) x T mouth evidence at zero lag and against circularly shifted
+    sound (`speaker_scores.circular_evidence`): its mouth signals against its G x T speech
+    signals, 0 on frames without a face (fused with the body's by `cues.Cues.fuse`)."""
     from .speaker_scores import circular_evidence
 
-    if cues == "body" or not seen.any():
-        return body
-    mouth = circular_evidence(mouth_picture(signals, seen), heard_by_mouth(speech))
-    return fuse(body, mouth, cues, seen, weight)
+    return circular_evidence(mouth_picture(signals, seen), heard_by_mouth(speech))
 
 
 def track_mouths(info: media.MediaInfo, tracks: list[list], stride: int = FACE_STRIDE,

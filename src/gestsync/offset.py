@@ -18,7 +18,6 @@ from . import bootstrap, calibration
 from .timebase import FPS
 
 AGREE_FRAMES = 2  # resamples within this many frames of the answer agree with it
-UNCERTAIN_BELOW = 0.5  # a speaker scene's confidence under this: unsure (`cli._suggest_model`)
 PRODUCT_ROWS = 2048  # `shifted_products` multiplies this many rows at a time (8 MB of 1024-d embeddings)
 COMPETING_SHARE = 0.1  # another lag picked by this share of bootstrap resamples competed
 MAX_MARGIN = 5.0  # `peak_margin` cap (standard deviations): one clear peak
@@ -44,21 +43,20 @@ class ConfidenceRule:
         return self.sure_at is not None and bool(confidence >= self.sure_at)
 
 
-# One rule per cue (`scoring.confidence_rule`), from `gestsync eval --fit-calibration` on
-# the trials of each cue (docs/accuracy.md#confidence): the curve and `sure_at` fitted on
+# One rule per cue (`cues.Cues.face_rule`, `scoring`), from `gestsync eval --fit-calibration`
+# on the trials of each cue (docs/accuracy.md#confidence): the curve and `sure_at` fitted on
 # the fit clips, then checked on the check clips.
-CONFIDENCE = {
-    # No confidence of the body cue is right 95% of the time on two fit clips or more.
-    "body": ConfidenceRule((-3.2994, 0.3262, 0.9775, 0.0387), None,
-                           "2026-12-01 trials, --shifts=-20:20, 2 fit clips"),
-    "face+body": ConfidenceRule((-0.3819, 0.4812, 0.1746, 0.7208), 0.808,
-                                "2026-12-01 trials, --shifts=-20:20, 6 fit clips"),
-    "face": ConfidenceRule((1.2346, 0.2390, -1.2694, 2.3704), 0.799,
-                           "2026-12-01 trials, --shifts=-20:20:4, 6 fit clips"),
-    # No trials (no model weights offline): the confidence is the bootstrap agreement
-    # itself (uncalibrated), sure only when the resamples are unanimous (0.99 or more).
-    "model": ConfidenceRule((0.0, 1.0), 0.99, "not measured: no model weights offline"),
-}
+# No confidence of the body cue is right 95% of the time on two fit clips or more.
+BODY_CONFIDENCE = ConfidenceRule((-3.2994, 0.3262, 0.9775, 0.0387), None,
+                                 "2026-12-01 trials, --shifts=-20:20, 2 fit clips")
+FACE_BODY_CONFIDENCE = ConfidenceRule((-0.3819, 0.4812, 0.1746, 0.7208), 0.808,
+                                      "2026-12-01 trials, --shifts=-20:20, 6 fit clips")
+FACE_CONFIDENCE = ConfidenceRule((1.2346, 0.2390, -1.2694, 2.3704), 0.799,
+                                 "2026-12-01 trials, --shifts=-20:20:4, 6 fit clips")
+# No trials (no model weights offline): the confidence is the bootstrap agreement itself
+# (uncalibrated), sure only when the resamples are unanimous (0.99 or more).
+MODEL_CONFIDENCE = ConfidenceRule((0.0, 1.0), 0.99, "not measured: no model weights offline")
+
 
 def candidate_lags(max_offset: int, grid: int = 1) -> np.ndarray:
     """Candidate offsets in frames: every `grid`-th integer in [-max_offset, max_offset]."""
@@ -249,7 +247,7 @@ def span_details(evidence: np.ndarray, span: tuple[int, int], lags: np.ndarray,
                  seed: int = 0) -> SpanAnswer:
     """The answer for one span (`subwindow`: see `block_totals`; `rule`: the confidence
     rule of the cues used, default the body cue's)."""
-    rule = rule or CONFIDENCE["body"]
+    rule = rule or BODY_CONFIDENCE
     totals = block_totals(evidence, span, subwindow)  # shared by the scores and the bootstrap
     scores = _scores(evidence, span, *totals)
     best = best_lag(lags, scores)
@@ -280,7 +278,7 @@ def segment_offsets(evidence: np.ndarray, lags: np.ndarray, segment_frames: int,
     `sure`: its confidence reaches the rule's `sure_at`."""
     if segment_frames < 2 * FPS:
         raise ValueError(f"--segments must be at least 2 s, got {segment_frames / FPS:g} s")
-    rule = rule or CONFIDENCE["body"]
+    rule = rule or BODY_CONFIDENCE
     total = evidence.shape[1]
     starts = list(range(0, total, segment_frames))
     if len(starts) > 1 and total - starts[-1] < segment_frames // 2:

@@ -15,6 +15,18 @@ from typing import Any, Iterator
 from .errors import GestsyncError
 
 
+def cache_root() -> Path:
+    """Where gestsync keeps what it builds or downloads (the pose bundles, the person
+    detector's weights, the weights cache): `$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else
+    the user cache folder (~/.cache/gestsync on Linux)."""
+    root = os.environ.get("GESTSYNC_HOME") or os.environ.get("GESTSYNC_CACHE")
+    if root:
+        return Path(root).expanduser()
+    import platformdirs
+
+    return platformdirs.user_cache_path("gestsync")
+
+
 def default_out_dir(video: Path) -> Path:
     """`results/<video name>/` under the current folder."""
     return Path("results") / video.stem

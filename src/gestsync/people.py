@@ -604,3 +604,14 @@ def main_person(tracks: list[Track], num_frames: int, name: str = "the video",
             "the picture; for a face-only clip (a talking head) use `--cues face`, which "
             "reads the lips")
     return main
+
+
+def covered_spans(tracks: list[Track]) -> list[tuple[int, int]]:
+    """The frames that some track covers as disjoint (start, end) spans, in order."""
+    spans: list[list[int]] = []
+    for start, end in sorted((t.start, t.end) for t in tracks):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return [(a, b) for a, b in spans]

@@ -5,7 +5,7 @@ The wheel ships a TensorFlow frozen graph (`frozen_inference_graph.pb`, a protob
 GraphDef) and a module that imports tensorflow. We never import it: we find the file, read
 its weights with a small protobuf reader, rebuild the network here (MobileNetV2, SSDLite box
 predictors on 6 feature maps, 1917 anchors, box decoding, non-maximum suppression), and
-cache the converted weights as an npz beside the MediaPipe bundles (`pose.cache_dir()`).
+cache the converted weights as an npz beside the MediaPipe bundles (`outputs.cache_root()`).
 Agreement with TensorFlow's own output: tests/test_person_detector.py; background and
 measurements: ../shared/docs/stack.md, "A person detector that needs no face".
 """
@@ -30,7 +30,7 @@ from PIL import Image  # pillow: a dependency of matplotlib, which we require
 from torch import nn
 
 from .errors import DetectorError
-from .pose import cache_dir
+from .outputs import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def cache_path() -> Path:
         version = importlib.metadata.version(WHEEL)
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    return cache_dir() / f"person_ssdlite-{version}-v{CACHE_FORMAT}.npz"
+    return cache_root() / f"person_ssdlite-{version}-v{CACHE_FORMAT}.npz"
 
 
 # ------------------------------------------------------------------ protobuf wire format

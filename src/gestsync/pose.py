@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import GestsyncError, missing_package
+from .outputs import cache_root
 from .timebase import FPS
 
 log = logging.getLogger(__name__)
@@ -141,18 +142,6 @@ def projection_warned() -> bool:
     return _held["projection_warned"]
 
 
-def cache_dir() -> Path:
-    """Folder for built bundles (and the person detector's weights): the model cache's
-    root (`models.cache_root`, which `test_pose` holds equal to this): `$GESTSYNC_HOME`,
-    else `$GESTSYNC_CACHE`, else the user cache folder (~/.cache/gestsync on Linux)."""
-    root = os.environ.get("GESTSYNC_HOME") or os.environ.get("GESTSYNC_CACHE")
-    if root:
-        return Path(root).expanduser()
-    import platformdirs
-
-    return platformdirs.user_cache_path("gestsync")
-
-
 @contextlib.contextmanager
 def _tensorflow_hidden() -> Iterator[None]:
     """Within: `import tensorflow` fails, unless the program has imported it already.
@@ -222,7 +211,7 @@ def bundle_path(name: str, root: Path | None = None) -> Path:
     and atomic, so concurrent first uses at worst build twice.
     """
     mp = _mediapipe()
-    folder = (root or cache_dir()) / f"mediapipe-{mp.__version__}"
+    folder = (root or cache_root()) / f"mediapipe-{mp.__version__}"
     path = folder / f"{name}.task"
     if not path.exists():
         modules = Path(mp.__file__).parent / "modules"

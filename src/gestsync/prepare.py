@@ -17,11 +17,14 @@ Layout of the output folder (nothing is pickled):
   rebuilt from `videos/` at the end of each run; with `parquet`, `manifest.parquet` too.
 
 The split (train/val) is a hash of the video id, so every clip of a source video lands in
-the same split, whatever the other videos are. Both engines run `process_video` per video.
+the same split, whatever the other videos are. The batch engine (`batch.py`) runs
+`process_video` on each video (`PrepareTask`), inline, in a process pool or on Ray actors,
+and writes each record as its video finishes (`batch.RecordFolder`).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import json
@@ -38,10 +41,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import crops, media, outputs, people, scan
-from .errors import EXTRA_PACKAGES, GestsyncError, needs_extra
+from . import batch, crops, media, outputs, people, scan
+from .errors import EXTRA_PACKAGES, GestsyncError, UsageError, needs_extra
 from .scenes import CUT_THRESHOLD
-from .timebase import FPS, VIDEO_SUFFIXES
+from .timebase import FPS
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,6 @@ RECORDS = "videos"  # per-video records (done markers)
 CLIPS = "clips"
 PARTIAL = ".partial-"  # staging folders of videos in flight; removed when found stale
 SPLIT_BUCKETS = 10_000  # resolution of the hash split
-
-Progress = Callable[[dict], None]  # called with each finished video's record
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,13 @@ class PrepareOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction <= 1.0:
-            raise ValueError(f"--val-fraction must be in [0, 1], got {self.val_fraction}")
+            raise UsageError(f"--val-fraction must be in [0, 1], got {self.val_fraction}")
         if self.min_seconds < 1.0:
-            raise ValueError(f"--min-seconds must be at least 1 (one model window), got {self.min_seconds}")
+            raise UsageError(f"--min-seconds must be at least 1 (one model window), got {self.min_seconds}")
         if self.max_people < 1 or not 1 <= self.pose_stride <= people.MAX_GAP + 1:
-            raise ValueError(f"need --max-people >= 1 and --pose-stride in 1 .. {people.MAX_GAP + 1}")
+            raise UsageError(f"need --max-people >= 1 and --pose-stride in 1 .. {people.MAX_GAP + 1}")
         if not 0 <= self.crf <= 51:
-            raise ValueError(f"--crf must be in 0 .. 51, got {self.crf}")
+            raise UsageError(f"--crf must be in 0 .. 51, got {self.crf}")
 
 
 @dataclass
@@ -92,6 +93,7 @@ class PrepareSummary:
     worker_seconds: float  # summed per-video processing time of this run
     wall_seconds: float
     manifest: str
+    lost: int = 0  # videos whose Ray worker died: no record, a rerun does them
 
     @property
     def seconds_per_second_per_worker(self) -> float:
@@ -104,22 +106,7 @@ class PrepareSummary:
 
 # ------------------------------------------------------------------------------- inputs
 
-def list_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Videos from folders (searched recursively), list files (`.txt`: one path per line,
-    relative to the list's folder, `#` comments) and video files, in a stable order."""
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-        elif item.suffix.lower() == ".txt":
-            lines = (ln.strip() for ln in item.read_text().splitlines())
-            found += [item.parent / ln for ln in lines if ln and not ln.startswith("#")]
-        else:
-            found.append(item)
-    if not found:
-        raise GestsyncError(f"no videos found in {', '.join(map(str, inputs))}: give video files, "
-                            f"folders holding {', '.join(sorted(VIDEO_SUFFIXES))} files, or a .txt list")
-    return list(dict.fromkeys(found))  # drop repeats, keep order
+list_videos = batch.expand_inputs  # files, folders, lists, manifests: the engine's expander
 
 
 def video_id(path: str | os.PathLike) -> str:
@@ -140,16 +127,13 @@ def split_of(vid: str, val_fraction: float) -> str:
 # ------------------------------------------------------------------------ one video
 
 def process_video(path: str, options: PrepareOptions) -> dict[str, Any]:
-    """Prepare one source video unless its record exists; return its record.
+    """Prepare one source video; return its record (the engine writes it: `PrepareTask`).
 
     Never raises for a bad video: the error goes into the record (status "error").
     Clips are staged in a private folder and moved into place before the record is
     written, so a kill at any point loses at most this video's work.
     """
-    out, vid = Path(options.out_dir), video_id(path)
-    done = _read_record(out, vid)
-    if done is not None and not (options.retry_failed and done["status"] == "error"):
-        return {**done, "skipped": True}
+    vid = video_id(path)
     started = time.perf_counter()
     record: dict[str, Any] = {"kind": "video", "video_id": vid, "source": str(path),
                               "split": split_of(vid, options.val_fraction)}
@@ -160,9 +144,26 @@ def process_video(path: str, options: PrepareOptions) -> dict[str, Any]:
         record.update(status="error", error=f"{type(e).__name__}: {e}", clips=[])
     record.update(seconds=round(time.perf_counter() - started, 3), host=os.uname().nodename,
                   pid=os.getpid(), finished_at=time.time())
-    (out / RECORDS).mkdir(parents=True, exist_ok=True)
-    outputs.write_json_atomic(out / RECORDS / f"{vid}.json", record)
-    return {**record, "skipped": False}
+    return record
+
+
+@dataclass(frozen=True)
+class PrepareTask:
+    """The engine's task (`batch.Task`) of `prepare`: one source video in, its record out."""
+
+    options: PrepareOptions
+    name: str = "prepare"
+
+    def warm_up(self) -> None:
+        """Nothing to load once: each video opens its own detector and pose models."""
+
+    def process(self, video: str) -> dict[str, Any]:
+        return process_video(video, self.options)
+
+
+def record_folder(out_dir: str | os.PathLike) -> batch.RecordFolder:
+    """`out_dir/videos/`: one record per finished video, named by its id."""
+    return batch.RecordFolder(Path(out_dir) / RECORDS, video_id, "video_id")
 
 
 def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> dict[str, Any]:
@@ -286,14 +287,6 @@ def read_wav(path: str | os.PathLike) -> np.ndarray:
 
 # ------------------------------------------------------------------------ records
 
-def _read_record(out: Path, vid: str) -> dict[str, Any] | None:
-    path = out / RECORDS / f"{vid}.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def manifest_rows(out_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """Every video record and clip row found under `out_dir/videos/`, sorted by video id."""
     for path in sorted((Path(out_dir) / RECORDS).glob("*.json")):
@@ -311,19 +304,8 @@ def write_manifest(out_dir: str | os.PathLike, parquet: bool = False) -> Path:
     with outputs.atomic_path(out) as tmp, tmp.open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     if parquet:
-        _write_parquet(out.with_suffix(".parquet"), rows)
+        batch.write_parquet(out.with_suffix(".parquet"), rows)  # the corpus results' writer
     return out
-
-
-def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:
-        raise GestsyncError(needs_extra("--parquet", "train")) from e
-    columns = list(dict.fromkeys(k for row in rows for k in row))  # video and clip fields
-    with outputs.atomic_path(path) as tmp:
-        pq.write_table(pa.Table.from_pylist([{k: row.get(k) for k in columns} for row in rows]), tmp)
 
 
 def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dict[str, Any]]:
@@ -347,98 +329,40 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[dic
     return clips
 
 
-# ------------------------------------------------------------------------ engines
-
-def run_local(paths: Sequence[str], options: PrepareOptions, workers: int,
-              progress: Progress) -> list[dict]:
-    """`process_video` over `paths` in a pool of `workers` processes (inline for 1)."""
-    if workers <= 1:
-        return [_report(process_video(p, options), progress) for p in paths]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    # spawn: fresh interpreters, no threads inherited from this one (MediaPipe, PyAV)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(process_video, p, options) for p in paths]
-        try:
-            return [_report(f.result(), progress) for f in as_completed(futures)]
-        except BrokenProcessPool as e:  # a worker was killed (out of memory?) or crashed
-            raise GestsyncError(f"a prepare worker died ({e}); finished videos are kept: run the "
-                                "same command again to resume, with fewer --workers if memory ran out") from e
-
-
-def run_ray(paths: Sequence[str], options: PrepareOptions, workers: int,
-            progress: Progress, address: str | None = None) -> list[dict]:
-    """`process_video` over `paths` as a Ray Data map, one CPU per video.
-
-    address None starts Ray locally (no cluster, `workers` CPUs); otherwise it joins
-    that cluster, whose nodes must have gestsync installed and see `out_dir`.
-    """
-    try:
-        import ray
-    except ImportError as e:
-        raise GestsyncError(needs_extra("--engine ray", "train")) from e
-    started_here = not ray.is_initialized()
-    if started_here:
-        # "local": a new private Ray even when `ray start` left a cluster running on this host
-        kwargs = {"address": address} if address else {"address": "local", "num_cpus": workers,
-                                                       "include_dashboard": False}
-        ray.init(log_to_driver=False, configure_logging=False, **kwargs)
-    try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        data = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=max(len(paths), 1))
-        records = data.map(_ray_row, fn_kwargs={"options": options}, num_cpus=1,
-                           compute=ray.data.TaskPoolStrategy(size=workers))
-        return [_report(json.loads(row["record"]), progress) for row in records.iter_rows()]
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def _ray_row(row: dict[str, Any], options: PrepareOptions) -> dict[str, Any]:
-    """Ray Data row function: one video path -> its record as JSON text (one column)."""
-    return {"record": json.dumps(process_video(row["path"], options))}
-
-
-def _report(record: dict, progress: Progress) -> dict:
-    progress(record)
-    return record
-
+# ------------------------------------------------------------------------ the run
 
 def prepare(inputs: Sequence[str | os.PathLike], options: PrepareOptions, engine: str = "local",
-            workers: int = 1, ray_address: str | None = None,
-            progress: Progress | None = None) -> PrepareSummary:
-    """Prepare every video of `inputs` (files, folders, .txt lists) into `options.out_dir`.
+            jobs: int | None = 1, address: str | None = None,
+            on_record: Callable[[dict], None] | None = None, quiet: bool = True) -> PrepareSummary:
+    """Prepare every video of `inputs` (files, folders, lists, manifests) into
+    `options.out_dir`, `jobs` videos at once (None: one per CPU core).
 
     Videos with a record are skipped (failed ones too, unless `retry_failed`); the
-    manifest is rebuilt at the end. Returns what was done.
+    manifest is rebuilt at the end. `on_record` sees each new record. Returns what was done.
     """
-    if engine not in ("local", "ray"):
-        raise ValueError(f"--engine must be local or ray, got {engine!r}")
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
-    # a missing optional part is named before any video, not at the end
-    for wanted, module in ((options.parquet, "pyarrow"), (engine == "ray", "ray")):
-        if wanted and importlib.util.find_spec(module) is None:
-            raise GestsyncError(needs_extra(*EXTRA_PACKAGES[module]))
+    batch.check_engine(engine, jobs, address)
+    if options.parquet and importlib.util.find_spec("pyarrow") is None:
+        raise GestsyncError(needs_extra(*EXTRA_PACKAGES["pyarrow"]))  # before any video
     started = time.perf_counter()
-    paths = [str(p) for p in list_videos(inputs)]
-    Path(options.out_dir, RECORDS).mkdir(parents=True, exist_ok=True)
-    hook = progress or (lambda record: None)
-    if engine == "ray":
-        records = run_ray(paths, options, workers, hook, ray_address)
-    else:
-        records = run_local(paths, options, workers, hook)
+    videos = list_videos(inputs)
+    fresh: list[dict] = []
+
+    def keep(record: dict) -> None:
+        fresh.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    tally = batch.run_batch(PrepareTask(options), videos, record_folder(options.out_dir).open(),
+                            engine, jobs, address, options.retry_failed, on_row=keep, quiet=quiet)
     manifest = write_manifest(options.out_dir, options.parquet)
-    return _summary(records, manifest, time.perf_counter() - started)
+    return _summary(tally, fresh, manifest, time.perf_counter() - started)
 
 
-def _summary(records: list[dict], manifest: Path, wall: float) -> PrepareSummary:
-    fresh = [r for r in records if not r["skipped"]]
+def _summary(tally: batch.Summary, fresh: list[dict], manifest: Path, wall: float
+             ) -> PrepareSummary:
     rows = [r for r in manifest_rows(manifest.parent)]
     return PrepareSummary(
-        videos=len(records), skipped=len(records) - len(fresh), processed=len(fresh),
+        videos=tally.videos, skipped=tally.skipped, processed=len(fresh), lost=tally.lost,
         failed=sum(r["kind"] == "video" and r["status"] == "error" for r in rows),
         clips=sum(r["kind"] == "clip" for r in rows),
         video_seconds=round(sum(r.get("duration", 0.0) for r in fresh if r["status"] == "ok"), 3),
@@ -456,8 +380,8 @@ in DIR/videos/: run the same command again to resume after a stop, or to add
 videos."""
 PREPARE_EXAMPLES = """\
   gestsync prepare raw_videos/ --out data/
-  gestsync prepare list.txt --out data/ --workers 4 --parquet
-  gestsync prepare raw_videos/ --out data/ --engine ray --ray-address auto"""
+  gestsync prepare list.txt --out data/ --jobs 4 --parquet
+  gestsync prepare raw_videos/ --out data/ --engine ray --address auto"""
 
 
 def build_parser():
@@ -465,14 +389,11 @@ def build_parser():
 
     p = Parser(prog="gestsync prepare", **help_texts(PREPARE_DESCRIPTION, PREPARE_EXAMPLES))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video files, folders (searched recursively) or .txt lists of paths")
+                   help="video files, folders (searched recursively), lists of paths "
+                   "(@LIST or LIST.txt) or a prepare manifest.jsonl")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created; re-runs resume)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: a process pool (default); ray: Ray Data, locally or on --ray-address")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="parallel videos (processes, or Ray tasks at most) (default 1)")
-    p.add_argument("--ray-address", metavar="ADDR",
-                   help="join this Ray cluster (e.g. ray://head:10001 or auto); default: local Ray")
+    batch.add_engine_options(p, jobs_default="1")
+    p.add_argument("--workers", nargs="?", action=_RenamedWorkers, help=argparse.SUPPRESS)
     p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="share of source videos in the val split (default 0.1)")
     p.add_argument("--min-seconds", type=float, default=2.0, metavar="SECONDS",
@@ -484,53 +405,40 @@ def build_parser():
     p.add_argument("--scene-threshold", type=float, default=CUT_THRESHOLD, metavar="T",
                    help="shot-cut threshold, as speaker's (default 27)")
     p.add_argument("--crf", type=int, default=18, metavar="Q", help="H.264 quality of the clips (default 18)")
-    p.add_argument("--retry-failed", action="store_true", help="redo videos that failed before")
     p.add_argument("--parquet", action="store_true", help="also write manifest.parquet (needs pyarrow)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+class _RenamedWorkers(argparse.Action):
+    """prepare's old `--workers N` (videos at once) is `--jobs N` now; `--workers` means
+    pose processes within one video in every command, which prepare does not take."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise UsageError(f"--workers {values or 'N'}: videos at once are now --jobs "
+                         f"{values or 'N'} (--workers means pose processes for one video, in "
+                         "sync and speaker): write --jobs instead")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`gestsync prepare ...`; returns the exit status (1 when any video failed)."""
+    """`gestsync prepare ...`; returns the exit status (1 when any video failed or was lost)."""
     args = build_parser().parse_args(argv)
     options = PrepareOptions(
         out_dir=args.out, val_fraction=args.val_fraction, min_seconds=args.min_seconds,
         max_people=args.max_people, pose_stride=args.pose_stride,
         scene_threshold=args.scene_threshold, crf=args.crf, retry_failed=args.retry_failed,
         parquet=args.parquet)
-    bar = _bar(len(list_videos(args.inputs)), enabled=not args.quiet)
-    try:
-        summary = prepare(args.inputs, options, engine=args.engine, workers=args.workers,
-                          ray_address=args.ray_address, progress=bar)
-    finally:
-        bar.close()
+    summary = prepare(args.inputs, options, engine=args.engine or "local",
+                      jobs=1 if args.jobs is None else args.jobs, address=args.address,
+                      quiet=args.quiet)
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
         print(f"{summary.videos} videos: {summary.processed} processed, {summary.skipped} already "
               f"done, {summary.failed} failed; {summary.clips} clips in {summary.manifest}; "
-              f"{summary.seconds_per_second_per_worker:.3f} s of video per s per worker")
-    return 1 if summary.failed else 0
+              f"{summary.seconds_per_second_per_worker:.3f} s of video per s per worker"
+              + (f"; {summary.lost} lost to dying workers (run again to retry them)"
+                 if summary.lost else ""))
+    return 1 if summary.failed or summary.lost else 0
 
-
-class _bar:
-    """Progress hook: a tqdm bar over videos (on stderr)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        import sys
-
-        from tqdm import tqdm
-
-        self.tqdm = tqdm(total=total, unit="video", desc="prepare", disable=not enabled,
-                         file=sys.stderr, dynamic_ncols=True)
-        self.clips = self.failed = 0
-
-    def __call__(self, record: dict) -> None:
-        self.clips += len(record.get("clips", []))
-        self.failed += record["status"] == "error"
-        self.tqdm.set_postfix(clips=self.clips, failed=self.failed, refresh=False)
-        self.tqdm.update(1)
-
-    def close(self) -> None:
-        self.tqdm.close()

@@ -34,36 +34,60 @@ def _labels(result: SpeakerResult) -> dict[int, str]:
     return out
 
 
-def speaker_label(label: str, score: float | None, per_frame: bool) -> str:
-    """The named speaker's label. Its numbers are the whole track's, so a score of 0 or
-    less on the speaker says why: with per-frame decisions the person speaks at this
-    moment (the track as a whole scored low); otherwise the scene's people all scored low
-    and this one least so."""
+def speaker_label(label: str, score: float | None, per_frame: bool, unsure: bool = False) -> str:
+    """The named speaker's label: "SPEAKING?" for a scene's answer that is unsure
+    (`SceneSpeakers.unsure`). Its numbers are the whole track's, so a score of 0 or less on
+    the speaker says why: with per-frame decisions the person speaks at this moment (the
+    track as a whole scored low); otherwise the scene's people all scored low and this one
+    least so."""
+    head = "SPEAKING?" if unsure and not per_frame else "SPEAKING"
     if score is None or score > 0:
-        return f"SPEAKING {label}"
+        return f"{head} {label}"
     if per_frame:
-        return f"SPEAKING now {label} over the whole track"
-    return f"SPEAKING {label}, best of low scores"
+        return f"{head} now {label} over the whole track"
+    return f"{head} {label}, best of low scores"
 
 
 def draw(rgb: np.ndarray, k: int, result: SpeakerResult, labels: dict[int, str]) -> None:
-    """Draw, in place on upright uint8 RGB `rgb`, the boxes of 25 fps frame k."""
+    """Draw, in place on upright uint8 RGB `rgb`, the boxes of 25 fps frame k: every box
+    first, then the labels, each at its box's top left or, where an earlier label is in
+    the way, just below that label."""
     h = rgb.shape[0]
     width = max(1, round(h * LINE_FRACTION))
     scale = max(0.35, h * FONT_FRACTION)
     speaker = result.speaker_at(k)
-    for t in result.tracks:
-        if not t.start_frame <= k < t.end_frame:
-            continue
+    unsure = any(s.unsure for s in result.scenes if s.start_frame <= k < s.end_frame)
+    present = [t for t in result.tracks if t.start_frame <= k < t.end_frame]
+    placed: list[tuple[int, int, int, int]] = []
+    for t in present:
         x0, y0, x1, y1 = t.boxes[k - t.start_frame]
         speaking = t.id == speaker
-        colour = SPEAKER_RGB if speaking else OTHER_RGB
-        cv2.rectangle(rgb, (x0, y0), (x1, y1), colour, width * (3 if speaking else 1))
-        text = speaker_label(labels[t.id], t.score, result.per_frame) if speaking else labels[t.id]
+        cv2.rectangle(rgb, (x0, y0), (x1, y1), SPEAKER_RGB if speaking else OTHER_RGB,
+                      width * (3 if speaking else 1))
+    for t in present:
+        x0, y0 = t.boxes[k - t.start_frame][:2]
+        speaking = t.id == speaker
+        text = (speaker_label(labels[t.id], t.score, result.per_frame, unsure) if speaking
+                else labels[t.id])
         (tw, th), base = cv2.getTextSize(text, FONT, scale, width)
-        ty = max(y0, th + base + 2)
-        cv2.rectangle(rgb, (x0, ty - th - base - 2), (x0 + tw + 4, ty), colour, -1)
-        cv2.putText(rgb, text, (x0 + 2, ty - base), FONT, scale, (0, 0, 0), width, cv2.LINE_AA)
+        box = _free_place(x0, max(y0, th + base + 2) - th - base - 2, tw + 4, th + base + 2, placed)
+        placed.append(box)
+        bx, by, bw, bh = box
+        cv2.rectangle(rgb, (bx, by), (bx + bw, by + bh), SPEAKER_RGB if speaking else OTHER_RGB, -1)
+        cv2.putText(rgb, text, (bx + 2, by + bh - base), FONT, scale, (0, 0, 0), width, cv2.LINE_AA)
+
+
+def _free_place(x: int, y: int, w: int, h: int, placed: list[tuple[int, int, int, int]]
+                ) -> tuple[int, int, int, int]:
+    """(x, y', w, h): the label rectangle moved down, a label's height at a time, until it
+    overlaps none of `placed`."""
+    def overlaps(y):
+        return any(x < px + pw and px < x + w and y < py + ph and py < y + h
+                   for px, py, pw, ph in placed)
+
+    while overlaps(y):
+        y += h
+    return x, y, w, h
 
 
 def write_speaker_video(info: media.MediaInfo, result: SpeakerResult, out_path: Path,

@@ -18,7 +18,7 @@ class OffsetResult:
     confidence: calibrated probability that the answer is right within 2 frames, from
     `bootstrap_agreement` (the share of block-bootstrap resamples of the clip that agree
     with it within 2 frames), the scored length and `peak_margin`, with the curve of the
-    cues used (`offset.CONFIDENCE`); `uncertain` below `sure_at`, the confidence at which
+    cues used (`cues.Cues.confidence_rule`); `uncertain` below `sure_at`, the confidence at which
     that cue's answers were right 95% of the time on held-out clips (docs/accuracy.md).
     """
 
@@ -41,10 +41,10 @@ class OffsetResult:
     people: list[dict] | None = None  # with several people: every person's own answer
     outputs: dict[str, str] = field(default_factory=dict)
     # With --cues face+body or face: which cues carried the answer and how much
-    # (`face.cue_summary`); with the default body cue, absent from the JSON.
+    # (`cues.Cues.summary`); with the default body cue, absent from the JSON.
     cues: dict | None = None
     # An uncertain body answer for a person whose face was in view on most frames:
-    # "face+body" (absent otherwise).
+    # the name of face+body (absent otherwise).
     suggested_cues: str | None = None
     # How far the answer's score stands above the best other peak, in standard deviations
     # of the scores (`offset.peak_margin`; near 0: near-equal peaks).
@@ -70,6 +70,8 @@ class SceneSpeakers:
 
     speaker: id of the speaking track, or None (reason says why: "no speech",
     "off-screen voice", "no person"). confidence: see README (bootstrap agreement).
+    unsure: another person competed (`competing`: ids named by at least 10% of the
+    bootstrap resamples) or, with a face cue, the body alone names another (`body_names`).
     frame_speakers / frame_confidence: per frame, with per_frame only.
     """
 
@@ -83,6 +85,9 @@ class SceneSpeakers:
     speaker: int | None
     confidence: float
     reason: str
+    unsure: bool = False
+    competing: list[int] = field(default_factory=list)
+    body_names: int | None = None
     frame_speakers: list[int | None] | None = None
     frame_confidence: list[float] | None = None
 
@@ -113,7 +118,7 @@ class SpeakerResult:
     scenes: list[SceneSpeakers]
     tracks: list[TrackSpeaker]
     outputs: dict[str, str] = field(default_factory=dict)
-    cues: dict | None = None  # with a face cue: `face.cue_summary` over every track's frames
+    cues: dict | None = None  # with a face cue: `cues.Cues.summary` over every track's frames
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -129,6 +134,19 @@ class SpeakerResult:
                     return s.frame_speakers[frame - s.start_frame]
                 return s.speaker
         return None
+
+
+def scene_doubt(scene: dict) -> str:
+    """Why a scene's answer (`SceneSpeakers.to_dict`) is unsure, '' when it is not:
+    'unsure: #2 or #1', 'unsure: the body alone names #1', or both."""
+    if not scene.get("unsure"):
+        return ""
+    parts = []
+    if scene.get("competing"):
+        parts.append(" or ".join(f"#{i}" for i in [scene["speaker"], *scene["competing"]]))
+    if scene.get("body_names") is not None:
+        parts.append(f"the body alone names #{scene['body_names']}")
+    return "unsure: " + "; ".join(parts)
 
 
 def frame_shares(frame_speakers: list[int | None]) -> list[tuple[int | None, float]]:

@@ -1,12 +1,13 @@
 """Scoring: every cue (gestures, a trained network, the face) behind one interface.
 
-`for_run(net, cues)` gives the cue of a run. Every cue offers
+`for_run(net, cues)` gives the cue of a run (`cues.Cues`: what it reads). Every cue offers
 - `offset_scorer(info, tracks, person, progress)`: the picture side of one person, computed
   once; it returns score(audio, frames, lags) -> len(lags) x frames evidence (`offset`), so
   that `gestsync eval` scores many shifted sounds against one picture as `sync` scores one;
-- `speaker_evidence(info, audio, scenes, progress)`: per scene, per track, (1 + S) x T
-  evidence at zero lag and against circularly shifted sound (`speaker_scores`), and which
-  cues carried it (`used`),
+- `speaker_evidence(info, audio, scenes, progress)`: `SpeakerEvidence`, per scene, per
+  track, (1 + S) x T evidence at zero lag and against circularly shifted sound
+  (`speaker_scores`), which cues carried it, and with the face the body's alone,
+- `confidence_rule(used)`: the offset confidence rule of an answer (`offset.ConfidenceRule`),
 and says how its evidence is scored (`subwindow`, see `offset.block_totals`).
 
 - `BodyMotion`: the built-in estimator, no weights (`estimator`).
@@ -18,13 +19,14 @@ and says how its evidence is scored (`subwindow`, see `offset.block_totals`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from . import crops, estimator, face, media, offset, people, scan, speaker_scores, variants
+from . import estimator, face, media, offset, people, scan, speaker_scores, variants
 from .audio import log_mel
+from .cues import DEFAULT, Cues
 from .progress import Progress, no_progress
 
 Score = Callable[[np.ndarray, int, np.ndarray], np.ndarray]  # (audio, frames, lags) -> L x frames
@@ -44,19 +46,42 @@ class OffsetScorer:
         return self.score(audio, frames, lags)
 
 
-def for_run(net, cues: str = face.DEFAULT_CUES):
+class SpeakerEvidence(NamedTuple):
+    """What a cue gives `find_speakers`."""
+
+    tracks: list[list[np.ndarray]]  # per scene, per track: (1 + S) x T evidence
+    used: dict | None = None  # which cues carried it (`WithFace.used`); None: the body
+    body_means: list[np.ndarray] | None = None  # a face cue's: per scene, the body cue
+    # alone's `speaker_scores.scene_means`, to tell whether the body names someone else
+
+
+def for_run(net, cues: Cues = DEFAULT):
     """The cue of a run: the built-in estimator (net None) or the model, with the face's
-    lips fused in unless `cues` is "body"."""
-    face.check_cues(cues)
+    lips fused in where `cues` reads the face."""
     body = BodyMotion() if net is None else Network(net)
-    return body if cues == "body" else WithFace(body, cues)
+    return WithFace(body, cues) if cues.reads_face else body
 
 
 class _BodyCue:
     """A cue of the body alone (nothing fused in)."""
 
+    rule = offset.BODY_CONFIDENCE
+
     def used(self, seen: np.ndarray | None) -> dict | None:
         """Which cues carried an answer: None, the body alone."""
+        return None
+
+    def confidence_rule(self, used: dict | None) -> offset.ConfidenceRule:
+        """The offset confidence rule of an answer: the body's, or the model's."""
+        return self.rule
+
+    def track_evidence(self, body: np.ndarray, signals, seen, speech) -> np.ndarray:
+        """One track's speaker evidence (`speaker_evidence`) from its body's: as it is."""
+        return body
+
+    def body_means(self, scene: list[np.ndarray]) -> None:
+        """What the body alone says of a scene's tracks (evidence `scene`), beside what
+        this cue says: nothing, this cue is the body's."""
         return None
 
 
@@ -76,9 +101,9 @@ class BodyMotion(_BodyCue):
     def speaker_evidence(self, info: media.MediaInfo, audio: np.ndarray,
                          scenes: list[list[people.Track]], progress: Progress):
         speech = estimator.speech_signals(audio, info.num_frames)
-        return [[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end], t.motion,
-                                          t.landmark_share) for t in scene]
-                for scene in scenes], None
+        return SpeakerEvidence([[estimator.track_evidence(t.keypoints, speech[:, t.start:t.end],
+                                                          t.motion, t.landmark_share)
+                                 for t in scene] for scene in scenes])
 
 
 class Network(_BodyCue):
@@ -86,6 +111,7 @@ class Network(_BodyCue):
 
     subwindow = None  # the plain mean, as the authors' code scores
     unit_scale = False  # scaled cosines: `WithFace` rescales them
+    rule = offset.MODEL_CONFIDENCE
 
     def __init__(self, net) -> None:
         self.net, self.variant = net, variants.of(net)
@@ -111,7 +137,7 @@ class Network(_BodyCue):
             out.append(self.scene_evidence(info, audio, scene, progress) if scene else [])
             done += len(scene)
             progress("model (people)", done, total)
-        return out, None
+        return SpeakerEvidence(out)
 
     def scene_evidence(self, info, audio, scene: list[people.Track], progress) -> list[np.ndarray]:
         """Each track's (1 + S) x track.length evidence: `speaker_scores.circular_evidence`
@@ -132,7 +158,7 @@ class Network(_BodyCue):
         at the track's start, so that window is embedded anew, in the first batch that the
         track alone would get (the numbers depend on the batch's size)."""
         out = {}
-        for start, end in crops.covered_spans(scene):
+        for start, end in people.covered_spans(scene):
             sound = self.normalised_sound(audio, start, end, progress).numpy()
             for i, track in enumerate(scene):
                 if start <= track.start < end:
@@ -171,8 +197,7 @@ class _StreamedEvidence:
 
     def __init__(self, length: int, sound: _TrackSound, scale: float) -> None:
         self.windows = length - MODEL_WINDOW + 1
-        self.shifts = np.concatenate([[0], speaker_scores.null_shifts(self.windows)])
-        self.out = np.full((len(self.shifts), length), np.nan)
+        self.out = np.full((1 + len(speaker_scores.null_shifts(self.windows)), length), np.nan)
         self.sound, self.scale = sound, scale
 
     def add(self, first: int, video: torch.Tensor) -> None:
@@ -180,15 +205,14 @@ class _StreamedEvidence:
         picture = torch.nn.functional.normalize(video, dim=1).numpy().astype(np.float64)
         windows = np.arange(first, first + len(picture))
         frames = slice(MODEL_WINDOW // 2 + first, MODEL_WINDOW // 2 + first + len(picture))
-        for row, shift in enumerate(self.shifts):
-            shifted = self.sound.rows((windows + shift) % self.windows)
-            self.out[row, frames] = self.scale * (picture * shifted).sum(1)
+        self.out[:, frames] = speaker_scores.evidence_rows(picture, self.sound.rows, windows,
+                                                           self.windows, self.scale)
 
 
 class WithFace:
-    """Another cue with the mouth's motion fused in where a face is seen (`face.fuse`)."""
+    """Another cue with the mouth's motion fused in where a face is seen (`Cues.fuse`)."""
 
-    def __init__(self, body: _BodyCue, cues: str) -> None:
+    def __init__(self, body: _BodyCue, cues: Cues) -> None:
         self.body, self.cues = body, cues
         self.subwindow, self.unit_scale = body.subwindow, body.unit_scale
 
@@ -199,42 +223,61 @@ class WithFace:
 
         def fused(audio, frames, lags):
             speech = estimator.speech_signals(audio, frames)
-            return face.fused_evidence(body(audio, frames, lags), signals[:, :frames],
-                                       seen[:frames], speech, lags, self.cues, self.unit_scale)
+            evidence, seen_here = body(audio, frames, lags), seen[:frames]
+            if not seen_here.any():  # no face anywhere: the body carries the clip alone
+                return evidence
+            mouth = face.mouth_evidence(signals[:, :frames], seen_here, speech, lags)
+            return self.cues.fuse(self._face_scaled(evidence), mouth, seen_here)
         return OffsetScorer(fused, seen)
 
+    def _face_scaled(self, evidence: np.ndarray, row: int | None = None) -> np.ndarray:
+        """Body evidence on the face evidence's scale: a model's scaled cosines
+        (`unit_scale` False) divided by their spread (of `row` only, when given)."""
+        if self.unit_scale:
+            return evidence
+        spread = np.nanstd(evidence if row is None else evidence[row])
+        return evidence / max(float(spread), 1e-12)
+
     def speaker_evidence(self, info, audio, scenes, progress):
-        """As the body cue's, each track's mouth fused in (`face.speaker_evidence`)."""
-        evidence, _ = self.body.speaker_evidence(info, audio, scenes, progress)
+        """As the body cue's, each track's mouth fused in (`track_evidence`), and per
+        scene what the body alone says (`body_means`)."""
+        evidence = self.body.speaker_evidence(info, audio, scenes, progress).tracks
+        body_means = [self.body_means(ev) for ev in evidence]
         mouths = face.track_mouths(info, scenes, progress=progress)
         speech = estimator.speech_signals(audio, info.num_frames)
         out, seen_all = [], []
         for scene, scene_ev, scene_mouths in zip(scenes, evidence, mouths):
-            out.append([])
-            for track, body, (signals, seen) in zip(scene, scene_ev, scene_mouths):
-                if not self.unit_scale:  # a model's scaled cosines, to the face's scale
-                    body = body / max(float(np.nanstd(body[0])), 1e-12)
-                out[-1].append(face.speaker_evidence(body, signals, seen,
-                                                     speech[:, track.start:track.end], self.cues))
-                seen_all.append(seen)
-        return out, self.used(np.concatenate(seen_all) if seen_all else np.zeros(0, bool))
+            out.append([self.track_evidence(body, signals, seen, speech[:, track.start:track.end])
+                        for track, body, (signals, seen) in zip(scene, scene_ev, scene_mouths)])
+            seen_all += [seen for _, seen in scene_mouths]
+        used = self.used(np.concatenate(seen_all) if seen_all else np.zeros(0, bool))
+        return SpeakerEvidence(out, used, body_means)
+
+    def track_evidence(self, body: np.ndarray, signals: np.ndarray, seen: np.ndarray,
+                       speech: np.ndarray) -> np.ndarray:
+        """One track's (1 + S) x T speaker evidence: its body's (same shape) with its mouth's
+        (mouth signals against its G x T speech signals) fused in before the z-score."""
+        body = self._face_scaled(body, row=0)
+        if not seen.any():
+            return body
+        return self.cues.fuse(body, face.mouth_speaker_evidence(signals, seen, speech), seen)
+
+    def body_means(self, scene: list[np.ndarray]) -> np.ndarray:
+        """What the body alone says of a scene's tracks (their body evidence `scene`):
+        `speaker_scores.scene_means`, to tell whether it names another person."""
+        return speaker_scores.scene_means(scene) if scene else np.zeros((0, 1))
 
     def used(self, seen: np.ndarray | None) -> dict:
-        """Which cues carried the answer and their weights (`face.cue_summary`) over the
+        """Which cues carried the answer and their weights (`Cues.summary`) over the
         frames of `seen` (True: a face was seen)."""
-        return face.cue_summary(self.cues if seen.any() else "body", seen, len(seen))
+        return self.cues.summary(seen)
 
-
-def confidence_rule(cue, used: dict | None) -> offset.ConfidenceRule:
-    """The offset confidence rule (`offset.CONFIDENCE`) of a run's cue and the cues that
-    carried its answer (`used`): "model" for a trained network (with or without the face),
-    the face cue's where a face was seen, else the body's."""
-    body = cue.body if isinstance(cue, WithFace) else cue
-    if isinstance(body, Network):
-        return offset.CONFIDENCE["model"]
-    if isinstance(cue, WithFace) and used and "face" in used:
-        return offset.CONFIDENCE[cue.cues]
-    return offset.CONFIDENCE["body"]
+    def confidence_rule(self, used: dict | None) -> offset.ConfidenceRule:
+        """The model's rule for a trained network (with or without the face); else the
+        rule of these cues where the face carried the answer, the body's otherwise."""
+        if isinstance(self.body, Network):
+            return self.body.rule
+        return self.cues.confidence_rule(used)
 
 
 def shifted_cosines(video: torch.Tensor, sound: torch.Tensor, lags: np.ndarray, scale: float,

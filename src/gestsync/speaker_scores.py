@@ -17,12 +17,12 @@ allowed does a best z under Z_SPEAKING make the voice "off-screen" instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import norm
 
-from . import bootstrap, calibration
+from . import bootstrap, calibration, offset
 
 NULL_MIN_SHIFT = 13  # frames (0.5 s): band-passed gesture and speech signals decorrelate
 # well within this, so shifts at least this long give evidence of "not in sync"
@@ -36,11 +36,11 @@ Z_FRAME = 0.0  # the same for per-frame windows, which are short (2 s) and noisy
 MIN_SPEECH_FRACTION = 0.2  # scenes with speech on fewer frames than this: nobody speaks
 
 # Confidence calibration (`calibration`): P(right) = sigmoid(a + b * logit(raw) + c *
-# log(people)), raw = the bootstrap agreement (scene) or Phi(margin) (frame), people = the
-# candidates. Fitted per (level, off-screen allowed) by `gestsync eval --protocol speaker
-# --fit-calibration` on composite scenes; fit and check clips: docs/accuracy.md. A lone
-# person named by force keeps the raw value (see `decide_scene`): composites cannot say how
-# often a lone visible person's voice is really off-screen.
+# log(people) [+ d * disagree]), raw = the bootstrap agreement (scene) or Phi(margin)
+# (frame), people = the candidates. Fitted per (level, off-screen allowed) by `gestsync eval
+# --protocol speaker --fit-calibration` on composite scenes; fit and check clips:
+# docs/accuracy.md. A lone person named by force keeps the raw value (see `decide_scene`):
+# composites cannot say how often a lone visible person's voice is really off-screen.
 CALIBRATION = {
     ("scene", False): (1.0092, 0.2344, -0.5019),
     ("scene", True): (0.6313, 0.1179, -0.4573),
@@ -49,6 +49,15 @@ CALIBRATION = {
 }
 CALIBRATION_SOURCE = ("gestsync eval --protocol speaker --fit-calibration on the 9 "
                       "single-speaker samples, every composite of 1-4 people, 2026-11-29")
+# Scenes scored with a face cue: disagree = 1 when the body alone names another person.
+# Fitted the same way with --cues face+body (2026-12-02); checked leave one clip out by
+# studies/speaker_unsure.py (docs/accuracy.md).
+FACE_CALIBRATION = {
+    ("scene", False): (1.9201, 0.5373, -0.9374, -0.8379),
+    ("scene", True): (1.1840, 0.2470, -0.4315, -0.6539),
+}
+COMPETING_SHARE = offset.COMPETING_SHARE  # another person picked by this share of the
+# bootstrap resamples competed for the answer (as another lag does for an offset)
 
 NO_SPEECH = "no speech"
 OFF_SCREEN = "off-screen voice"  # speech, but no visible person's motion matches it
@@ -56,14 +65,21 @@ SPEAKING = "speaking"
 NO_PERSON = "no person"
 
 
-def calibrated(raw, people, level: str, allow_offscreen: bool, coefficients=None) -> np.ndarray:
+def calibrated(raw, people, level: str, allow_offscreen: bool, coefficients=None,
+               disagree=None) -> np.ndarray:
     """Calibrated confidence of decisions with raw confidence `raw` among `people`
-    candidates (arrays broadcast); a lone person chosen by force keeps `raw`."""
+    candidates (arrays broadcast); a lone person chosen by force keeps `raw`. `disagree`
+    (scenes scored with a face cue): whether the body alone names another person; it
+    selects FACE_CALIBRATION."""
     raw = np.asarray(raw, float)
     people = np.broadcast_to(np.asarray(people, float), raw.shape)
-    coefficients = coefficients or CALIBRATION[(level, allow_offscreen)]
-    x = calibration.features(raw.ravel(), np.log(np.maximum(people.ravel(), 1)))
-    out = calibration.apply(x, coefficients).reshape(raw.shape)
+    extra = [np.log(np.maximum(people.ravel(), 1))]
+    if disagree is None:
+        coefficients = coefficients or CALIBRATION[(level, allow_offscreen)]
+    else:
+        coefficients = coefficients or FACE_CALIBRATION[(level, allow_offscreen)]
+        extra.append(np.broadcast_to(np.asarray(disagree, float), raw.shape).ravel())
+    out = calibration.apply(calibration.features(raw.ravel(), *extra), coefficients).reshape(raw.shape)
     return np.where((people <= 1) & (not allow_offscreen), raw, out)
 
 
@@ -85,8 +101,17 @@ def circular_evidence(picture: np.ndarray, sound: np.ndarray, scale: float = 1.0
     """
     p = np.asarray(picture, np.float64).reshape(len(picture), -1)
     s = np.asarray(sound, np.float64).reshape(len(sound), -1)
-    shifts = np.concatenate([[0], null_shifts(len(p))])
-    return np.stack([scale * (p * np.roll(s, -k, axis=0)).sum(1) for k in shifts])
+    return evidence_rows(p, lambda t: s[t], np.arange(len(p)), len(p), scale)
+
+
+def evidence_rows(picture: np.ndarray, sound_at, times: np.ndarray, length: int,
+                  scale: float) -> np.ndarray:
+    """`circular_evidence` of some of a clip's times: picture (n x D) at `times`,
+    sound_at(times) -> n x D the sound at those times of a `length`-long clip.
+    Returns (1 + S) x n: scale * <picture[j], sound_at((times[j] + shift) mod length)> for
+    shift 0 and each of `null_shifts(length)`."""
+    shifts = np.concatenate([[0], null_shifts(length)])
+    return np.stack([scale * (picture * sound_at((times + k) % length)).sum(1) for k in shifts])
 
 
 def z_scores(means: np.ndarray) -> np.ndarray:
@@ -105,6 +130,15 @@ class Decision:
     confidence: float  # calibrated (see CALIBRATION)
     reason: str
     raw_confidence: float | None = None  # before calibration
+    competing: list[int] = field(default_factory=list)  # `competing_people`: others that
+    # the bootstrap resamples named often enough to compete with the speaker
+    body_names: int | None = None  # scored with a face cue: whom the body alone names,
+    # when it is not the speaker
+
+    @property
+    def unsure(self) -> bool:
+        """Another person competed, or the cues disagree."""
+        return bool(self.competing) or self.body_names is not None
 
 
 def pick(z: np.ndarray, z_speaking: float | None = Z_SPEAKING) -> int | None:
@@ -126,8 +160,8 @@ def scene_means(evidence: list[np.ndarray]) -> np.ndarray:
 
 
 def decide_scene(evidence: list[np.ndarray], offsets: list[int], length: int,
-                 speech_fraction: float, allow_offscreen: bool = False,
-                 seed: int = 0) -> tuple[Decision, np.ndarray, np.ndarray]:
+                 speech_fraction: float, allow_offscreen: bool = False, seed: int = 0,
+                 body_means: np.ndarray | None = None) -> tuple[Decision, np.ndarray, np.ndarray]:
     """Whole-scene decision.
 
     Args:
@@ -137,6 +171,8 @@ def decide_scene(evidence: list[np.ndarray], offsets: list[int], length: int,
         speech_fraction: share of the scene's frames with speech (voice activity).
         allow_offscreen: a best z under Z_SPEAKING answers "off-screen voice"; otherwise
             the highest z speaks (forced choice).
+        body_means: with a face cue, the body cue alone's `scene_means` (K x (1 + S)):
+            whom it names is compared with the answer (`Decision.body_names`).
     Returns:
         (decision, scores (K,) zero-lag mean evidence, z (K,)).
         Raw confidence, calibrated into `confidence` (`calibrated`): the share of
@@ -153,13 +189,27 @@ def decide_scene(evidence: list[np.ndarray], offsets: list[int], length: int,
     threshold = Z_SPEAKING if allow_offscreen else None
     chosen = pick(z, threshold)
     resampled = _bootstrap_z(evidence, offsets, length, seed)  # R x K
+    picks = [pick(row, threshold) for row in resampled]
     if threshold is None and len(evidence) == 1:
         agree = float(np.mean(np.nan_to_num(resampled[:, 0], nan=-np.inf) >= Z_SPEAKING))
     else:
-        agree = float(np.mean([pick(row, threshold) == chosen for row in resampled]))
+        agree = float(np.mean([p == chosen for p in picks]))
+    body = None if body_means is None else pick(z_scores(body_means), threshold)
+    body_names = body if body is not None and chosen is not None and body != chosen else None
+    disagree = None if body_means is None else body_names is not None
+    sure = float(calibrated(agree, len(evidence), "scene", allow_offscreen, disagree=disagree))
     reason = SPEAKING if chosen is not None else OFF_SCREEN
-    sure = float(calibrated(agree, len(evidence), "scene", allow_offscreen))
-    return Decision(chosen, round(sure, 3), reason, round(agree, 3)), means[:, 0], z
+    return (Decision(chosen, round(sure, 3), reason, round(agree, 3),
+                     competing_people(picks, chosen), body_names), means[:, 0], z)
+
+
+def competing_people(picks: list[int | None], chosen: int | None) -> list[int]:
+    """Other people named by at least COMPETING_SHARE of the resamples, most often first."""
+    if chosen is None:
+        return []
+    counts = np.bincount([p for p in picks if p is not None and p != chosen], minlength=1)
+    others = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    return [i for i in others if counts[i] >= COMPETING_SHARE * len(picks)]
 
 
 def _bootstrap_z(evidence, offsets, length, seed) -> np.ndarray:

@@ -1,99 +1,155 @@
-"""`find_offset`: the audio-visual offset of a single-speaker video, end to end."""
+"""`find_offset`: the audio-visual offset of a single-speaker video, end to end.
+
+A `SyncRequest` holds everything a job needs but the video and where its outputs go,
+checked once, when made; `run_sync` does one video's job with a model already loaded.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import face, media, models, offset, outputs, people, plots, scan, scoring
+from . import cues as cue_names
+from . import face, media, offset, outputs, people, plots, scan, scoring
+from .cues import Cues
+from .errors import UsageError
 from .results import OffsetResult
+from .weights import Loaded, ModelSpec, open_model
 
 DEFAULT_MAX_OFFSET = 50  # frames: +-2 s, the published model's search range
 # Pose on every 2nd frame (12.5 fps), interpolated between: the estimator keeps only
 # 0.5-6 Hz, under that rate's 6.25 Hz Nyquist limit, and it halves the costliest stage.
 # Checked on the offset protocol: the same answers as every frame on the 88 s sample.
 POSE_STRIDE = 2
+MIN_SEGMENT_SECONDS = 2
 
 
-def find_offset(video: str | os.PathLike, *,
-                model: str | os.PathLike | models.Loaded | None = models.AUTO,
-                checkpoint: str | os.PathLike | None = None,
-                max_offset: int = DEFAULT_MAX_OFFSET, context_frames: int | None = None,
-                grid: int = 1, out_dir: str | os.PathLike | None = None,
-                write_video: bool = True, always_write: bool = False,
-                device: str | None = None, segment_seconds: float | None = None,
-                pose_stride: int = POSE_STRIDE, workers: int = 1, cues: str = face.DEFAULT_CUES,
-                precision: str = "fp32",
-                progress: scan.Progress | None = None) -> OffsetResult:
+@dataclass(frozen=True)
+class SyncRequest:
+    """What `find_offset` does to every video it is given (see `find_offset` for each
+    option); checked when made (UsageError naming the option). Plain values: picklable.
+    `cues` may be given by name; it is held as a `Cues`."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    max_offset: int = DEFAULT_MAX_OFFSET
+    context_frames: int | None = None
+    grid: int = 1
+    always_write: bool = False
+    segment_seconds: float | None = None
+    pose_stride: int = POSE_STRIDE
+    workers: int = 1
+    cues: Cues = cue_names.DEFAULT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cues", cue_names.parse(self.cues))
+        if self.max_offset < 0:
+            raise UsageError(f"--max-offset must be 0 or more frames, got {self.max_offset}")
+        if self.grid < 1:
+            raise UsageError(f"--grid must be 1 or more frames, got {self.grid}")
+        if self.segment_seconds is not None and self.segment_seconds < MIN_SEGMENT_SECONDS:
+            raise UsageError(f"--segments must be at least {MIN_SEGMENT_SECONDS} s, got "
+                             f"{self.segment_seconds:g}")
+        if self.context_frames is not None and self.context_frames < 1:
+            raise UsageError(f"--context-frames must be at least 1, got {self.context_frames}")
+        if self.pose_stride < 1:
+            raise UsageError(f"--pose-stride must be 1 or more, got {self.pose_stride}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be 1 or more, got {self.workers}")
+
+    @classmethod
+    def of(cls, **options) -> SyncRequest:
+        """The request of `find_offset`'s keyword arguments (the model's four as a `ModelSpec`)."""
+        spec, rest = ModelSpec.taken_from(options)
+        return cls(spec, **rest)
+
+    @classmethod
+    def from_args(cls, args, workers: int) -> SyncRequest:
+        """From `gestsync sync`'s parsed arguments; `workers` when --workers is not given."""
+        return cls(ModelSpec.from_args(args), args.max_offset, args.context_frames, args.grid,
+                   args.always_write, args.segments, args.pose_stride,
+                   workers if args.workers is None else args.workers, args.cues)
+
+
+def find_offset(video: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,
+                write_video: bool = True, progress: scan.Progress | None = None,
+                **options) -> OffsetResult:
     """Estimate how far the sound of `video` is shifted against its picture.
 
     Args:
         video: a video file with one visible speaker and sound.
+        out_dir: where to write offset.json, scores.png and <name>_synced.mp4; None writes
+            nothing to disk.
+        write_video: write the sync-corrected copy (skipped when the offset is 0 or the
+            answer is uncertain, unless always_write).
+        progress: hook called as progress(stage, completed, total); None: no progress.
+        options (`SyncRequest`):
         model: "auto" (default): the published GestSync model when it is in the cache
             (`gestsync models download gestsync-rgb`), else the built-in estimator, which
             needs no weights; "builtin"; "gestsync-rgb"; or the path of a model file (the
             published `model_rgb.pth` or our own). Loaded on every call: a `Syncer` loads
             it once for many videos.
         checkpoint: a model file path, as before `model` existed (same as model=PATH).
+        device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
+        precision: the model's arithmetic, "fp32" (default) or "bf16" (faster on CPUs
+            with bfloat16 instructions, embeddings within about 1e-3 of fp32).
         max_offset: candidates span [-max_offset, max_offset] frames at 25 fps.
         context_frames: score only N frames, from frame max_offset on (default: the
             whole clip); see `offset.scored_span`.
         grid: candidate step in frames (1: every frame; 5: the authors' grid).
-        out_dir: where to write offset.json, scores.png and <name>_synced.mp4; None writes
-            nothing to disk.
-        write_video: write the sync-corrected copy (skipped when the offset is 0 or the
-            answer is uncertain, unless always_write).
-        device: torch device for the model ("cpu", "cuda"); None picks a GPU if present.
+        always_write: write the corrected copy even when it would be skipped.
         segment_seconds: also report the offset of every stretch of this length and
             whether it drifts along the clip.
         pose_stride: run the pose detector on every k-th frame (faster, coarser).
         workers: pose-detection processes (see `scan.find_people`; > 1 needs the calling
             script's top level guarded by `if __name__ == "__main__":`).
-        cues: "body" (default: gestures, face masked, as in the paper), "face+body" (the
-            lips' motion too, where the face is visible) or "face" (lips only; the body
-            where no face is found); see `face`.
-        precision: the model's arithmetic, "fp32" (default) or "bf16" (faster on CPUs
-            with bfloat16 instructions, embeddings within about 1e-3 of fp32).
-        progress: hook called as progress(stage, completed, total); None: no progress.
+        cues: what is read, by name or as a `cues.Cues`: body (default: gestures, face
+            masked, as in the paper), face+body (the lips' motion too, where the face is
+            visible) or face (lips only; the body where no face is found).
     Raises:
-        GestsyncError (MediaError, PeopleError, CheckpointError) for problems the user can fix.
+        GestsyncError (MediaError, PeopleError, CheckpointError, UsageError) for problems
+        the user can fix.
     """
+    return run_sync(video, SyncRequest.of(**options), None, out_dir, write_video, progress)
+
+
+def run_sync(video: str | os.PathLike, request: SyncRequest, loaded: Loaded | None = None,
+             out_dir: str | os.PathLike | None = None, write_video: bool = True,
+             progress: scan.Progress | None = None) -> OffsetResult:
+    """`find_offset` of one video with a checked request; `loaded`: its model, loaded
+    (None: loaded here, once the video has been found readable)."""
     progress = scan.progress_hook(progress)
-    lags = offset.candidate_lags(max_offset, grid)
-    face.check_cues(cues)
-    if segment_seconds is not None and segment_seconds < 2:
-        raise ValueError(f"--segments must be at least 2 s, got {segment_seconds:g}")
-    if context_frames is not None and context_frames < 1:
-        raise ValueError(f"--context-frames must be at least 1, got {context_frames}")
+    lags = offset.candidate_lags(request.max_offset, request.grid)
     if out_dir is not None:
         outputs.check_writable(Path(out_dir))
     info = media.probe(video)
-    audio = media.checked_audio(info, context_frames)
-    loaded = models.open_model(model, checkpoint, device, precision)
-    cue = scoring.for_run(loaded.net, cues)
+    audio = media.checked_audio(info, request.context_frames)
+    loaded = loaded or open_model(request.model)
+    cue = scoring.for_run(loaded.net, request.cues)
     answers, persons = [], []
     for index, (tracks, person) in enumerate(scan.people_to_search(
-            info, progress, stride=pose_stride, workers=workers, need_hands=cues == "body")):
+            info, progress, stride=request.pose_stride, workers=request.workers,
+            need_hands=request.cues.needs_hands)):
         persons.append(person)
         scorer = cue.offset_scorer(info, tracks, person, progress)
         evidence = scorer(audio, info.num_frames, lags)
         used = cue.used(scorer.face_seen)
-        result = _decide(info, evidence, lags, context_frames, loaded.choice.method, cue.subwindow,
-                         scoring.confidence_rule(cue, used))
+        result = _decide(info, evidence, lags, request.context_frames, loaded.choice.method,
+                         cue.subwindow, cue.confidence_rule(used))
         result.cues = used
         answers.append((result, evidence, person_summary(index, person)))
     result, evidence = _most_confident(answers)
-    if cues == "body" and result.uncertain:
+    if not request.cues.reads_face and result.uncertain:
         result.suggested_cues = _face_suggestion(persons[result.person["track"]])
-    if segment_seconds is not None:
-        result.segments = offset.segment_offsets(evidence, lags, round(segment_seconds * media.FPS),
-                                                 cue.subwindow,
-                                                 scoring.confidence_rule(cue, result.cues))
+    if request.segment_seconds is not None:
+        result.segments = offset.segment_offsets(
+            evidence, lags, round(request.segment_seconds * media.FPS), cue.subwindow,
+            cue.confidence_rule(result.cues))
         result.drift = offset.drift(result.segments)
     if out_dir is not None:
-        _write_outputs(result, info, Path(out_dir), write_video, always_write, progress)
+        _write_outputs(result, info, Path(out_dir), write_video, request.always_write, progress)
     return result
 
 
@@ -122,15 +178,15 @@ def _most_confident(answers: list[tuple[OffsetResult, np.ndarray, dict]]
 
 
 def _face_suggestion(person: people.Track) -> str | None:
-    """"face+body" when the person who carried an uncertain body answer had the face in
+    """`cues.FACE_BODY`'s name when the person who carried an uncertain body answer had the face in
     view on most frames (from the pose keypoints already there: no face mesh runs)."""
     share = face.face_share(person.keypoints[person.posed])
-    return "face+body" if share >= face.FACE_VISIBLE_SHARE else None
+    return cue_names.FACE_BODY.name if share >= face.FACE_VISIBLE_SHARE else None
 
 
 def _decide(info: media.MediaInfo, evidence: np.ndarray, lags: np.ndarray,
             context_frames: int | None, method: str, subwindow: int | None,
-            rule: offset.ConfidenceRule = offset.CONFIDENCE["body"]) -> OffsetResult:
+            rule: offset.ConfidenceRule = offset.BODY_CONFIDENCE) -> OffsetResult:
     span = offset.scored_span(info.num_frames, context_frames, int(-lags.min()))
     answer = offset.span_details(evidence, span, lags, subwindow, rule)
     return OffsetResult(

@@ -64,7 +64,8 @@ class Variant:
                 yield i, 0, model.embed_video_clip(keypoint_features(track.keypoints, crop_boxes(track)))
             progress("model (keypoints)", 1, 1)
             return
-        from .crops import covered_spans, streamed_scene_crops
+        from .crops import streamed_scene_crops
+        from .people import covered_spans
 
         frames = sum(end - start for start, end in covered_spans(tracks))
         yield from model.embed_video_clips(

@@ -1,9 +1,8 @@
 """Known GestSync models: a verified local cache, `gestsync models`, and `--model` resolution.
 
 Models live in `<cache>/models/<name>.pth` with `<name>.json` beside them (source URL, size,
-SHA-256, date). `<cache>` is `$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else the platform's
-user cache folder (~/.cache/gestsync on Linux): the root of `pose.cache_dir` too (the pose
-bundles and the person detector's weights go there).
+SHA-256, date). `<cache>` is `outputs.cache_root()`: `$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else the
+platform's user cache folder (the pose bundles and the person detector's weights go there too).
 
 Nothing is downloaded except by `download` (`gestsync models download NAME`). A download goes
 to `<name>.pth.part` (resumed with an HTTP Range request when it stopped half-way), is checked
@@ -21,15 +20,17 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import CheckpointError, GestsyncError, UsageError
 from .arguments import PRECISIONS, help_texts
-from .outputs import write_json_atomic
+from .outputs import cache_root, write_json_atomic
 
-AUTO, BUILTIN = "auto", "builtin"
+AUTO = "auto"  # --model auto: the published model when it is cached, else the built-in estimator
+BUILTIN = "builtin"  # the built-in estimator (no weights): --model builtin, a result's method
+BUILTIN_LABEL = "built-in estimator"  # how summaries and the web page name it
 FILE_METHOD = "model"  # `method` of a result scored with a model file given by path
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # per socket operation, not for the whole transfer
@@ -64,17 +65,6 @@ class DownloadError(GestsyncError):
 
 
 # ----------------------------------------------------------------------------- the cache
-
-def cache_root() -> Path:
-    """`$GESTSYNC_HOME`, else `$GESTSYNC_CACHE`, else the user cache folder (as
-    `pose.cache_dir`, not imported here: it would load OpenCV for `gestsync models`)."""
-    root = os.environ.get("GESTSYNC_HOME") or os.environ.get("GESTSYNC_CACHE")
-    if root:
-        return Path(root).expanduser()
-    import platformdirs
-
-    return platformdirs.user_cache_path("gestsync")
-
 
 def models_dir() -> Path:
     return cache_root() / "models"
@@ -128,13 +118,18 @@ class ModelChoice:
     def label(self) -> str:
         """How the summary line and the web page name it."""
         if self.path is None:
-            return "built-in estimator"
+            return BUILTIN_LABEL
         return self.method if self.method in KNOWN else f"model file {self.path.name}"
+
+
+def method_label(method: str) -> str:
+    """How summaries name a result's `method` (the built-in estimator by its label)."""
+    return BUILTIN_LABEL if method == BUILTIN else method
 
 
 def resolve(model: str | os.PathLike | None = AUTO,
             checkpoint: str | os.PathLike | None = None) -> ModelChoice:
-    """The model a run uses.
+    """The model a run uses (UsageError for a `model` that names none).
 
     Args:
         model: "auto" (or None): the published model if cached, else the built-in
@@ -143,7 +138,7 @@ def resolve(model: str | os.PathLike | None = AUTO,
     """
     if checkpoint is not None:
         if model not in (None, AUTO) and str(model) != str(checkpoint):
-            raise GestsyncError(f"both a model ({model}) and a checkpoint ({checkpoint}) were "
+            raise UsageError(f"both a model ({model}) and a checkpoint ({checkpoint}) were "
                                 "given: give one of them")
         model = checkpoint
     model = AUTO if model is None else model
@@ -155,29 +150,65 @@ def resolve(model: str | os.PathLike | None = AUTO,
     if isinstance(model, str) and model in KNOWN:
         path = cached(model)
         if path is None:
-            raise GestsyncError(f"model {model} is not in the cache ({model_path(model)}): run "
+            raise UsageError(f"model {model} is not in the cache ({model_path(model)}): run "
                                 f"`gestsync models download {model}`, or give --model PATH")
         return ModelChoice(model, path)
     if not Path(model).exists():
-        raise GestsyncError(f"--model {model}: no such file, and not one of {AUTO}, {BUILTIN}, "
+        raise UsageError(f"--model {model}: no such file, and not one of {AUTO}, {BUILTIN}, "
                             f"{', '.join(KNOWN)}: give one of these or the path of a model file")
     return ModelChoice(FILE_METHOD, Path(model))
 
 
-def load(choice: ModelChoice, device: str | None = None, precision: str = "fp32"):
-    """The network of `choice`, read from its file (None for the built-in estimator), in
-    `precision` (`GestSyncModel.set_precision`: fp32 or bf16). To load once and score many
-    videos, keep a `Loaded` (`open_model`, `Syncer`)."""
-    check_precision(precision)
-    if choice.path is None:
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model a run scores with, on which device and in what arithmetic (`--model`,
+    `--device`, `--precision`). Checked and resolved (`resolve`) once, when made: `model`
+    is then a `ModelChoice` (a Path or a name: picklable, sent to worker processes as it
+    is). `checkpoint` is the older spelling of model=PATH."""
+
+    model: str | os.PathLike | ModelChoice | None = AUTO
+    device: str | None = None
+    precision: str = "fp32"
+    checkpoint: InitVar[str | os.PathLike | None] = None
+
+    def __post_init__(self, checkpoint) -> None:
+        check_precision(self.precision)
+        if not isinstance(self.model, ModelChoice):
+            object.__setattr__(self, "model", resolve(self.model, checkpoint))
+
+    @property
+    def label(self) -> str:
+        return self.model.label
+
+    @classmethod
+    def taken_from(cls, options: dict) -> tuple[ModelSpec, dict]:
+        """(the spec of the `model`, `checkpoint`, `device` and `precision` of keyword
+        arguments `options`, the other options)."""
+        rest = dict(options)
+        spec = cls(*(rest.pop(k, default) for k, default in (
+            ("model", AUTO), ("device", None), ("precision", "fp32"), ("checkpoint", None))))
+        return spec, rest
+
+    @classmethod
+    def from_args(cls, args) -> ModelSpec:
+        """From parsed `--model`, `--device` and `--precision` (the last two optional)."""
+        return cls(args.model, getattr(args, "device", None), getattr(args, "precision", "fp32"))
+
+
+def load(spec: ModelSpec):
+    """The network of `spec`, read from its file (None for the built-in estimator), on its
+    device and in its precision (`GestSyncModel.set_precision`: fp32 or bf16). To load once
+    and score many videos, keep a `Loaded` (`open_model`, `Syncer`)."""
+    path, precision = spec.model.path, spec.precision
+    if path is None:
         return None
     from .checkpoint import load_model
 
-    model = load_model(choice.path, device=device)
+    model = load_model(path, device=spec.device)
     if precision != "fp32":
         if not hasattr(model, "set_precision"):
             raise UsageError(f"--precision {precision} applies to the published (RGB) model "
-                             f"only; {choice.path.name} is a {model.config.variant} model: "
+                             f"only; {path.name} is a {model.config.variant} model: "
                              "leave --precision at fp32")
         model.set_precision(precision)
     return model
@@ -191,27 +222,24 @@ def check_precision(precision: str) -> None:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A model choice with its network in memory (net None: the built-in estimator)."""
+    """A model spec with its network in memory (net None: the built-in estimator)."""
 
-    choice: ModelChoice
+    spec: ModelSpec
     net: Any
 
-
-def open_model(model: str | os.PathLike | Loaded | None = AUTO,
-               checkpoint: str | os.PathLike | None = None, device: str | None = None,
-               precision: str = "fp32") -> Loaded:
-    """`model` resolved (`resolve`) and loaded. One already `Loaded` is used as it is: its
-    device and precision were chosen when it was loaded, so asking for others is refused
-    (UsageError), never silently dropped."""
-    if isinstance(model, Loaded):
-        _check_as_loaded(model, device, precision)
-        return model
-    choice = resolve(model, checkpoint)
-    return Loaded(choice, load(choice, device, precision))
+    @property
+    def choice(self) -> ModelChoice:
+        return self.spec.model
 
 
-def _check_as_loaded(loaded: Loaded, device: str | None, precision: str) -> None:
-    """UsageError when `device` or `precision` differs from what `loaded` was loaded with.
+def open_model(spec: ModelSpec) -> Loaded:
+    """The model of `spec`, loaded."""
+    return Loaded(spec, load(spec))
+
+
+def check_as_loaded(loaded: Loaded, device: str | None = None, precision: str = "fp32") -> None:
+    """UsageError when `device` or `precision` differs from what `loaded` was loaded with:
+    a loaded model is never run otherwise than asked, and never silently as loaded.
 
     fp32 is also the default of `find_offset` and `find_speakers`, so asking for it is
     taken as not asking: a model loaded in bf16 stays in bf16."""
