@@ -521,6 +521,27 @@ def test_eval_speaker_protocol_bad_people(capsys):
     assert code == 2 and "--people" in err
 
 
+def test_cached_clip_signals_are_reused_only_for_their_strides(tmp_path, monkeypatch):
+    """`--cache`: a clip's people stage made with other strides is made again, with the
+    strides asked for (`speaker`'s by default); one made with the same strides is reused."""
+    from gestsync import evaluate_speaker as es, scan
+
+    made = []
+
+    def people_stage(clip, progress, cues, strides):
+        made.append(strides)
+        return {"motion": np.zeros((3, 100)), "audio": np.zeros(16000 * 4, np.float32),
+                "strides": np.array(strides)}
+
+    monkeypatch.setattr(es, "_people_stage", people_stage)
+    clip = tmp_path / "c.mp4"
+    es.clip_signals(clip, 0, scan.no_progress, tmp_path, strides=(2, 10))
+    es.clip_signals(clip, 0, scan.no_progress, tmp_path, strides=(2, 10))
+    es.clip_signals(clip, 0, scan.no_progress, tmp_path)
+    es.clip_signals(clip, 0, scan.no_progress, tmp_path)
+    assert made == [(2, 10), (scan.SPEAKER_POSE_STRIDE, scan.DETECT_STRIDE)]
+
+
 def test_labels_of_boxes_that_share_a_corner_do_not_cover_each_other():
     from gestsync.render import _free_place
 

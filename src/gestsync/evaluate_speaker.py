@@ -61,22 +61,35 @@ def _align(x: np.ndarray, stated: int) -> np.ndarray:
     return x[..., t]
 
 
+OLD_STRIDES = (1, 5)  # (landmark, detection) strides of caches written before they were kept
+
+
+def speaker_strides() -> tuple[int, int]:
+    """(landmark, detection) strides of `gestsync speaker`'s people stage."""
+    return scan.SPEAKER_POSE_STRIDE, scan.DETECT_STRIDE
+
+
 def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path | None = None,
-                 cues: Cues = cue_names.DEFAULT) -> ClipSignals:
+                 cues: Cues = cue_names.DEFAULT, strides: tuple[int, int] | None = None
+                 ) -> ClipSignals:
     """Motion of the clip's person and its aligned speech signals (with a face cue, the
     mouth signals too).
 
+    `strides`: (landmark, detection) strides of the people stage (None: `speaker`'s).
     With `cache`, the slow part (the person's motion and mouth, from the pose and face
-    stages) and the sound are kept in `cache/<clip>.npz` and reused; speech signals are
-    always recomputed.
+    stages) and the sound are kept in `cache/<clip>.npz` with the strides they were made
+    with, and reused for the same strides; speech signals are always recomputed.
     """
+    strides = strides or speaker_strides()
     cached = None if cache is None else cache / f"{clip.stem}.npz"
     stored = {}
     if cached is not None and cached.is_file():
         with np.load(cached) as z:
             stored = {k: z[k] for k in z.files}
+        if tuple(stored.get("strides", OLD_STRIDES)) != tuple(strides):
+            stored = {}
     if "motion" not in stored or (cues.reads_face and "opening" not in stored):
-        stored.update(_people_stage(clip, progress, cues))
+        stored.update(_people_stage(clip, progress, cues, strides))
         if cached is not None:
             cache.mkdir(parents=True, exist_ok=True)
             np.savez(cached, **stored)
@@ -91,14 +104,17 @@ def clip_signals(clip: Path, stated: int, progress: scan.Progress, cache: Path |
                        mouth, seen)
 
 
-def _people_stage(clip: Path, progress: scan.Progress, cues: Cues) -> dict:
-    """The person's motion, the sound and (with a face cue) the mouth opening of a clip."""
+def _people_stage(clip: Path, progress: scan.Progress, cues: Cues, strides: tuple[int, int]
+                  ) -> dict:
+    """The person's motion, the sound, (with a face cue) the mouth opening of a clip and
+    the (landmark, detection) `strides` of its people stage."""
     info = media.probe(clip)
-    tracks = scan.scan_people(info, max_people=2, progress=progress)
+    tracks = scan.scan_people(info, max_people=2, progress=progress, stride=strides[0],
+                              detect_stride=strides[1])
     people.main_person(tracks, info.num_frames, name=clip.name, need_hands=cues.needs_hands)
     pieces = scan.person_pieces(tracks, info.num_frames)
     out = {"motion": estimator.person_motion(pieces, info.num_frames),
-           "audio": media.read_audio(info)}
+           "audio": media.read_audio(info), "strides": np.array(strides, np.int64)}
     if cues.reads_face:
         out["opening"] = face.person_mouth(info, pieces, progress=progress)
     return out

@@ -30,7 +30,12 @@ POSE_WIDTH = 640  # px: frames are decoded at this width for the finders (see RE
 DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second) when several
 # people are followed: they move little in 0.2 s (IoU linking holds), the crops smooth boxes
 # over 13 frames anyway, and every frame gave the same crops as every 5th on the authors'
-# tracks (benchmarks/authors_match.py); tracks are interpolated between looks
+# tracks (benchmarks/authors_match.py); tracks are interpolated between looks. Every 10th
+# lost a person in a 2 s shot (asd_sample_2; docs/performance.md)
+SPEAKER_POSE_STRIDE = 1  # `speaker` (and its composite protocol) ask the multi-person
+# landmarker on every frame: every 2nd saved 40% of the people stage but gave fewer of the
+# labelled interview's frames to its speaker (docs/performance.md, "The people stage's
+# strides for `speaker`")
 ONE_PERSON_DETECT_STRIDE = 10  # `sync`'s one-person pass: its boxes count people and hold
 # one person, so 2.5 looks a second do; a look costs about 2x a pose frame (docs/performance.md)
 MOTION_CELL = 16  # px of the decoded frame per cell of the motion map (40 x 23 cells at
@@ -273,9 +278,12 @@ def _run_chunks(task: Callable, args: tuple, chunks: list[tuple[int, int]], work
 
 
 def scan_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
-                stride: int = 1, workers: int = 1, **track_options) -> list[people.Track]:
-    """Every person track of the clip as one scene (`Findings.tracks` options pass through)."""
-    found = find_people(info, max_people, progress, stride=stride, workers=workers)
+                stride: int = 1, workers: int = 1, detect_stride: int = DETECT_STRIDE,
+                **track_options) -> list[people.Track]:
+    """Every person track of the clip as one scene (`find_people` with these strides;
+    `Findings.tracks` options pass through)."""
+    found = find_people(info, max_people, progress, stride=stride, workers=workers,
+                        detect_stride=detect_stride)
     return found.tracks(0, info.num_frames, (info.width, info.height), **track_options)
 
 

@@ -146,7 +146,8 @@ def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerRequest, progress:
                        ) -> tuple[list[tuple[int, int]], list[list[people.Track]]]:
     """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
     progress("people", 0, info.num_frames)
-    found = scan.find_people(info, options.max_people, progress, workers=options.workers)
+    found = scan.find_people(info, options.max_people, progress, stride=scan.SPEAKER_POSE_STRIDE,
+                             workers=options.workers, detect_stride=scan.DETECT_STRIDE)
     spans = found.scene_spans(options.scene_threshold)
     longest = max(end - start for start, end in spans)
     if longest < options.min_track_frames:
