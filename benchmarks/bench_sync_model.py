@@ -64,7 +64,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
 from bench_model import MB  # noqa: E402
 
-from gestsync import media  # noqa: E402
+from gestsync import media, weights  # noqa: E402
 
 
 # The child of a "before" run without --before-src: this code with the crops made in line
@@ -238,11 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
         if args.ratios:
+            runs = args.ratio_runs
+            if not weights.bf16_arithmetic("cpu"):
+                runs = [name for name in runs if RATIO_RUNS[name][3] != "bf16"]
+                print("no bf16 runs: this CPU has no bfloat16 instructions (gestsync refuses "
+                      "--precision bf16 here)")
             clips = ratio_clips(work, args.seconds or 30.0)
             info = media.probe(clips["two"])
             print(f"clips: {info.num_frames} frames at 25 fps, two people {info.width}x{info.height}")
             ratios(clips, args.checkpoint or random_published_checkpoint(work / "model_rgb.pth"),
-                   work, args.ratio_runs)
+                   work, runs)
             print(f"load average at the end: {os.getloadavg()[0]:.1f}")
             return 0
         clip = args.source

@@ -166,31 +166,39 @@ def reference_model():
     return model.eval()
 
 
-def test_bf16_embeddings_stay_close_to_fp32(reference_model):
-    """Random weights and frames (a weak check: the published weights may differ)."""
-    g = torch.Generator().manual_seed(1)
-    frames = (torch.rand(40, 270, 480, 3, generator=g) * 255).to(torch.uint8)
-    mel = torch.randn(200, 80, generator=g)
-    fp32 = reference_model.set_precision("fp32")
-    video, sound = fp32.embed_video_clip(frames), fp32.embed_audio_clip(mel)
-    bf16 = reference_model.set_precision("bf16")
-    video16, sound16 = bf16.embed_video_clip(frames), bf16.embed_audio_clip(mel)
-    reference_model.set_precision("fp32")
-    assert video16.dtype == sound16.dtype == torch.float32
-    cos = torch.nn.functional.cosine_similarity
-    assert cos(video, video16, dim=1).min() > 0.99
-    assert cos(sound, sound16, dim=1).min() > 0.99
-    assert not torch.equal(video, video16)  # it did run in bf16
+NO_BF16 = pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+    reason="this CPU has no bfloat16 instructions (AVX-512 or AMX): bf16 conv stacks run "
+           "emulated, about 300 times slower (gestsync refuses --precision bf16 here)")
 
 
-def test_fp32_is_unchanged_by_a_bf16_run(reference_model):
-    frames = (torch.rand(30, 270, 480, 3) * 255).to(torch.uint8)
-    first = reference_model.embed_video_clip(frames)
-    reference_model.set_precision("bf16").embed_video_clip(frames)
-    again = reference_model.set_precision("fp32").embed_video_clip(frames)
-    assert torch.equal(first, again)
+def test_bf16_sound_embeddings_stay_close_to_fp32(reference_model):
+    """Random weights and sound (a weak check: the published weights may differ); the sound
+    side runs on any CPU."""
+    mel = torch.randn(200, 80, generator=torch.Generator().manual_seed(1))
+    sound = reference_model.set_precision("fp32").embed_audio_clip(mel)
+    sound16 = reference_model.set_precision("bf16").embed_audio_clip(mel)
+    again = reference_model.set_precision("fp32").embed_audio_clip(mel)
+    assert sound16.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(sound, sound16, dim=1).min() > 0.99
+    assert not torch.equal(sound, sound16)  # it did run in bf16
+    assert torch.equal(sound, again)  # and fp32 is as it was
     with pytest.raises(ValueError, match="fp32, bf16"):
         reference_model.set_precision("fp16")
+
+
+@NO_BF16
+def test_bf16_picture_embeddings_stay_close_to_fp32(reference_model):
+    """Random weights and frames, as above; then fp32 again gives the same numbers."""
+    frames = (torch.rand(30, 270, 480, 3, generator=torch.Generator().manual_seed(1)) * 255
+              ).to(torch.uint8)
+    video = reference_model.set_precision("fp32").embed_video_clip(frames)
+    video16 = reference_model.set_precision("bf16").embed_video_clip(frames)
+    again = reference_model.set_precision("fp32").embed_video_clip(frames)
+    assert video16.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(video, video16, dim=1).min() > 0.99
+    assert not torch.equal(video, video16)
+    assert torch.equal(video, again)
 
 
 def test_a_model_spec_checks_the_precision():

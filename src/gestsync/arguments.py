@@ -82,5 +82,5 @@ def add_precision_option(p: argparse.ArgumentParser) -> None:
     """--precision fp32 | bf16: the model's arithmetic (argparse refuses other values)."""
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="the model's arithmetic: fp32 (default, exact) or bf16 (faster on "
-                        "CPUs with bfloat16 instructions, e.g. AMX; embeddings differ "
-                        "slightly; no effect without --model)")
+                        "CPUs with bfloat16 instructions, e.g. AMX, and refused on a CPU "
+                        "without them; embeddings differ slightly; no effect without --model)")

@@ -210,8 +210,26 @@ def load(spec: ModelSpec):
             raise UsageError(f"--precision {precision} applies to the published (RGB) model "
                              f"only; {path.name} is a {model.config.variant} model: "
                              "leave --precision at fp32")
+        check_bf16_arithmetic(model.device)
         model.set_precision(precision)
     return model
+
+
+def bf16_arithmetic(device) -> bool:
+    """Whether `device` does bfloat16 arithmetic natively: any GPU torch runs on; a CPU
+    only when oneDNN has bf16 kernels for it (AVX-512 or AMX). Elsewhere torch emulates it,
+    and the conv stacks run about 300 times slower than in fp32 (docs/performance.md)."""
+    import torch
+
+    return torch.device(device).type != "cpu" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def check_bf16_arithmetic(device) -> None:
+    """UsageError when `device` would only emulate bf16 (`bf16_arithmetic`)."""
+    if not bf16_arithmetic(device):
+        raise UsageError("--precision bf16 needs a CPU with bfloat16 instructions (AVX-512 or "
+                         "AMX) or a GPU; this CPU has none, so bf16 would be emulated, hundreds of "
+                         "times slower than fp32: leave --precision at fp32 (the default)")
 
 
 def check_precision(precision: str) -> None:
