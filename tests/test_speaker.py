@@ -414,13 +414,19 @@ def test_talk_show_the_gesturing_guest_speaks(talk_show):
 
 @pytest.mark.slow
 @needs_samples
-def test_checkpoint_scores_every_track(tmp_path):
+def test_checkpoint_scores_every_track(tmp_path, monkeypatch):
     """--checkpoint path on a real clip with a small random model: runs, and each track's
-    score is a scaled cosine (|score| <= the logit scale, 1 here)."""
+    score is a scaled cosine (|score| <= the logit scale, 1 here). The published model reads
+    pixels, so no landmarker is made."""
+    from gestsync import scan
     from gestsync.checkpoint import checkpoint_payload
     from gestsync.model import GestSyncModel, ModelConfig
     from gestsync.speaker import find_speakers
 
+    def no_landmarker(*args, **kwargs):
+        raise AssertionError("the published model's people stage asked for landmarks")
+
+    monkeypatch.setattr(scan, "PoseDetector", no_landmarker)
     torch.manual_seed(0)
     path = tmp_path / "small.pth"
     torch.save(checkpoint_payload(GestSyncModel(ModelConfig(n_layers=1))), path)
@@ -519,6 +525,42 @@ def test_composite_protocol_on_generated_clips():
 def test_eval_speaker_protocol_bad_people(capsys):
     code, _, err = run_cli(capsys, "eval", "--protocol", "speaker", "--people", "x")
     assert code == 2 and "--people" in err
+
+
+def test_landmarks_are_sought_as_often_as_the_cue_reads_them():
+    """Every frame for per-frame answers, every 2nd for scene answers, never where the
+    network reads pixels only (the published model), every frame or 2nd again where the
+    face is sought in the head box that landmarks give."""
+    from gestsync import cues, scan, scoring
+    from gestsync.model import GestSyncModel, ModelConfig
+    from gestsync.speaker import SpeakerRequest, _landmark_stride
+
+    net = GestSyncModel(ModelConfig(n_layers=1)).eval()
+
+    def stride(net, cue, per_frame):
+        request = SpeakerRequest.of(model="builtin", cues=cue, per_frame=per_frame)
+        return _landmark_stride(request, scoring.for_run(net, cues.parse(cue)))
+
+    assert stride(None, "body", True) == scan.SPEAKER_POSE_STRIDE == 1
+    assert stride(None, "body", False) == scan.SPEAKER_SCENE_POSE_STRIDE == 2
+    assert stride(net, "body", True) is None and stride(net, "body", False) is None
+    assert stride(net, "face+body", True) == 1 and stride(net, "face+body", False) == 2
+    assert stride(None, "face", False) == 2
+
+
+def test_no_landmarks_asked_no_landmarker_made(monkeypatch, tmp_path):
+    from gestsync import media, scan
+
+    def no_landmarker(*args, **kwargs):
+        raise AssertionError("a landmarker was made")
+
+    monkeypatch.setattr(scan, "PoseDetector", no_landmarker)
+    info = media.probe(synth.make_video(tmp_path / "v.mp4", seconds=1.0, size=(160, 120)))
+    found = scan.find_people(info, 2, stride=None)
+    assert len(found.poses) == info.num_frames and all(len(p) == 0 for p in found.poses)
+    assert sum(b is not None for b in found.boxes) == -(-info.num_frames // scan.DETECT_STRIDE)
+    with pytest.raises(ValueError, match="pose stride >= 1"):
+        scan.find_people(info, 2, stride=0)
 
 
 def test_cached_clip_signals_are_reused_only_for_their_strides(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ profile). Shared by `gestsync sync` (one person), `speaker` and `prepare` (sever
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -32,10 +33,12 @@ DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second) w
 # over 13 frames anyway, and every frame gave the same crops as every 5th on the authors'
 # tracks (benchmarks/authors_match.py); tracks are interpolated between looks. Every 10th
 # lost a person in a 2 s shot (asd_sample_2; docs/performance.md)
-SPEAKER_POSE_STRIDE = 1  # `speaker` (and its composite protocol) ask the multi-person
-# landmarker on every frame: every 2nd saved 40% of the people stage but gave fewer of the
-# labelled interview's frames to its speaker (docs/performance.md, "The people stage's
-# strides for `speaker`")
+SPEAKER_POSE_STRIDE = 1  # `speaker --per-frame` (and the composite protocol) ask the
+# multi-person landmarker on every frame: every 2nd saved 40% of the people stage but gave
+# fewer of the labelled interview's frames to its speaker (docs/performance.md, "The people
+# stage's strides for `speaker`")
+SPEAKER_SCENE_POSE_STRIDE = 2  # `speaker` without --per-frame: every 2nd frame's landmarks
+# answered the composites' and labelled samples' scenes as every frame's did (same page)
 ONE_PERSON_DETECT_STRIDE = 10  # `sync`'s one-person pass: its boxes count people and hold
 # one person, so 2.5 looks a second do; a look costs about 2x a pose frame (docs/performance.md)
 MOTION_CELL = 16  # px of the decoded frame per cell of the motion map (40 x 23 cells at
@@ -127,19 +130,20 @@ class Findings:
 
 
 def find_people(info: media.MediaInfo, max_people: int = 2, progress: Progress | None = None,
-                stride: int = 1, workers: int = 1, detect_stride: int = DETECT_STRIDE
+                stride: int | None = 1, workers: int = 1, detect_stride: int = DETECT_STRIDE
                 ) -> Findings:
     """Everyone on the 25 fps frames: person boxes, pose landmarks, motion and shot
     changes (`Findings`).
 
     Decodes the clip at `pose_size`. The landmarker runs on every `stride`-th frame (up to
-    `max_people` each), the detector on every `detect_stride`-th. With `workers` > 1,
+    `max_people` each; stride None: never, where nothing reads landmarks), the detector on
+    every `detect_stride`-th. With `workers` > 1,
     stretches of the clip (`_chunks`) are decoded and searched in parallel processes
     (spawned: a script calling this must guard its top level with `if __name__ ==
     "__main__":`; if it does not, this falls back to one process); each also decodes the
     frame before its stretch, so that changes at the stretch's first frame are measured.
     """
-    if stride < 1 or not 1 <= detect_stride <= people.MAX_GAP + 1:
+    if (stride is not None and stride < 1) or not 1 <= detect_stride <= people.MAX_GAP + 1:
         raise ValueError(f"need a pose stride >= 1 and a detection stride in 1 .. "
                          f"{people.MAX_GAP + 1}, got {stride} and {detect_stride}")
     progress = progress_hook(progress)
@@ -179,7 +183,7 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_POSE_WORKERS))
 
 
-def _find_span(info: media.MediaInfo, max_people: int, stride: int, detect_stride: int,
+def _find_span(info: media.MediaInfo, max_people: int, stride: int | None, detect_stride: int,
                threads: int | None, start: int, count: int, progress: Progress = no_progress
                ) -> Findings:
     """`Findings` of frames [start, start + count), one landmarker tracking through them;
@@ -195,7 +199,9 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int, detect_strid
     boxes: list[np.ndarray | None] = []
     poses = []
     detector = PersonDetector(threads=threads)
-    with PoseDetector(max_people=max_people, max_width=None) as landmarker:
+    landmarks = (PoseDetector(max_people=max_people, max_width=None) if stride
+                 else contextlib.nullcontext())
+    with landmarks as landmarker:
         before = min(start, 1)  # the frame before the stretch: what changed at its first
         frames = media.iter_frames(info, size=size, start_frame=start - before,
                                    num_frames=count + before)
@@ -205,7 +211,8 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int, detect_strid
                 motion.prime(frame)
                 last_hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
                 continue
-            poses.append(landmarker.detect(frame, k) * scale if k % stride == 0 else skipped)
+            poses.append(landmarker.detect(frame, k) * scale if stride and k % stride == 0
+                         else skipped)
             boxes.append(detector.detect(frame) * np.array([sx, sy, sx, sy, 1], np.float32)
                          if k % detect_stride == 0 else None)
             motion.add(frame)

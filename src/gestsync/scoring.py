@@ -90,6 +90,7 @@ class BodyMotion(_BodyCue):
 
     subwindow = estimator.SUBWINDOW_FRAMES  # 2 s sub-window votes
     unit_scale = True  # evidence is a product of standardised signals
+    reads_landmarks = True  # hands, arms and head from the pose landmarks
 
     def offset_scorer(self, info: media.MediaInfo, tracks: list[people.Track],
                       person: people.Track, progress: Progress) -> OffsetScorer:
@@ -116,6 +117,7 @@ class Network(_BodyCue):
     def __init__(self, net) -> None:
         self.net, self.variant = net, variants.of(net)
         self.scale = float(net.logits_scale.weight.detach().reshape(()))
+        self.reads_landmarks = self.variant.reads_keypoints  # the published model: pixels only
 
     def offset_scorer(self, info, tracks, person, progress) -> OffsetScorer:
         video = self.variant.clip_video(self.net, info, person, progress)
@@ -215,6 +217,7 @@ class WithFace:
     def __init__(self, body: _BodyCue, cues: Cues) -> None:
         self.body, self.cues = body, cues
         self.subwindow, self.unit_scale = body.subwindow, body.unit_scale
+        self.reads_landmarks = True  # the face is sought in the head box they give
 
     def offset_scorer(self, info, tracks, person, progress) -> OffsetScorer:
         body = self.body.offset_scorer(info, tracks, person, progress)

@@ -127,13 +127,13 @@ def run_speakers(video: str | os.PathLike, request: SpeakerRequest, loaded: Load
     audio = media.checked_audio(info, None)  # as `gestsync sync`: length, silence
     progress("reading sound", 1, 1)
     loaded = loaded or open_model(request.model)
-    spans, tracks = _scenes_and_tracks(info, request, progress)
+    scorer = scoring.for_run(loaded.net, request.cues)
+    spans, tracks = _scenes_and_tracks(info, request, _landmark_stride(request, scorer), progress)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
     progress("scoring", 0, 1)
-    evidence = scoring.for_run(loaded.net, request.cues).speaker_evidence(info, audio, tracks,
-                                                                           progress)
+    evidence = scorer.speaker_evidence(info, audio, tracks, progress)
     result = _decide(info, spans, tracks, evidence, voice, request, loaded.choice.method)
     result.cues = evidence.used
     progress("scoring", 1, 1)
@@ -142,11 +142,21 @@ def run_speakers(video: str | os.PathLike, request: SpeakerRequest, loaded: Load
     return result
 
 
-def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerRequest, progress: scan.Progress
+def _landmark_stride(request: SpeakerRequest, scorer) -> int | None:
+    """Every how many frames the people stage asks for landmarks: never when the cue does
+    not read them (the published model reads pixels), every frame for per-frame answers,
+    every 2nd for scene answers (docs/performance.md, "The people stage's strides")."""
+    if not scorer.reads_landmarks:
+        return None
+    return scan.SPEAKER_POSE_STRIDE if request.per_frame else scan.SPEAKER_SCENE_POSE_STRIDE
+
+
+def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerRequest, landmark_stride: int | None,
+                       progress: scan.Progress
                        ) -> tuple[list[tuple[int, int]], list[list[people.Track]]]:
     """Scene spans and each scene's tracks; PeopleError/MediaError when nothing is usable."""
     progress("people", 0, info.num_frames)
-    found = scan.find_people(info, options.max_people, progress, stride=scan.SPEAKER_POSE_STRIDE,
+    found = scan.find_people(info, options.max_people, progress, stride=landmark_stride,
                              workers=options.workers, detect_stride=scan.DETECT_STRIDE)
     spans = found.scene_spans(options.scene_threshold)
     longest = max(end - start for start, end in spans)
