@@ -19,6 +19,7 @@ from . import cues as cue_names
 from . import media, outputs, people, scan, scoring, speaker_scores, vad
 from .cues import Cues
 from .errors import MediaError, PeopleError, UsageError
+from .request import Request
 from .weights import Loaded, ModelSpec, open_model
 from .results import SceneSpeakers, SpeakerResult, TrackSpeaker, describe_shares, frame_shares  # noqa: F401
 from .scenes import CUT_THRESHOLD
@@ -28,10 +29,9 @@ DEFAULT_CONTEXT_FRAMES = 50  # --per-frame window: 2 s around each frame
 
 
 @dataclass(frozen=True)
-class SpeakerRequest:
+class SpeakerRequest(Request):
     """What `find_speakers` does to every video it is given (see `find_speakers` for each
-    option); checked when made (UsageError naming the option). Plain values: picklable.
-    `cues` may be given by name; it is held as a `Cues`."""
+    option; `Request`: checked when made). Plain values: picklable."""
 
     model: ModelSpec = field(default_factory=ModelSpec)
     per_frame: bool = False
@@ -45,8 +45,7 @@ class SpeakerRequest:
     workers: int = 1
     cues: Cues = cue_names.DEFAULT
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "cues", cue_names.parse(self.cues))
+    def check(self) -> None:
         if self.context_frames < 1:
             raise UsageError(f"--context-frames must be at least 1, got {self.context_frames}")
         if self.max_people < 1:
@@ -57,14 +56,6 @@ class SpeakerRequest:
         if self.min_track_size < 0 or self.max_gap < 0 or self.scene_threshold <= 0:
             raise UsageError("--min-track-size and --max-gap must be >= 0 and "
                              "--scene-threshold > 0")
-        if self.workers < 1:
-            raise UsageError(f"--workers must be 1 or more, got {self.workers}")
-
-    @classmethod
-    def of(cls, **options) -> SpeakerRequest:
-        """The request of `find_speakers`' keyword arguments (the model's four as a `ModelSpec`)."""
-        spec, rest = ModelSpec.taken_from(options)
-        return cls(spec, **rest)
 
     @classmethod
     def from_args(cls, args, workers: int) -> SpeakerRequest:
@@ -72,7 +63,7 @@ class SpeakerRequest:
         return cls(ModelSpec.from_args(args), args.per_frame, args.context_frames,
                    args.max_people, args.min_track_frames, args.min_track_size, args.max_gap,
                    args.scene_threshold, args.allow_offscreen,
-                   workers if args.workers is None else args.workers, args.cues)
+                   cls.workers_of(args, workers), args.cues)
 
 
 def find_speakers(video: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,

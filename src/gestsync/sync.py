@@ -16,6 +16,7 @@ from . import cues as cue_names
 from . import face, media, offset, outputs, people, plots, scan, scoring
 from .cues import Cues
 from .errors import UsageError
+from .request import Request
 from .results import OffsetResult
 from .weights import Loaded, ModelSpec, open_model
 
@@ -28,10 +29,9 @@ MIN_SEGMENT_SECONDS = 2
 
 
 @dataclass(frozen=True)
-class SyncRequest:
+class SyncRequest(Request):
     """What `find_offset` does to every video it is given (see `find_offset` for each
-    option); checked when made (UsageError naming the option). Plain values: picklable.
-    `cues` may be given by name; it is held as a `Cues`."""
+    option; `Request`: checked when made). Plain values: picklable."""
 
     model: ModelSpec = field(default_factory=ModelSpec)
     max_offset: int = DEFAULT_MAX_OFFSET
@@ -43,8 +43,7 @@ class SyncRequest:
     workers: int = 1
     cues: Cues = cue_names.DEFAULT
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "cues", cue_names.parse(self.cues))
+    def check(self) -> None:
         if self.max_offset < 0:
             raise UsageError(f"--max-offset must be 0 or more frames, got {self.max_offset}")
         if self.grid < 1:
@@ -56,21 +55,13 @@ class SyncRequest:
             raise UsageError(f"--context-frames must be at least 1, got {self.context_frames}")
         if self.pose_stride < 1:
             raise UsageError(f"--pose-stride must be 1 or more, got {self.pose_stride}")
-        if self.workers < 1:
-            raise UsageError(f"--workers must be 1 or more, got {self.workers}")
-
-    @classmethod
-    def of(cls, **options) -> SyncRequest:
-        """The request of `find_offset`'s keyword arguments (the model's four as a `ModelSpec`)."""
-        spec, rest = ModelSpec.taken_from(options)
-        return cls(spec, **rest)
 
     @classmethod
     def from_args(cls, args, workers: int) -> SyncRequest:
         """From `gestsync sync`'s parsed arguments; `workers` when --workers is not given."""
         return cls(ModelSpec.from_args(args), args.max_offset, args.context_frames, args.grid,
                    args.always_write, args.segments, args.pose_stride,
-                   workers if args.workers is None else args.workers, args.cues)
+                   cls.workers_of(args, workers), args.cues)
 
 
 def find_offset(video: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,
