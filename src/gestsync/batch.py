@@ -62,14 +62,14 @@ class Task(Protocol):
 
 # ------------------------------------------------------------------------------ options
 
-def add_engine_options(group, jobs_default: str) -> None:
-    """--engine, --jobs, --address and --retry-failed, one meaning in every command."""
+def add_engine_options(group, jobs_default: str, jobs_note: str = "") -> None:
+    """--engine, --jobs, --address and --retry-failed, one meaning in every command;
+    `jobs_note` ends --jobs' help."""
     group.add_argument("--engine", choices=("local", "ray"), help="local: a process pool on "
                        "the computer running the command (default); ray: Ray actors, on "
                        "--address or a private local Ray")
     group.add_argument("--jobs", type=int, metavar="N", help="videos processed at once "
-                       f"(default: {jobs_default}); not --workers, which splits one video's "
-                       "pose detection")
+                       f"(default: {jobs_default}){jobs_note}")
     group.add_argument("--address", "--ray-address", dest="address", metavar="ADDR",
                        help="with --engine ray: the cluster to join (host:6379 from `ray "
                        "start --head`, or auto); default: start a private Ray here")

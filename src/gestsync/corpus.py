@@ -51,7 +51,8 @@ def add_corpus_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--write-videos", action="store_true", help="also write each video's "
                    "folder (json, plot, corrected or annotated video) under --out "
                    "(default results/) as <name>-<key>/; by default only FILE is written")
-    batch.add_engine_options(g, jobs_default="one per CPU core; with ray, the cluster's CPUs")
+    batch.add_engine_options(g, jobs_default="one per CPU core; with ray, the cluster's CPUs",
+                             jobs_note="; not --workers, which splits one video's pose detection")
 
 
 def check_corpus_options(args: argparse.Namespace) -> None:
