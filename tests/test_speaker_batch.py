@@ -17,6 +17,18 @@ from reference_weights import reference_state_dict
 from gestsync.model import GestSyncModel
 
 
+@pytest.fixture(autouse=True)
+def two_threads():
+    """oneDNN picks its kernels by batch shape and thread count; the same bits for batches
+    of several tracks and of one were measured at 2 threads (on 1 thread, a batch of sound
+    windows gave other float32 roundings, about 3e-8, than a track's own), so these tests
+    run at 2 whatever the machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def net():
     model = GestSyncModel()
