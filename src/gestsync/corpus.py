@@ -3,7 +3,7 @@
 The corpus task (`CorpusTask`: one video in, its row out) runs on the batch engine
 (`batch.py`): a local process pool (`--engine local --jobs N`) or Ray actors (`--engine
 ray`, on a running cluster with `--address`, else on a private local one); each worker
-process loads the model once. Only the driver writes the results file (`batch.Journal`):
+process loads the model once. Only the driver writes the results file (`ledger.Journal`):
 
 - `.jsonl`: one JSON object per line, appended with a single `write` of the whole line
   (O_APPEND) followed by `fsync`, so a killed run leaves whole rows only; a partial last
@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import batch
-from .batch import BatchError as CorpusError  # bad corpus input or options: exit status 2
-from .batch import Journal as Results, Row, expand_inputs, file_key, json_line
+from .errors import BatchError as CorpusError  # bad corpus input or options: exit status 2
+from .batch import expand_inputs
+from .ledger import Journal as Results, Row, file_key, json_line
 from .errors import GestsyncError
 
 TIMING_FIELDS = ("seconds", "cpu_seconds", "worker", "finished_at")  # differ between runs of one video

@@ -31,6 +31,10 @@ class DetectorError(GestsyncError):
     """The person detector's model (a pip package) is missing or not the one expected."""
 
 
+class BatchError(GestsyncError):
+    """Bad batch input, options or ledger (a usage error: exit status 2)."""
+
+
 class UsageError(GestsyncError):
     """Bad command-line arguments."""
 

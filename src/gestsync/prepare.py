@@ -19,7 +19,7 @@ Layout of the output folder (nothing is pickled):
 The split (train/val) is a hash of the video id, so every clip of a source video lands in
 the same split, whatever the other videos are. The batch engine (`batch.py`) runs
 `process_video` on each video (`PrepareTask`), inline, in a process pool or on Ray actors,
-and writes each record as its video finishes (`batch.RecordFolder`).
+and writes each record as its video finishes (`ledger.RecordFolder`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import batch, crops, media, outputs, people, scan
+from . import batch, crops, ledger, media, outputs, people, scan
 from .errors import EXTRA_PACKAGES, GestsyncError, UsageError, needs_extra
 from .scenes import CUT_THRESHOLD
 from .timebase import FPS
@@ -161,9 +161,9 @@ class PrepareTask:
         return process_video(video, self.options)
 
 
-def record_folder(out_dir: str | os.PathLike) -> batch.RecordFolder:
+def record_folder(out_dir: str | os.PathLike) -> ledger.RecordFolder:
     """`out_dir/videos/`: one record per finished video, named by its id."""
-    return batch.RecordFolder(Path(out_dir) / RECORDS, video_id, "video_id")
+    return ledger.RecordFolder(Path(out_dir) / RECORDS, video_id, "video_id")
 
 
 def _make_clips(path: Path, vid: str, split: str, options: PrepareOptions) -> dict[str, Any]:
@@ -304,7 +304,7 @@ def write_manifest(out_dir: str | os.PathLike, parquet: bool = False) -> Path:
     with outputs.atomic_path(out) as tmp, tmp.open("w") as f:
         f.writelines(json.dumps(row) + "\n" for row in rows)
     if parquet:
-        batch.write_parquet(out.with_suffix(".parquet"), rows)  # the corpus results' writer
+        ledger.write_parquet(out.with_suffix(".parquet"), rows)  # the corpus results' writer
     return out
 
 
