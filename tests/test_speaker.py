@@ -563,34 +563,6 @@ def test_no_landmarks_asked_no_landmarker_made(monkeypatch, tmp_path):
         scan.find_people(info, 2, stride=0)
 
 
-def test_the_landmarker_is_asked_for_the_people_the_detector_sees(monkeypatch):
-    """As many as on the last 5 looks (at least 1, at most max_people); remade on a change."""
-    from gestsync import scan
-
-    made = []
-
-    class Landmarker:
-        def __init__(self, max_people, max_width):
-            made.append(max_people)
-
-        def detect(self, rgb, frame_index):
-            return np.zeros((0, 33, 4), np.float32)
-
-        def close(self):
-            pass
-
-    def boxes(n):  # n people side by side
-        return np.array([[100 * i, 0, 100 * i + 80, 200, 0.9] for i in range(n)], np.float32)
-
-    monkeypatch.setattr(scan, "PoseDetector", Landmarker)
-    with scan._SizedLandmarker(max_people=4) as landmarker:
-        landmarker.detect(None, 0)  # before any look: max_people
-        for frame, seen in enumerate([2, 1, 1, 1, 1, 1, 6, 0, 0, 0, 0, 0], start=1):
-            landmarker.saw(boxes(seen))
-            landmarker.detect(None, frame)
-    assert made == [4, 2, 1, 4, 1]
-
-
 def test_cached_clip_signals_are_reused_only_for_their_strides(tmp_path, monkeypatch):
     """`--cache`: a clip's people stage made with other strides is made again, with the
     strides asked for (`speaker`'s by default); one made with the same strides is reused."""

@@ -199,7 +199,8 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int | None, detec
     boxes: list[np.ndarray | None] = []
     poses = []
     detector = PersonDetector(threads=threads)
-    landmarks = _SizedLandmarker(max_people) if stride else contextlib.nullcontext()
+    landmarks = (PoseDetector(max_people=max_people, max_width=None) if stride
+                 else contextlib.nullcontext())
     with landmarks as landmarker:
         before = min(start, 1)  # the frame before the stretch: what changed at its first
         frames = media.iter_frames(info, size=size, start_frame=start - before,
@@ -210,12 +211,10 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int | None, detec
                 motion.prime(frame)
                 last_hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
                 continue
-            boxes.append(detector.detect(frame) * np.array([sx, sy, sx, sy, 1], np.float32)
-                         if k % detect_stride == 0 else None)
-            if stride and boxes[-1] is not None:
-                landmarker.saw(boxes[-1])
             poses.append(landmarker.detect(frame, k) * scale if stride and k % stride == 0
                          else skipped)
+            boxes.append(detector.detect(frame) * np.array([sx, sy, sx, sy, 1], np.float32)
+                         if k % detect_stride == 0 else None)
             motion.add(frame)
             hsv = cv2.cvtColor(frame, cv2.COLOR_RGB2HSV)
             changes[i] = 0.0 if last_hsv is None else scenes.hsv_change(last_hsv, hsv)
@@ -223,48 +222,6 @@ def _find_span(info: media.MediaInfo, max_people: int, stride: int | None, detec
             progress("people", i + 1, count)
     return Findings(boxes, poses, motion.array(), (sx * MOTION_CELL, sy * MOTION_CELL),
                     changes[:len(poses)])
-
-
-class _SizedLandmarker:
-    """The multi-person landmarker, asked for as many people as the person detector saw on
-    its last LOOKS_KEPT looks (at least 1, at most `max_people`). MediaPipe's own detector
-    runs on every frame while fewer people than asked for are tracked: asked for 4 with 2 in
-    view, a frame cost 57 ms of CPU, asked for 2, 41 (every 2nd frame, 640 x 360). Its
-    landmarks belong only to the detector's boxes (`people.attach_poses`), so asking for
-    more people than the detector sees finds nobody who is kept. Remade (0.15 s) when the
-    count changes; before the first look, `max_people`."""
-
-    LOOKS_KEPT = 5  # 1 s of looks at DETECT_STRIDE: one missed look does not shrink it
-
-    def __init__(self, max_people: int) -> None:
-        self.max_people, self.asked = max_people, max_people
-        self.counts: list[int] = []
-        self._pose: PoseDetector | None = None
-
-    def saw(self, boxes: np.ndarray) -> None:
-        """One look of the person detector: (N, 5) boxes."""
-        self.counts = (self.counts + [len(people.distinct_boxes(boxes))])[-self.LOOKS_KEPT:]
-        asked = min(max(max(self.counts), 1), self.max_people)
-        if asked != self.asked:
-            self.close()
-            self.asked = asked
-
-    def detect(self, rgb: np.ndarray, frame_index: int) -> np.ndarray:
-        """`PoseDetector.detect` of up to the people asked for."""
-        if self._pose is None:
-            self._pose = PoseDetector(max_people=self.asked, max_width=None)
-        return self._pose.detect(rgb, frame_index)
-
-    def close(self) -> None:
-        if self._pose is not None:
-            self._pose.close()
-            self._pose = None
-
-    def __enter__(self) -> _SizedLandmarker:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class _MotionMap:
