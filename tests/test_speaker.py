@@ -527,25 +527,21 @@ def test_eval_speaker_protocol_bad_people(capsys):
     assert code == 2 and "--people" in err
 
 
-def test_landmarks_are_sought_as_often_as_the_cue_reads_them():
-    """Every frame for per-frame answers, every 2nd for scene answers, never where the
-    network reads pixels only (the published model), every frame or 2nd again where the
-    face is sought in the head box that landmarks give."""
+def test_landmarks_are_sought_only_where_the_cue_reads_them():
+    """Every frame for the built-in estimator and where the face is sought in the head box
+    that landmarks give; never where the network reads pixels only (the published model)."""
     from gestsync import cues, scan, scoring
     from gestsync.model import GestSyncModel, ModelConfig
-    from gestsync.speaker import SpeakerRequest, _landmark_stride
+    from gestsync.speaker import _landmark_stride
 
     net = GestSyncModel(ModelConfig(n_layers=1)).eval()
 
-    def stride(net, cue, per_frame):
-        request = SpeakerRequest.of(model="builtin", cues=cue, per_frame=per_frame)
-        return _landmark_stride(request, scoring.for_run(net, cues.parse(cue)))
+    def stride(net, cue):
+        return _landmark_stride(scoring.for_run(net, cues.parse(cue)))
 
-    assert stride(None, "body", True) == scan.SPEAKER_POSE_STRIDE == 1
-    assert stride(None, "body", False) == scan.SPEAKER_SCENE_POSE_STRIDE == 2
-    assert stride(net, "body", True) is None and stride(net, "body", False) is None
-    assert stride(net, "face+body", True) == 1 and stride(net, "face+body", False) == 2
-    assert stride(None, "face", False) == 2
+    assert stride(None, "body") == stride(None, "face") == scan.SPEAKER_POSE_STRIDE == 1
+    assert stride(net, "body") is None
+    assert stride(net, "face+body") == 1
 
 
 def test_no_landmarks_asked_no_landmarker_made(monkeypatch, tmp_path):

@@ -33,12 +33,11 @@ DETECT_STRIDE = 5  # the person detector looks at every 5th frame (5 a second) w
 # over 13 frames anyway, and every frame gave the same crops as every 5th on the authors'
 # tracks (benchmarks/authors_match.py); tracks are interpolated between looks. Every 10th
 # lost a person in a 2 s shot (asd_sample_2; docs/performance.md)
-SPEAKER_POSE_STRIDE = 1  # `speaker --per-frame` (and the composite protocol) ask the
-# multi-person landmarker on every frame: every 2nd saved 40% of the people stage but gave
-# fewer of the labelled interview's frames to its speaker (docs/performance.md, "The people
+SPEAKER_POSE_STRIDE = 1  # `speaker` (and the composite protocol) ask the multi-person
+# landmarker on every frame where landmarks are read: every 2nd saved 40% of the people stage
+# but gave fewer of the labelled interview's frames to its speaker, and named its host for
+# the whole scene instead of the guest who speaks most (docs/performance.md, "The people
 # stage's strides for `speaker`")
-SPEAKER_SCENE_POSE_STRIDE = 2  # `speaker` without --per-frame: every 2nd frame's landmarks
-# answered the composites' and labelled samples' scenes as every frame's did (same page)
 ONE_PERSON_DETECT_STRIDE = 10  # `sync`'s one-person pass: its boxes count people and hold
 # one person, so 2.5 looks a second do; a look costs about 2x a pose frame (docs/performance.md)
 MOTION_CELL = 16  # px of the decoded frame per cell of the motion map (40 x 23 cells at

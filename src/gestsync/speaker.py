@@ -119,7 +119,7 @@ def run_speakers(video: str | os.PathLike, request: SpeakerRequest, loaded: Load
     progress("reading sound", 1, 1)
     loaded = loaded or open_model(request.model)
     scorer = scoring.for_run(loaded.net, request.cues)
-    spans, tracks = _scenes_and_tracks(info, request, _landmark_stride(request, scorer), progress)
+    spans, tracks = _scenes_and_tracks(info, request, _landmark_stride(scorer), progress)
     progress("voice activity", 0, 1)
     voice = vad.voice_activity(audio, info.num_frames)
     progress("voice activity", 1, 1)
@@ -133,13 +133,10 @@ def run_speakers(video: str | os.PathLike, request: SpeakerRequest, loaded: Load
     return result
 
 
-def _landmark_stride(request: SpeakerRequest, scorer) -> int | None:
+def _landmark_stride(scorer) -> int | None:
     """Every how many frames the people stage asks for landmarks: never when the cue does
-    not read them (the published model reads pixels), every frame for per-frame answers,
-    every 2nd for scene answers (docs/performance.md, "The people stage's strides")."""
-    if not scorer.reads_landmarks:
-        return None
-    return scan.SPEAKER_POSE_STRIDE if request.per_frame else scan.SPEAKER_SCENE_POSE_STRIDE
+    not read them (the published model reads pixels), else `scan.SPEAKER_POSE_STRIDE`."""
+    return scan.SPEAKER_POSE_STRIDE if scorer.reads_landmarks else None
 
 
 def _scenes_and_tracks(info: media.MediaInfo, options: SpeakerRequest, landmark_stride: int | None,
