@@ -66,6 +66,7 @@ class _BodyCue:
     """A cue of the body alone (nothing fused in)."""
 
     rule = offset.BODY_CONFIDENCE
+    reads_landmarks: bool  # the people stage finds pose landmarks only for a cue that reads them
 
     def used(self, seen: np.ndarray | None) -> dict | None:
         """Which cues carried an answer: None, the body alone."""
