@@ -119,6 +119,26 @@ def test_a_bad_prepare_option_is_the_users_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_second_prepare_on_the_same_folder_is_refused(tmp_path, capsys):
+    """One run at a time writes an output folder (as the corpus journal); the first run's
+    lock goes with it."""
+    from gestsync.cli import main
+
+    inputs = make_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    held = prepare.record_folder(out).open()  # a run under way
+    try:
+        code = main(["prepare", str(inputs), "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "another run is writing" in err[0], err
+        assert "wait for it to finish, or give another output folder" in err[0]
+        assert sorted(p.name for p in out.rglob("*")) == [".lock", "videos"]  # nothing written
+    finally:
+        held.close()
+    again = prepare.record_folder(out).open()  # released: the next run may start
+    again.close()
+
+
 def _poses(info, options):
     """Stand-in for the people stage: one person swinging an arm, on every frame."""
     from gestsync import scan

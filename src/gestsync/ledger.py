@@ -41,12 +41,29 @@ class RecordFolder:
     """One JSON record per video, `<folder>/<name_of(video)>.json` (the row's `id_field`),
     each written whole (renamed into place): a video with a record is done."""
 
+    LOCK = ".lock"  # held while a run writes the folder
+
     def __init__(self, folder: str | os.PathLike, name_of: Callable[[Path], str],
                  id_field: str):
         self.folder, self.name_of, self.id_field = Path(folder), name_of, id_field
+        self.fd: int | None = None
 
     def open(self) -> "RecordFolder":
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Make the folder and lock it against a second run (BatchError if one holds it)."""
+        import fcntl
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.folder / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise BatchError(f"cannot write {self.folder} ({why(e)}): choose a writable "
+                             "place") from e
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise BatchError(f"another run is writing {self.folder.parent}: wait for it to "
+                             "finish, or give another output folder") from None
         return self
 
     def read(self, name: str) -> Row | None:
@@ -67,7 +84,10 @@ class RecordFolder:
         """Nothing to rebuild: each record is whole when written."""
 
     def close(self) -> None:
-        """Nothing held open."""
+        """Release the lock."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def file_key(video: str | os.PathLike) -> dict[str, Any]:

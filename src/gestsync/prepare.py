@@ -352,9 +352,13 @@ def prepare(inputs: Sequence[str | os.PathLike], options: PrepareOptions, engine
         if on_record is not None:
             on_record(record)
 
-    tally = batch.run_batch(PrepareTask(options), videos, record_folder(options.out_dir).open(),
-                            engine, jobs, address, options.retry_failed, on_row=keep, quiet=quiet)
-    manifest = write_manifest(options.out_dir, options.parquet)
+    records = record_folder(options.out_dir).open()  # locked until the manifest is written
+    try:
+        tally = batch.run_batch(PrepareTask(options), videos, records, engine, jobs, address,
+                                options.retry_failed, on_row=keep, quiet=quiet)
+        manifest = write_manifest(options.out_dir, options.parquet)
+    finally:
+        records.close()
     return _summary(tally, fresh, manifest, time.perf_counter() - started)
 
 
