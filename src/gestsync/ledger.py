@@ -32,6 +32,25 @@ def why(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def locked_file(path: Path, flags: int, cannot: str, busy: str) -> int:
+    """The descriptor of `path` (made, with its folder, if missing), locked against every
+    other run; BatchError "`cannot` (why): choose a writable place", or `busy` when another
+    run holds the lock."""
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise BatchError(f"{cannot} ({why(e)}): choose a writable place") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise BatchError(busy) from None
+    return fd
+
+
 def counts_as_done(row: Row, retry_failed: bool) -> bool:
     """A video with this row is not done again (unless it failed and retry_failed)."""
     return not (retry_failed and row.get("status") != "ok")
@@ -50,20 +69,9 @@ class RecordFolder:
 
     def open(self) -> "RecordFolder":
         """Make the folder and lock it against a second run (BatchError if one holds it)."""
-        import fcntl
-
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.folder / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise BatchError(f"cannot write {self.folder} ({why(e)}): choose a writable "
-                             "place") from e
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.close()
-            raise BatchError(f"another run is writing {self.folder.parent}: wait for it to "
-                             "finish, or give another output folder") from None
+        self.fd = locked_file(self.folder / self.LOCK, os.O_RDWR, f"cannot write {self.folder}",
+                              f"another run is writing {self.folder.parent}: wait for it to "
+                              "finish, or give another output folder")
         return self
 
     def read(self, name: str) -> Row | None:
@@ -149,21 +157,11 @@ class Journal:
 
     def open(self) -> "Journal":
         """Lock the journal against a second run, cut off a partial last line, load rows."""
-        import fcntl
-
         self._seed_from_parquet()
-        try:
-            self.journal.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.journal, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise BatchError(f"cannot open --results {self.path} ({why(e)}): choose a "
-                             "writable place") from e
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.close()
-            raise BatchError(f"another run is writing {self.journal}: wait for it, or give "
-                             "another --results") from None
+        self.fd = locked_file(self.journal, os.O_RDWR | os.O_APPEND,
+                              f"cannot open --results {self.path}",
+                              f"another run is writing {self.journal}: wait for it, or give "
+                              "another --results")
         self._repair_tail()
         for row in _parse_lines(self.journal.read_bytes()):
             self._keep(row)
