@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import SAMPLES, assert_clean_failure, needs_samples, run_cli
-from gestsync import pipeline
+from gestsync import pipeline, weights
 from gestsync.errors import MediaError, UsageError
 
 
@@ -167,7 +167,7 @@ def reference_model():
 
 
 NO_BF16 = pytest.mark.skipif(
-    not torch.ops.mkldnn._is_mkldnn_bf16_supported(),
+    not weights.bf16_arithmetic("cpu"),
     reason="this CPU has no bfloat16 instructions (AVX-512 or AMX): bf16 conv stacks run "
            "emulated, about 300 times slower (gestsync refuses --precision bf16 here)")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
-from .errors import BatchError, GestsyncError, needs_extra  # noqa: F401 - BatchError: also from here
+from .errors import BatchError, GestsyncError, needs_extra
 from .ledger import Row, why
 from .timebase import VIDEO_SUFFIXES
 

@@ -162,8 +162,9 @@ def resolve(model: str | os.PathLike | None = AUTO,
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model a run scores with, on which device and in what arithmetic (`--model`,
-    `--device`, `--precision`). Checked and resolved (`resolve`) once, when made: `model`
-    is then a `ModelChoice` (a Path or a name: picklable, sent to worker processes as it
+    `--device`, `--precision`). Checked and resolved (`resolve`) once, when made (bf16 for a
+    network on a device that would only emulate it is refused then): `model` is then a
+    `ModelChoice` (a Path or a name: picklable, sent to worker processes as it
     is). `checkpoint` is the older spelling of model=PATH."""
 
     model: str | os.PathLike | ModelChoice | None = AUTO
@@ -175,6 +176,10 @@ class ModelSpec:
         check_precision(self.precision)
         if not isinstance(self.model, ModelChoice):
             object.__setattr__(self, "model", resolve(self.model, checkpoint))
+        if self.precision == "bf16" and self.model.path is not None:  # a network will run
+            from .checkpoint import resolve_device
+
+            check_bf16_arithmetic(resolve_device(self.device))
 
     @property
     def label(self) -> str:
@@ -210,7 +215,6 @@ def load(spec: ModelSpec):
             raise UsageError(f"--precision {precision} applies to the published (RGB) model "
                              f"only; {path.name} is a {model.config.variant} model: "
                              "leave --precision at fp32")
-        check_bf16_arithmetic(model.device)
         model.set_precision(precision)
     return model
 
