@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         sensitivity()
         return 0
     reference = json.loads((AUTHORS / "authors_tracks.json").read_text())
+    unknown = [c for c in args.clips if c not in reference]
+    if unknown:
+        parser.error(f"no tracks of the authors for {', '.join(unknown)} in "
+                     f"{AUTHORS / 'authors_tracks.json'}: choose among {', '.join(reference)}")
     from gestsync import prepare
 
     with tempfile.TemporaryDirectory() as tmp:
